@@ -1,0 +1,59 @@
+"""Register an AnnData once for every scvae model."""
+
+from anndata import AnnData
+
+from ._validation import validate_counts
+
+
+def setup_anndata(
+    adata: AnnData,
+    layer: str | None = None,
+    batch_key: str | None = None,
+    labels_key: str | None = None,
+    allow_non_integer: bool = False,
+) -> None:
+    """Validate the raw counts of ``adata`` and register them for every scvae model.
+
+    Registration is done the scvi-tools way (an :class:`~scvi.data.AnnDataManager` with a
+    count layer and categorical batch/label fields) for each model class, so that
+    ``scvae.VAE(adata)`` and ``scvae.GMVAE(adata)`` both work afterwards. The data are checked
+    first: on bad input nothing is written into ``adata``.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw UMI counts, cells x genes (dense, CSR, CSC or backed).
+    layer
+        Layer holding the raw counts; ``None`` uses ``adata.X``.
+    batch_key
+        ``adata.obs`` column with each cell's batch. The decoder is conditioned on it.
+    labels_key
+        ``adata.obs`` column with known cell labels, kept for evaluation; never used to train.
+    allow_non_integer
+        Accept non-integer, non-negative values (e.g. ambient-corrected counts).
+
+    Raises
+    ------
+    KeyError
+        The layer or an ``obs`` column does not exist.
+    scvae.data.InvalidCountsError
+        The matrix is not raw counts (see :func:`scvae.data.validate_counts`).
+    """
+    from scvae.model import ScvaeModel
+
+    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
+        if key is not None and key not in adata.obs:
+            raise KeyError(
+                f"{name}={key!r} is not a column of adata.obs (columns: {list(adata.obs)})."
+            )
+    validate_counts(adata, layer, allow_non_integer=allow_non_integer)
+    for model_cls in _model_classes(ScvaeModel):
+        model_cls.setup_anndata(adata, layer=layer, batch_key=batch_key, labels_key=labels_key)
+
+
+def _model_classes(base: type) -> list[type]:
+    """All concrete subclasses of ``base``, recursively."""
+    classes = []
+    for sub in base.__subclasses__():
+        classes += [sub, *_model_classes(sub)]
+    return classes

@@ -1,0 +1,114 @@
+"""Checks that a matrix really holds raw counts, run before anything is registered or trained."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+#: Rows checked at a time, so that a backed or very large matrix is never densified whole.
+CHUNK_ROWS = 10_000
+
+
+class InvalidCountsError(ValueError):
+    """The matrix given as counts cannot be raw counts (negative, non-finite, non-integer...)."""
+
+
+def count_matrix(adata: AnnData, layer: str | None):
+    """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is missing."""
+    if layer is None:
+        if adata.X is None:
+            raise KeyError(
+                "adata.X is empty: pass the layer that holds the raw counts, e.g. layer='counts'."
+            )
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
+            "pass the name of the layer that holds the raw counts, or layer=None for adata.X."
+        )
+    return adata.layers[layer]
+
+
+def _row_chunks(matrix) -> Iterator[tuple[int, np.ndarray | sp.spmatrix]]:
+    for start in range(0, matrix.shape[0], CHUNK_ROWS):
+        yield start, matrix[start : start + CHUNK_ROWS]
+
+
+def _values(chunk) -> np.ndarray:
+    """The stored values of a chunk: non-zeros of a sparse matrix, everything of a dense one."""
+    if sp.issparse(chunk):
+        return np.asarray(chunk.data)
+    return np.asarray(chunk).ravel()
+
+
+def validate_counts(
+    adata: AnnData, layer: str | None = None, allow_non_integer: bool = False
+) -> None:
+    """Check that ``adata``'s count matrix holds raw counts usable by every scvae likelihood.
+
+    Parameters
+    ----------
+    adata
+        The AnnData to check; it is only read.
+    layer
+        Layer holding the counts, ``None`` for ``adata.X``.
+    allow_non_integer
+        Accept non-negative non-integer values (e.g. ambient-corrected counts).
+
+    Raises
+    ------
+    InvalidCountsError
+        Empty data; a non-numeric dtype; negative, NaN or infinite values; non-integer values
+        (unless allowed); or cells whose total count is zero.
+    KeyError
+        The layer does not exist.
+    """
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InvalidCountsError(
+            f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): "
+            "there is nothing to model."
+        )
+    matrix = count_matrix(adata, layer)
+    dtype = np.dtype(matrix.dtype)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InvalidCountsError(
+            f"{where} has dtype {dtype}, not a number type: store the raw counts as integers "
+            "or floats."
+        )
+    n_empty_cells = 0
+    for start, chunk in _row_chunks(matrix):
+        values = _values(chunk)
+        if np.issubdtype(dtype, np.floating):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise InvalidCountsError(
+                    f"{where} contains NaN or infinite values ({int(bad.sum())} in rows "
+                    f"{start}-{start + chunk.shape[0] - 1}): raw counts are finite; pass the "
+                    "layer holding them with layer=."
+                )
+            if not allow_non_integer:
+                fractional = values != np.round(values)
+                if fractional.any():
+                    example = values[fractional][0]
+                    raise InvalidCountsError(
+                        f"{where} holds non-integer values (e.g. {example:.4g}), so it looks "
+                        "normalised or log-transformed, not raw counts. Pass the layer with the "
+                        "raw UMI counts (layer='counts'), or allow_non_integer=True for "
+                        "deliberately non-integer counts such as ambient-corrected data."
+                    )
+        negative = values < 0
+        if negative.any():
+            raise InvalidCountsError(
+                f"{where} has negative values (e.g. {values[negative][0]:.4g}): counts cannot be "
+                "negative; it looks scaled or centred. Pass the raw counts with layer=."
+            )
+        totals = np.asarray(chunk.sum(axis=1)).ravel()
+        n_empty_cells += int((totals == 0).sum())
+    if n_empty_cells:
+        raise InvalidCountsError(
+            f"{n_empty_cells} of {adata.n_obs} cells have a total count of zero in {where}; "
+            "they carry no information and break the library-size scaling. Remove them first, "
+            "e.g. scanpy.pp.filter_cells(adata, min_counts=1)."
+        )

@@ -1,0 +1,75 @@
+"""A finite mixture over a leading component axis, as produced by the GMVAE decoder."""
+
+import torch
+from torch.distributions import Distribution, constraints
+
+
+class ComponentMixture(Distribution):
+    """Mixture of per-component count distributions with per-cell weights.
+
+    ``components`` has batch shape ``(..., K, cells, genes)`` (the GMVAE decodes all K
+    components in one pass) and ``log_weights`` is ``(cells, K)``, typically log q(y | x).
+    The mixture has batch shape ``(..., cells, genes)``:
+    :math:`p(x) = \\sum_k w_k\\, p_k(x)`.
+
+    Parameters
+    ----------
+    components
+        Distribution with the component axis third from last in its batch shape.
+    log_weights
+        Log mixture weights per cell, normalised over the last axis.
+    """
+
+    arg_constraints = {}  # noqa: RUF012 - torch's Distribution API declares it as a class attribute
+    support = constraints.nonnegative_integer
+
+    def __init__(self, components: Distribution, log_weights: torch.Tensor):
+        self.components = components
+        self.log_weights = log_weights
+        shape = components.batch_shape
+        super().__init__(batch_shape=shape[:-3] + shape[-2:], validate_args=False)
+
+    def _weights(self) -> torch.Tensor:
+        """Weights as ``(K, cells, 1)`` to broadcast against component tensors."""
+        return self.log_weights.exp().T.unsqueeze(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """:math:`\\sum_k w_k E_k[x]`."""
+        return (self._weights() * self.components.mean).sum(-3)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """Law of total variance over the components."""
+        weights, means = self._weights(), self.components.mean
+        second_moment = (weights * (self.components.variance + means**2)).sum(-3)
+        return second_moment - self.mean**2
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """Mixture of the components' normalised expression."""
+        return (self._weights() * self.components.get_normalized("scale")).sum(-3)
+
+    def get_normalized(self, key: str) -> torch.Tensor:
+        """``"mu"``: the mixture mean; ``"scale"``: the mixture of normalised expression."""
+        if key == "mu":
+            return self.mean
+        if key == "scale":
+            return self.scale
+        raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Per-gene log-likelihood :math:`\\log \\sum_k w_k p_k(x)` (genes treated apart)."""
+        log_probs = self.components.log_prob(value.unsqueeze(-3))
+        return torch.logsumexp(self.log_weights.T.unsqueeze(-1) + log_probs, dim=-3)
+
+    @torch.inference_mode()
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
+        """Draw a component per cell from the weights, then counts from that component."""
+        counts = self.components.sample(sample_shape)  # (*sample, ..., K, cells, genes)
+        n_leading = counts.dim() - 3
+        cluster = torch.distributions.Categorical(logits=self.log_weights).sample(
+            counts.shape[:n_leading]
+        )  # (*leading, cells)
+        index = cluster.unsqueeze(-2).unsqueeze(-1).expand(*counts.shape[:-3], 1, *counts.shape[-2:])
+        return counts.gather(-3, index).squeeze(-3)

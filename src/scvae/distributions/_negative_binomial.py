@@ -1,0 +1,97 @@
+"""Negative binomial likelihood parameterised by log-mean and log-inverse-dispersion."""
+
+import torch
+from scvi.distributions import NegativeBinomial as ScviNegativeBinomial
+from torch import Tensor
+from torch.distributions.utils import broadcast_all
+from torch.nn.functional import softplus
+
+from ._utils import default_scale, normalized
+
+
+def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
+    r"""Exact negative binomial log-pmf in the (mean, inverse dispersion) parameterisation.
+
+    .. math::
+
+        \log p(x) = -\theta \operatorname{softplus}(\log\mu - \log\theta)
+                    - x \operatorname{softplus}(\log\theta - \log\mu)
+                    + \log\Gamma(x + \theta) - \log\Gamma(\theta) - \log\Gamma(x + 1).
+    """
+    theta = log_theta.exp()
+    return (
+        -theta * softplus(log_mu - log_theta)
+        - value * softplus(log_theta - log_mu)
+        + torch.lgamma(value + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(value + 1)
+    )
+
+
+def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:
+    r""":math:`\log p(0) = -\theta \operatorname{softplus}(\log\mu - \log\theta)`."""
+    return -log_theta.exp() * softplus(log_mu - log_theta)
+
+
+class NegativeBinomial(ScviNegativeBinomial):
+    r"""Negative binomial with mean :math:`\mu` and inverse dispersion :math:`\theta`.
+
+    .. math::
+
+        p(x) = \frac{\Gamma(x + \theta)}{\Gamma(\theta)\, x!}
+               \left(\frac{\theta}{\theta + \mu}\right)^{\theta}
+               \left(\frac{\mu}{\theta + \mu}\right)^{x},
+
+    with :math:`\log\frac{\theta}{\theta+\mu} = -\operatorname{softplus}(\log\mu - \log\theta)`
+    and :math:`\log\frac{\mu}{\theta+\mu} = -\operatorname{softplus}(\log\theta - \log\mu)`.
+    Mean :math:`\mu`, variance :math:`\mu + \mu^2/\theta`.
+
+    A subclass of :class:`scvi.distributions.NegativeBinomial` (``mu``, ``theta``, ``scale``
+    and its gamma-Poisson ``sample``) whose ``log_prob`` is exact: scvi-tools' version adds
+    ``eps = 1e-8`` inside its logarithms, which is wrong for means near :math:`10^{-8}`.
+
+    Parameters
+    ----------
+    log_mu
+        Log of the mean.
+    log_theta
+        Log of the inverse dispersion; broadcast against ``log_mu``.
+    scale
+        Normalised expression returned by ``get_normalized("scale")``; defaults to the mean
+        normalised over the last (gene) axis.
+    validate_args
+        Check arguments and values against the constraints.
+    """
+
+    def __init__(
+        self,
+        log_mu: Tensor,
+        log_theta: Tensor,
+        scale: Tensor | None = None,
+        validate_args: bool = False,
+    ) -> None:
+        log_mu, log_theta = broadcast_all(log_mu, log_theta)
+        self.log_mu = log_mu
+        self.log_theta = log_theta
+        super().__init__(
+            mu=log_mu.exp(),
+            theta=log_theta.exp(),
+            scale=default_scale(log_mu, scale),
+            validate_args=validate_args,
+        )
+        self._batch_shape = log_mu.shape
+
+    @property
+    def variance(self) -> Tensor:
+        r""":math:`\mu + \mu^2 / \theta`."""
+        return self.mu + self.mu**2 / self.theta
+
+    def get_normalized(self, key: str) -> Tensor:
+        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
+        return normalized(self, key)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Exact log-pmf, see the class docstring."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return negative_binomial_log_prob(value, self.log_mu, self.log_theta)

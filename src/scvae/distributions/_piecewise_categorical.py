@@ -1,0 +1,104 @@
+"""scVAE's piecewise categorical variant of a count distribution."""
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Categorical, Distribution, constraints
+
+from ._utils import log_softmax, normalized
+
+
+class PiecewiseCategorical(Distribution):
+    r"""Categorical over the counts :math:`0, \dots, k-1` plus a shifted tail distribution.
+
+    With cutoff :math:`k` (``logits.shape[-1] - 1``), class probabilities
+    :math:`p = \operatorname{softmax}(\text{logits})` over :math:`k + 1` classes and a base count
+    distribution :math:`q`,
+
+    .. math::
+
+        P(X = x) = \begin{cases} p_x & x < k, \\ p_k\, q(x - k) & x \ge k, \end{cases}
+
+    i.e. the last class carries the mass of the tail, distributed as :math:`k + Y` with
+    :math:`Y \sim q`. Mean :math:`\sum_{i<k} i p_i + p_k (k + E[Y])`; the variance follows from
+    :math:`E[X^2] = \sum_{i<k} i^2 p_i + p_k (\operatorname{Var}[Y] + (k + E[Y])^2)`.
+
+    Parameters
+    ----------
+    base
+        Tail count distribution (e.g. :class:`~scvae.distributions.Poisson`,
+        :class:`~scvae.distributions.NegativeBinomial`,
+        :class:`~scvae.distributions.ConstrainedPoisson`).
+    logits
+        Class logits of shape ``base.batch_shape + (k + 1,)`` (leading dimensions broadcast).
+    validate_args
+        Check arguments and values against the constraints.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "logits": constraints.real_vector
+    }
+    support = constraints.nonnegative_integer
+
+    def __init__(self, base: Distribution, logits: Tensor, validate_args: bool = False) -> None:
+        self.base = base
+        self.logits = logits
+        self.cutoff = logits.shape[-1] - 1
+        self.log_class_probs = log_softmax(logits)
+        batch_shape = torch.broadcast_shapes(base.batch_shape, logits.shape[:-1])
+        super().__init__(batch_shape=batch_shape, validate_args=validate_args)
+
+    def _moments(self) -> tuple[Tensor, Tensor]:
+        """Mean and second moment :math:`E[X^2]`."""
+        k = self.cutoff
+        probs = self.log_class_probs.exp()
+        counts = torch.arange(k, dtype=probs.dtype, device=probs.device)
+        head, tail = probs[..., :k], probs[..., k]
+        tail_mean = k + self.base.mean
+        mean = (head * counts).sum(-1) + tail * tail_mean
+        second = (head * counts**2).sum(-1) + tail * (self.base.variance + tail_mean**2)
+        return mean, second
+
+    @property
+    def mean(self) -> Tensor:
+        r""":math:`\sum_{i<k} i p_i + p_k (k + E[Y])`."""
+        return self._moments()[0]
+
+    @property
+    def variance(self) -> Tensor:
+        r""":math:`E[X^2] - E[X]^2`."""
+        mean, second = self._moments()
+        return (second - mean**2).clamp(min=0)
+
+    @property
+    def scale(self) -> Tensor:
+        """The mean normalised over the last (gene) axis."""
+        mean = self.mean
+        return mean / mean.sum(dim=-1, keepdim=True)
+
+    def get_normalized(self, key: str) -> Tensor:
+        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
+        return normalized(self, key)
+
+    @torch.no_grad()
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
+        """Draw the class; the tail class draws :math:`k + Y` with :math:`Y \\sim q`."""
+        shape = self._extended_shape(sample_shape)
+        k = self.cutoff
+        logits = self.log_class_probs.expand(*self.batch_shape, k + 1)
+        classes = Categorical(logits=logits).sample(torch.Size(sample_shape))
+        tail = k + self.base.sample(torch.Size(sample_shape))
+        return torch.where(classes == k, tail.expand(shape), classes.to(tail.dtype))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        r""":math:`\log p_x` for :math:`x < k`, else :math:`\log p_k + \log q(x - k)`."""
+        if self._validate_args:
+            self._validate_sample(value)
+        k = self.cutoff
+        log_probs = self.log_class_probs
+        shape = torch.broadcast_shapes(value.shape, log_probs.shape[:-1])
+        index = value.clamp(0, k).long().expand(shape).unsqueeze(-1)
+        head = log_probs.expand(*shape, k + 1).gather(-1, index).squeeze(-1)
+        tail = log_probs[..., k] + self.base.log_prob((value - k).clamp(min=0))
+        return torch.where(value < k, head, tail)

@@ -1,0 +1,67 @@
+"""Log-space helpers shared by the count likelihoods."""
+
+import torch
+from torch import Tensor
+
+
+def log_softmax(logits: Tensor) -> Tensor:
+    r"""Log-softmax over the last axis, accurate also for the dominant class.
+
+    :math:`\log p_i = (l_i - m) - \operatorname{log1p}\left(\sum_{j \ne j^*} e^{l_j - m}\right)`
+    with :math:`m = l_{j^*} = \max_j l_j`. Unlike ``torch.log_softmax``, which takes the log of a
+    sum that includes the term 1, this keeps full relative precision when
+    :math:`p_{j^*} \to 1` (:math:`\log p_{j^*} \approx -10^{-20}` instead of a rounded 0).
+    """
+    max_logit, argmax = logits.max(dim=-1, keepdim=True)
+    shifted = logits - max_logit
+    others = shifted.exp().scatter(-1, argmax, 0.0).sum(dim=-1, keepdim=True)
+    return shifted - torch.log1p(others)
+
+
+def zero_inflated_log_prob(
+    value: Tensor, base_log_prob: Tensor, base_log_prob_zero: Tensor, zi_logits: Tensor
+) -> Tensor:
+    r"""Log-probability of a zero-inflated count distribution.
+
+    With zero-inflation logits :math:`\eta` (zero-inflation probability :math:`\sigma(\eta)`) and
+    :math:`\ell = -\log p_{\text{base}}(0) \ge 0`,
+
+    .. math::
+
+        \log p(0) = \log\left(\sigma(\eta) + \sigma(-\eta) e^{-\ell}\right),
+        \qquad \log p(x > 0) = -\operatorname{softplus}(\eta) + \log p_{\text{base}}(x).
+
+    :math:`\log p(0)` is evaluated as ``logaddexp(zi_logits, -ell) - softplus(zi_logits)``
+    except where :math:`p(0)` is close to 1: there that difference of two nearly equal numbers
+    loses all relative precision, so it is evaluated as :math:`\operatorname{log1p}(-q)` with
+    :math:`q = 1 - p(0) = \sigma(-\eta)\,(-\operatorname{expm1}(-\ell)) \le 1/2`. Both branches
+    are finite with finite gradients everywhere.
+    """
+    q = torch.sigmoid(-zi_logits) * -torch.expm1(base_log_prob_zero)
+    near_one = torch.log1p(-q.clamp(max=0.5))
+    general = torch.logaddexp(zi_logits, base_log_prob_zero) - torch.nn.functional.softplus(
+        zi_logits
+    )
+    log_prob_zero = torch.where(q <= 0.5, near_one, general)
+    log_prob_positive = base_log_prob - torch.nn.functional.softplus(zi_logits)
+    return torch.where(value == 0, log_prob_zero, log_prob_positive)
+
+
+def normalized(distribution: torch.distributions.Distribution, key: str) -> Tensor:
+    """``"mu"``: the mean; ``"scale"``: the normalised expression (scvi-tools' convention)."""
+    if key == "mu":
+        return distribution.mean
+    if key == "scale":
+        return distribution.scale
+    raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
+
+
+def default_scale(log_mean: Tensor, scale: Tensor | None) -> Tensor:
+    """``scale`` if given, else the mean normalised over the last (gene) axis.
+
+    Computed as ``softmax(log_mean)``, i.e. ``mean / mean.sum(-1, keepdim=True)`` without the
+    0 / 0 that tiny means would give.
+    """
+    if scale is not None:
+        return scale
+    return torch.softmax(log_mean, dim=-1)

@@ -1,0 +1,98 @@
+"""Zero-inflated negative binomial likelihood."""
+
+import torch
+from scvi.distributions import ZeroInflatedNegativeBinomial as ScviZeroInflatedNegativeBinomial
+from torch import Tensor
+from torch.distributions.utils import broadcast_all
+from torch.nn.functional import softplus
+
+from ._negative_binomial import negative_binomial_log_prob, negative_binomial_log_prob_zero
+from ._utils import default_scale, normalized, zero_inflated_log_prob
+
+
+class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
+    r"""Negative binomial with extra zeros: :math:`x = 0` with probability :math:`\pi`.
+
+    With :math:`\pi = \sigma(\text{zi\_logits})` and :math:`\operatorname{NB}(x \mid \mu,
+    \theta)` as in :class:`~scvae.distributions.NegativeBinomial`,
+
+    .. math::
+
+        p(0) = \pi + (1 - \pi) \left(\frac{\theta}{\theta + \mu}\right)^{\theta}, \qquad
+        p(x) = (1 - \pi) \operatorname{NB}(x \mid \mu, \theta) \quad (x > 0),
+
+    evaluated in log space with :math:`\log \operatorname{NB}(0) = -\theta
+    \operatorname{softplus}(\log\mu - \log\theta)`, :math:`\log p(0) =
+    \operatorname{logaddexp}(\text{zi\_logits}, \log \operatorname{NB}(0)) -
+    \operatorname{softplus}(\text{zi\_logits})` (switching to a ``log1p`` form where
+    :math:`p(0) > 1/2`) and :math:`\log p(x) = -\operatorname{softplus}(\text{zi\_logits}) +
+    \log \operatorname{NB}(x)`. Mean :math:`(1 - \pi)\mu`, variance
+    :math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`.
+
+    A subclass of :class:`scvi.distributions.ZeroInflatedNegativeBinomial` (``mu``, ``theta``,
+    ``zi_logits``, ``scale`` and its ``sample``) with an exact ``log_prob``.
+
+    Parameters
+    ----------
+    log_mu
+        Log of the negative binomial mean.
+    log_theta
+        Log of the inverse dispersion.
+    zi_logits
+        Logits of the zero-inflation probability. All three are broadcast together.
+    scale
+        Normalised expression returned by ``get_normalized("scale")``; defaults to the mean
+        normalised over the last (gene) axis.
+    validate_args
+        Check arguments and values against the constraints.
+    """
+
+    def __init__(
+        self,
+        log_mu: Tensor,
+        log_theta: Tensor,
+        zi_logits: Tensor,
+        scale: Tensor | None = None,
+        validate_args: bool = False,
+    ) -> None:
+        log_mu, log_theta, zi_logits = broadcast_all(log_mu, log_theta, zi_logits)
+        self.log_mu = log_mu
+        self.log_theta = log_theta
+        super().__init__(
+            mu=log_mu.exp(),
+            theta=log_theta.exp(),
+            zi_logits=zi_logits,
+            scale=default_scale(log_mu - softplus(zi_logits), scale),
+            validate_args=validate_args,
+        )
+        self._batch_shape = log_mu.shape
+
+    @property
+    def mean(self) -> Tensor:
+        r""":math:`(1 - \pi)\mu`."""
+        return torch.sigmoid(-self.zi_logits) * self.mu
+
+    @property
+    def variance(self) -> Tensor:
+        r""":math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`."""
+        mu = self.mu
+        return (
+            torch.sigmoid(-self.zi_logits)
+            * mu
+            * (1 + mu * (torch.sigmoid(self.zi_logits) + 1 / self.theta))
+        )
+
+    def get_normalized(self, key: str) -> Tensor:
+        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
+        return normalized(self, key)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Exact log-pmf, see the class docstring."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return zero_inflated_log_prob(
+            value,
+            negative_binomial_log_prob(value, self.log_mu, self.log_theta),
+            negative_binomial_log_prob_zero(self.log_mu, self.log_theta),
+            self.zi_logits,
+        )

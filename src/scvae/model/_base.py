@@ -1,0 +1,193 @@
+"""What every scvae model shares: registration, training and writing results into AnnData."""
+
+from collections.abc import Sequence
+
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
+from scvi.data.fields import CategoricalObsField, LayerField
+from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
+
+from scvae._constants import (
+    DISPERSIONS,
+    LATENT_KEY,
+    LIKELIHOODS,
+    PIECEWISE_LIKELIHOODS,
+)
+from scvae.data._validation import validate_counts
+from scvae.module._networks import hidden_widths
+from scvae.train import NonFiniteLossGuard
+
+
+class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+    """Base class of the scvae models (:class:`~scvae.VAE`, :class:`~scvae.GMVAE`).
+
+    Registration, save/load, the training loop (KL warm-up, early stopping, accelerators) and
+    the generic posterior queries come from scvi-tools' mixins; this class adds input
+    validation and writes results where scanpy expects them.
+    """
+
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        labels_key: str | None = None,
+        **kwargs,
+    ) -> None:
+        """Register the raw counts (and optional batch and label columns) for this model class.
+
+        Prefer :func:`scvae.setup_anndata`, which registers ``adata`` for every scvae model at
+        once and validates it first.
+
+        Parameters
+        ----------
+        adata
+            AnnData with raw counts.
+        layer
+            Layer holding the raw counts; ``None`` uses ``adata.X``.
+        batch_key
+            ``adata.obs`` column with the batch of each cell.
+        labels_key
+            ``adata.obs`` column with known cell labels (never used in training).
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        fields = [
+            LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=True),
+            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+            CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
+        ]
+        adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        batch_size: int = 128,
+        early_stopping: bool = False,
+        plan_kwargs: dict | None = None,
+        annotate: bool = True,
+        **kwargs,
+    ) -> None:
+        """Train the model with scvi-tools' training plan and Lightning trainer.
+
+        Parameters
+        ----------
+        max_epochs
+            Number of passes through the training cells; by default scvi-tools' heuristic
+            (400 epochs for up to 20,000 cells, fewer for larger data).
+        accelerator
+            ``"auto"`` uses a GPU when there is one, else the CPU.
+        devices
+            Devices to train on, e.g. ``2`` for two GPUs (with ``strategy="ddp"``).
+        train_size
+            Fraction of cells for training; the rest is the validation set (default 0.9).
+        validation_size
+            Fraction of cells for validation; defaults to ``1 - train_size``.
+        batch_size
+            Cells per minibatch.
+        early_stopping
+            Stop when the validation ELBO stops improving (see ``early_stopping_patience``).
+        plan_kwargs
+            Passed to :class:`scvi.train.TrainingPlan`, e.g. ``{"lr": 1e-3,
+            "n_epochs_kl_warmup": 400}``.
+        annotate
+            When training ends, write the results into the registered AnnData (see
+            :meth:`annotate`). Nothing is written if training fails.
+
+        Raises
+        ------
+        scvae.train.NonFiniteLossError
+            The loss or a gradient became NaN or infinite; the model keeps the weights of the
+            last finite step and the AnnData is left as it was.
+        **kwargs
+            Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
+            Lightning trainer (``strategy``, ``early_stopping_patience``, ``enable_progress_bar``,
+            ``datasplitter_kwargs``, ...).
+        """
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), NonFiniteLossGuard()]
+        kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
+        super().train(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            plan_kwargs=plan_kwargs,
+            **kwargs,
+        )
+        if annotate:
+            self.annotate()
+
+    def annotate(self, adata: AnnData | None = None, batch_size: int | None = None) -> None:
+        """Write the model's results into ``adata`` for scanpy to take over.
+
+        Writes the posterior mean of z to ``adata.obsm["X_scvae"]``, so that
+        ``sc.pp.neighbors(adata, use_rep="X_scvae")`` works directly.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+            A new (query) AnnData is validated and registered first.
+        batch_size
+            Cells per forward pass.
+        """
+        adata = self._validate_anndata(adata)
+        adata.obsm[LATENT_KEY] = self.get_latent_representation(adata, batch_size=batch_size)
+
+    def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
+        if adata is not None and self.get_anndata_manager(adata) is None:
+            layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
+            validate_counts(adata, layer)
+        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+
+
+def check_architecture(
+    likelihood: str,
+    dispersion: str,
+    scale_by_library: bool,
+    piecewise_cutoff: int | None,
+    n_latent: int,
+    n_hidden: int | Sequence[int],
+    n_layers: int,
+    dropout_rate: float,
+) -> list[int]:
+    """Validate the architecture options of a model and return the hidden layer widths.
+
+    Raises a :class:`ValueError` naming the bad option and the accepted values, before any
+    module is built.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood={likelihood!r} is not one of {LIKELIHOODS}.")
+    if dispersion not in DISPERSIONS:
+        raise ValueError(f"dispersion={dispersion!r} is not one of {DISPERSIONS}.")
+    if likelihood == "constrained_poisson" and not scale_by_library:
+        raise ValueError(
+            "likelihood='constrained_poisson' scales rates by the library size by definition; "
+            "use likelihood='poisson' for free (unconstrained) rates."
+        )
+    if piecewise_cutoff is not None:
+        if likelihood not in PIECEWISE_LIKELIHOODS:
+            raise ValueError(
+                f"The piecewise-categorical variant exists for {PIECEWISE_LIKELIHOODS}, "
+                f"not likelihood={likelihood!r}."
+            )
+        if int(piecewise_cutoff) != piecewise_cutoff or piecewise_cutoff < 1:
+            raise ValueError(f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}.")
+    if int(n_latent) != n_latent or n_latent < 1:
+        raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    return hidden_widths(n_hidden, n_layers)
+

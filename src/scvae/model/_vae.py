@@ -1,0 +1,99 @@
+"""User-facing VAE: a Gaussian-prior variational autoencoder of raw counts."""
+
+from collections.abc import Sequence
+
+from anndata import AnnData
+
+from scvae._constants import Dispersion, Likelihood
+from scvae.module import VAEModule
+
+from ._base import ScvaeModel, check_architecture
+
+
+class VAE(ScvaeModel):
+    """Variational autoencoder of raw UMI counts (scVAE's VAE, on scvi-tools).
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :func:`scvae.setup_anndata`.
+    n_latent
+        Dimension of the latent space.
+    n_hidden
+        Width of each hidden layer, or the list of widths (scVAE style, e.g.
+        ``[1000, 500, 250, 100]``). The decoder mirrors the encoder.
+    n_layers
+        Number of hidden layers when ``n_hidden`` is one width.
+    likelihood
+        ``"poisson"``, ``"nb"`` (negative binomial), ``"zip"`` (zero-inflated Poisson),
+        ``"zinb"`` (zero-inflated NB) or ``"constrained_poisson"`` (scVAE's: rates are a softmax
+        over genes times the cell's total count).
+    dispersion
+        Inverse dispersion of NB/ZINB per ``"gene"``, per ``"gene-batch"`` or per ``"gene-cell"``.
+    scale_by_library
+        Scale the decoder's means by the cell's observed total count (default); ``False`` leaves
+        them free (scVAE's unconstrained form).
+    piecewise_cutoff
+        Use scVAE's piecewise categorical variant: counts below this cutoff come from a
+        categorical distribution, larger ones from the likelihood shifted by the cutoff.
+        Available for ``"poisson"``, ``"nb"`` and ``"constrained_poisson"``.
+    use_batch_norm
+        Batch normalisation on hidden layers.
+    dropout_rate
+        Dropout on the encoder's hidden layers.
+    encode_batch
+        Also condition the encoder on the registered batch (the decoder always is).
+
+    Examples
+    --------
+    >>> scvae.setup_anndata(adata, layer="counts")
+    >>> model = scvae.VAE(adata, likelihood="nb")
+    >>> model.train()
+    >>> sc.pp.neighbors(adata, use_rep="X_scvae")
+    """
+
+    _module_cls = VAEModule
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        n_latent: int = 10,
+        n_hidden: int | Sequence[int] = 128,
+        n_layers: int = 1,
+        likelihood: Likelihood = "nb",
+        dispersion: Dispersion = "gene",
+        scale_by_library: bool = True,
+        piecewise_cutoff: int | None = None,
+        use_batch_norm: bool = True,
+        dropout_rate: float = 0.1,
+        encode_batch: bool = False,
+    ):
+        widths = check_architecture(
+            likelihood,
+            dispersion,
+            scale_by_library,
+            piecewise_cutoff,
+            n_latent,
+            n_hidden,
+            n_layers,
+            dropout_rate,
+        )
+        super().__init__(adata)
+        self.module = VAEModule(
+            n_input=self.summary_stats.n_vars,
+            n_batch=self.summary_stats.n_batch,
+            n_latent=n_latent,
+            n_hidden=widths,
+            likelihood=likelihood,
+            dispersion=dispersion,
+            scale_by_library=scale_by_library,
+            piecewise_cutoff=piecewise_cutoff,
+            use_batch_norm=use_batch_norm,
+            dropout_rate=dropout_rate,
+            encode_batch=encode_batch,
+        )
+        self._model_summary_string = (
+            f"scvae VAE: {likelihood} likelihood, {n_latent} latent, hidden {widths}, "
+            f"dispersion {dispersion}, library-scaled means: {scale_by_library}"
+        )
+        self.init_params_ = self._get_init_params(locals())

@@ -1,0 +1,9 @@
+"""torch modules: the maths of the models, free of AnnData."""
+
+from ._decoder import CountDecoder
+from ._encoder import GaussianEncoder
+from ._gmvae import GMVAEModule
+from ._networks import MLP
+from ._vae import VAEModule
+
+__all__ = ["MLP", "CountDecoder", "GMVAEModule", "GaussianEncoder", "VAEModule"]

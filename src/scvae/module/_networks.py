@@ -1,0 +1,113 @@
+"""Fully connected building blocks shared by the encoders and decoders."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Multilayer perceptron with batch covariates injected into every hidden layer.
+
+    Each hidden layer is ``Linear -> (+ covariate embedding) -> BatchNorm -> ReLU -> Dropout``.
+    Adding a learned embedding of a categorical covariate is the same as concatenating its
+    one-hot code to the layer input, but costs no matrix product. Inputs may carry extra
+    leading dimensions (Monte Carlo samples, mixture components): batch norm statistics are
+    then taken over all of them together.
+
+    Parameters
+    ----------
+    n_input
+        Width of the input.
+    n_hidden
+        Width of each hidden layer, first to last (e.g. ``[1000, 500, 250, 100]``).
+    n_categories
+        Number of categories of each categorical covariate injected into every layer. A
+        covariate with one category carries no information and is skipped.
+    use_batch_norm
+        Whether to normalise each hidden layer with :class:`~torch.nn.BatchNorm1d`.
+    dropout_rate
+        Dropout probability after each hidden layer.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_hidden: Sequence[int],
+        n_categories: Sequence[int] = (),
+        use_batch_norm: bool = True,
+        dropout_rate: float = 0.1,
+    ):
+        super().__init__()
+        widths = [n_input, *n_hidden]
+        self.linears = nn.ModuleList(
+            nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.covariate_indices = [i for i, n in enumerate(n_categories) if n > 1]
+        self.embeddings = nn.ModuleList(
+            nn.ModuleList(nn.Embedding(n_categories[i], width) for i in self.covariate_indices)
+            for width in n_hidden
+        )
+        self.norms = nn.ModuleList(
+            nn.BatchNorm1d(width, momentum=0.01, eps=1e-3) if use_batch_norm else nn.Identity()
+            for width in n_hidden
+        )
+        self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0 else nn.Identity()
+        self.n_output = widths[-1]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        categories: Sequence[torch.Tensor] = (),
+        first_layer_offset: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Map ``x`` (``(..., n_input)``) to the last hidden layer (``(..., n_hidden[-1])``).
+
+        Parameters
+        ----------
+        x
+            Input features.
+        categories
+            One integer tensor of shape ``(cells,)`` per covariate given in ``n_categories``.
+        first_layer_offset
+            Added to the first layer's pre-activation; broadcasts against it. The GMVAE uses
+            it to condition on the mixture component without repeating ``x`` K times.
+        """
+        h = x
+        for i, (linear, embeddings, norm) in enumerate(
+            zip(self.linears, self.embeddings, self.norms, strict=True)
+        ):
+            h = linear(h)
+            if i == 0 and first_layer_offset is not None:
+                h = h + first_layer_offset
+            for embedding, j in zip(embeddings, self.covariate_indices, strict=True):
+                h = h + embedding(categories[j])
+            h = self.dropout(torch.relu(_batch_norm(norm, h)))
+        return h
+
+
+def _batch_norm(norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Apply a 1d batch norm to a tensor with any number of leading dimensions."""
+    if h.dim() == 2 or isinstance(norm, nn.Identity):
+        return norm(h)
+    return norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+
+
+def hidden_widths(n_hidden: int | Sequence[int], n_layers: int) -> list[int]:
+    """Resolve the ``n_hidden``/``n_layers`` pair into a list of hidden layer widths.
+
+    ``n_hidden`` may be one width repeated ``n_layers`` times (scvi-tools style) or the list of
+    widths itself (scVAE style), in which case ``n_layers`` must be 1 or its length.
+    """
+    if isinstance(n_hidden, int):
+        widths = [n_hidden] * n_layers
+    else:
+        widths = [int(w) for w in n_hidden]
+        if n_layers not in (1, len(widths)):
+            raise ValueError(
+                f"n_layers={n_layers} contradicts n_hidden={list(n_hidden)}: give the list of "
+                "layer widths alone (n_layers is then its length)."
+            )
+    if not widths or any(w < 1 for w in widths):
+        raise ValueError(f"Hidden layer widths must be positive integers, got {n_hidden!r}.")
+    return widths

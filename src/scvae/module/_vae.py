@@ -1,0 +1,190 @@
+"""The VAE module: a Gaussian-prior variational autoencoder of raw counts (pure torch)."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch.distributions import Distribution, Normal, kl_divergence
+
+from ._decoder import CountDecoder
+from ._encoder import GaussianEncoder
+
+
+class VAEModule(BaseModuleClass):
+    """Variational autoencoder with a standard normal prior and a count likelihood.
+
+    Generative model: :math:`z \\sim N(0, I)`, :math:`x \\mid z \\sim p_\\theta(x \\mid z)`.
+    Inference model: :math:`q_\\phi(z \\mid x) = N(\\mu_\\phi(x), \\sigma^2_\\phi(x))` computed from
+    ``log1p(x)``. The loss is the negative ELBO per cell,
+    :math:`-E_q[\\log p(x \\mid z)] + \\beta\\,KL(q(z \\mid x) \\| p(z))`, with :math:`\\beta`
+    the KL warm-up weight from the training plan.
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_batch
+        Number of batches (1 when no ``batch_key`` was registered).
+    n_latent
+        Dimension of z.
+    n_hidden
+        Hidden layer widths of the encoder; the decoder mirrors them.
+    likelihood
+        Count likelihood, see :class:`~scvae.module.CountDecoder`.
+    dispersion
+        Dispersion parametrisation for NB and ZINB.
+    scale_by_library
+        Scale the decoder means by the observed library size.
+    piecewise_cutoff
+        Cutoff of the piecewise-categorical variant, or ``None``.
+    use_batch_norm
+        Batch norm on hidden layers.
+    dropout_rate
+        Dropout on the encoder's hidden layers.
+    encode_batch
+        Also condition the encoder on the batch.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_batch: int = 1,
+        n_latent: int = 10,
+        n_hidden: Sequence[int] = (128,),
+        likelihood: str = "nb",
+        dispersion: str = "gene",
+        scale_by_library: bool = True,
+        piecewise_cutoff: int | None = None,
+        use_batch_norm: bool = True,
+        dropout_rate: float = 0.1,
+        encode_batch: bool = False,
+    ):
+        super().__init__()
+        self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
+        encoder_categories = (n_batch,) if encode_batch else ()
+        self.encoder = GaussianEncoder(
+            n_input, n_hidden, n_latent, encoder_categories, use_batch_norm, dropout_rate
+        )
+        self.decoder = CountDecoder(
+            n_latent,
+            list(reversed(n_hidden)),
+            n_input,
+            likelihood=likelihood,
+            dispersion=dispersion,
+            scale_by_library=scale_by_library,
+            piecewise_cutoff=piecewise_cutoff,
+            n_batch=n_batch,
+            use_batch_norm=use_batch_norm,
+        )
+        self.encode_batch = encode_batch
+
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY]}
+
+    def _get_generative_input(
+        self, tensors: dict[str, torch.Tensor], inference_outputs: dict
+    ) -> dict[str, torch.Tensor]:
+        return {
+            "z": inference_outputs["z"],
+            "library": inference_outputs["library"],
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+        }
+
+    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (batch_index,) if self.encode_batch else ()
+
+    @auto_move_data
+    def inference(
+        self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
+    ) -> dict[str, torch.Tensor | Distribution]:
+        """Encode counts ``x`` into q(z | x) and draw ``n_samples`` reparameterised samples."""
+        batch_index = _as_codes(batch_index)
+        qz = self.encoder(torch.log1p(x), self._encoder_categories(batch_index))
+        z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
+        return {"qz": qz, "z": z, "library": x.sum(-1, keepdim=True)}
+
+    @auto_move_data
+    def generative(
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor,
+        batch_index: torch.Tensor,
+        transform_batch: int | None = None,
+    ) -> dict[str, Distribution]:
+        """Decode z into p(x | z); ``transform_batch`` decodes every cell as that batch."""
+        batch_index = _as_codes(batch_index)
+        if transform_batch is not None:
+            batch_index = torch.full_like(batch_index, int(transform_batch))
+        px = self.decoder(z, library, batch_index)
+        pz = Normal(torch.zeros_like(z), torch.ones_like(z))
+        return {"px": px, "pz": pz}
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        kl_weight: float = 1.0,
+    ) -> LossOutput:
+        """Negative ELBO: reconstruction loss plus ``kl_weight`` times KL(q(z|x) || p(z))."""
+        x = tensors[REGISTRY_KEYS.X_KEY]
+        reconstruction_loss = -generative_outputs["px"].log_prob(x).sum(-1)
+        kl_z = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)
+        loss = torch.mean(reconstruction_loss + kl_weight * kl_z)
+        return LossOutput(loss=loss, reconstruction_loss=reconstruction_loss, kl_local=kl_z)
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_samples: int = 1,
+        generative_kwargs: dict | None = None,
+    ) -> torch.Tensor:
+        """Posterior predictive counts, ``(cells, genes)`` or ``(cells, genes, n_samples)``."""
+        _, generative_outputs = self.forward(
+            tensors,
+            inference_kwargs={"n_samples": n_samples},
+            generative_kwargs=generative_kwargs,
+            compute_loss=False,
+        )
+        counts = generative_outputs["px"].sample().cpu()
+        return counts if n_samples == 1 else counts.permute(1, 2, 0)
+
+    @torch.inference_mode()
+    def marginal_ll(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_mc_samples: int = 1000,
+        return_mean: bool = False,
+        n_mc_samples_per_pass: int = 100,
+    ) -> torch.Tensor | float:
+        """Importance-weighted estimate of log p(x) with q(z|x) as the proposal.
+
+        :math:`\\log p(x) \\approx \\log \\frac{1}{S} \\sum_s
+        \\frac{p(x \\mid z_s) p(z_s)}{q(z_s \\mid x)}`, :math:`z_s \\sim q(z \\mid x)`,
+        evaluated in ``n_mc_samples_per_pass`` chunks so memory stays bounded.
+        """
+        log_weights = []
+        remaining = n_mc_samples
+        while remaining > 0:
+            n = min(n_mc_samples_per_pass, remaining)
+            inference_outputs, generative_outputs = self.forward(
+                tensors, inference_kwargs={"n_samples": n}, compute_loss=False
+            )
+            z = inference_outputs["z"]
+            x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
+            log_px_z = generative_outputs["px"].log_prob(x).sum(-1)
+            log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
+            log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
+            log_w = log_px_z + log_pz - log_qz
+            log_weights.append(log_w if n > 1 else log_w.unsqueeze(0))
+            remaining -= n
+        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
+        return log_px.mean().item() if return_mean else log_px.cpu()
+
+
+def _as_codes(batch_index: torch.Tensor) -> torch.Tensor:
+    """scvi-tools hands categorical codes over as ``(cells, 1)`` floats; make them indices."""
+    return batch_index.reshape(-1).long()

@@ -1,0 +1,42 @@
+"""Lightning callbacks that scvae adds to scvi-tools' trainer."""
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the weights were not updated."""
+
+
+class NonFiniteLossGuard(Callback):
+    """Stop training at the first non-finite loss or gradient, before it reaches the weights.
+
+    The check runs before the backward pass (loss) and before the optimiser step (gradients),
+    so the module keeps the last finite weights and the error names the epoch and step.
+    """
+
+    def on_before_backward(
+        self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
+    ) -> None:
+        """Refuse a non-finite loss."""
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"The training loss became {loss.item()} at epoch {trainer.current_epoch}, "
+                f"step {trainer.global_step}; training stopped and the model keeps the weights "
+                "of the last finite step. Likely causes: a learning rate too high for this "
+                "architecture (try plan_kwargs={'lr': 1e-4}), counts that are not raw counts, "
+                "or extreme values in the data."
+            )
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        """Refuse non-finite gradients, which would corrupt the weights."""
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if grads and not torch.stack([g.isfinite().all() for g in grads]).all():
+            raise NonFiniteLossError(
+                f"Non-finite gradients at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step}; training stopped before they reached the weights. "
+                "Try a lower learning rate (plan_kwargs={'lr': 1e-4}) or gradient clipping "
+                "(gradient_clip_val=10)."
+            )

@@ -1,0 +1,97 @@
+"""The VAE as a user drives it: register, train, query, save, load."""
+
+import numpy as np
+import pytest
+from tests.helpers import QUIET
+
+import scvae
+from scvae._constants import LATENT_KEY
+
+LIKELIHOOD_VARIANTS = [
+    {"likelihood": "poisson"},
+    {"likelihood": "nb"},
+    {"likelihood": "zip"},
+    {"likelihood": "zinb"},
+    {"likelihood": "constrained_poisson"},
+    {"likelihood": "poisson", "scale_by_library": False},
+    {"likelihood": "nb", "dispersion": "gene-cell"},
+    {"likelihood": "nb", "piecewise_cutoff": 3},
+    {"likelihood": "poisson", "piecewise_cutoff": 2},
+    {"likelihood": "constrained_poisson", "piecewise_cutoff": 4},
+]
+
+
+@pytest.mark.parametrize("options", LIKELIHOOD_VARIANTS, ids=lambda o: "-".join(map(str, o.values())))
+def test_every_likelihood_trains_and_writes_the_latent_space(adata, options):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=4, n_hidden=32, **options)
+    model.train(max_epochs=3, **QUIET)
+    elbo = model.history["elbo_train"]["elbo_train"].to_numpy(dtype=float)
+    assert np.isfinite(elbo).all()
+    assert elbo[-1] < elbo[0]  # the negative ELBO goes down
+    assert adata.obsm[LATENT_KEY].shape == (adata.n_obs, 4)
+    assert np.isfinite(model.get_elbo())
+    assert np.isfinite(model.get_marginal_ll(n_mc_samples=5))
+
+
+def test_annotate_can_be_switched_off(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=16)
+    model.train(max_epochs=1, annotate=False, **QUIET)
+    assert LATENT_KEY not in adata.obsm
+
+
+def test_queries_have_the_shapes_scanpy_and_scvi_users_expect(adata):
+    scvae.setup_anndata(adata, layer="counts", batch_key="batch")
+    model = scvae.VAE(adata, n_latent=5, n_hidden=[32, 16], likelihood="zinb")
+    model.train(max_epochs=2, **QUIET)
+    assert model.get_latent_representation().shape == (300, 5)
+    expression = model.get_normalized_expression(library_size=1e4)
+    assert expression.shape == (300, 60)
+    np.testing.assert_allclose(expression.sum(1), 1e4, rtol=1e-3)
+    samples = model.posterior_predictive_sample(n_samples=2)
+    assert samples.shape == (300, 60, 2)
+    assert (samples.todense() >= 0).all()
+    per_cell = model.get_marginal_ll(n_mc_samples=10, return_mean=False)
+    assert per_cell.shape == (300,)
+    assert model.get_elbo() <= model.get_marginal_ll(n_mc_samples=50) + 1.0
+    error = model.get_reconstruction_error()
+    assert np.isfinite(error["reconstruction_loss"])
+    history = model.history
+    for key in ("elbo_train", "reconstruction_loss_train", "kl_local_train", "elbo_validation"):
+        assert key in history
+
+
+def test_save_load_round_trip_gives_identical_latents(adata, tmp_path):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_hidden=16)
+    model.train(max_epochs=2, **QUIET)
+    model.save(tmp_path / "model")
+    loaded = scvae.VAE.load(tmp_path / "model", adata=adata)
+    np.testing.assert_array_equal(
+        model.get_latent_representation(), loaded.get_latent_representation()
+    )
+
+
+def test_deep_scvae_style_encoder_trains_with_finite_loss(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_hidden=[1000, 500, 250, 100], likelihood="poisson")
+    model.train(max_epochs=5, plan_kwargs={"lr": 1e-3}, **QUIET)  # guard raises on non-finite
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"likelihood": "gaussian"}, "likelihood"),
+        ({"dispersion": "cell"}, "dispersion"),
+        ({"likelihood": "zinb", "piecewise_cutoff": 3}, "piecewise"),
+        ({"likelihood": "constrained_poisson", "scale_by_library": False}, "constrained_poisson"),
+        ({"n_hidden": [64, 32], "n_layers": 3}, "n_layers"),
+        ({"n_latent": 0}, "n_latent"),
+    ],
+)
+def test_bad_architecture_options_fail_before_training(adata, options, message):
+    scvae.setup_anndata(adata)
+    with pytest.raises(ValueError, match=message):
+        scvae.VAE(adata, **options)
