@@ -110,3 +110,53 @@ def piecewise_logpmf(
 def poisson_logpmf_gammaln(x: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """Textbook Poisson log-pmf with ``special.gammaln`` (for rates given directly)."""
     return special.xlogy(x, rate) - rate - special.gammaln(x + 1)
+
+
+FLOAT32_ULPS = 16
+"""Float32 tolerance, in units of float32 eps times the magnitude of the summed terms.
+
+Measured (4000 draws over the test ranges, counts up to 1e5, half of them near the mean): the
+float32 error of log_prob is at most 4.5 (Poisson), 0.8 (NB), 4.8 (ZIP) and 1.0 (ZINB) times
+``eps32 * term_magnitude`` (below): the rounding of the large terms themselves
+(x log(rate), lgamma(x + 1) ~ 1e6 for x ~ 1e5). In absolute terms up to 0.46 nats, i.e. up to
+~1.6% relative error for a log-likelihood near its mode (~ -7); float64 is within 3e-10.
+"""
+
+
+def term_magnitude(
+    x: np.ndarray,
+    log_mu: np.ndarray,
+    log_theta: np.ndarray | None = None,
+    zi_logits: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sum of the magnitudes of the terms whose float32 rounding dominates the error."""
+    mu = np.exp(log_mu)
+    out = np.abs(x * log_mu) + mu + special.gammaln(x + 1) + 1.0
+    if log_theta is not None:
+        theta = np.exp(log_theta)
+        out = out + special.gammaln(x + theta) + np.abs(special.gammaln(theta))
+        out = out + theta * np.logaddexp(0, log_mu - log_theta) + np.abs(x * log_theta)
+    if zi_logits is not None:
+        out = out + np.logaddexp(0, zi_logits)
+    return out
+
+
+def float32_log_prob_and_grads(factory, params: list[np.ndarray], x: np.ndarray):
+    """Evaluate ``factory(*params).log_prob(x)`` in float32 and backpropagate its sum.
+
+    Returns the log-probabilities (as float64 numpy) and the parameters' gradients.
+    """
+    import torch
+
+    leaves = [torch.tensor(p, dtype=torch.float32, requires_grad=True) for p in params]
+    log_prob = factory(*leaves).log_prob(torch.tensor(x, dtype=torch.float32))
+    log_prob.sum().backward()
+    return log_prob.detach().double().numpy(), [leaf.grad.numpy() for leaf in leaves]
+
+
+def assert_float32_close(actual: np.ndarray, reference: np.ndarray, magnitude: np.ndarray):
+    """``|actual - reference| <= FLOAT32_ULPS * eps32 * magnitude`` (see ``FLOAT32_ULPS``)."""
+    assert np.all(np.isfinite(actual))
+    bound = FLOAT32_ULPS * np.finfo(np.float32).eps * magnitude
+    error = np.abs(actual - reference)
+    assert np.all(error <= bound), (error / bound).max()

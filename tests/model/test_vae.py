@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from tests.helpers import QUIET
 
 import scvae
 from scvae._constants import LATENT_KEY
+from tests.helpers import QUIET
 
 LIKELIHOOD_VARIANTS = [
     {"likelihood": "poisson"},
@@ -21,7 +21,9 @@ LIKELIHOOD_VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("options", LIKELIHOOD_VARIANTS, ids=lambda o: "-".join(map(str, o.values())))
+@pytest.mark.parametrize(
+    "options", LIKELIHOOD_VARIANTS, ids=lambda o: "-".join(map(str, o.values()))
+)
 def test_every_likelihood_trains_and_writes_the_latent_space(adata, options):
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.VAE(adata, n_latent=4, n_hidden=32, **options)

@@ -71,5 +71,7 @@ class ComponentMixture(Distribution):
         cluster = torch.distributions.Categorical(logits=self.log_weights).sample(
             counts.shape[:n_leading]
         )  # (*leading, cells)
-        index = cluster.unsqueeze(-2).unsqueeze(-1).expand(*counts.shape[:-3], 1, *counts.shape[-2:])
+        index = (
+            cluster.unsqueeze(-2).unsqueeze(-1).expand(*counts.shape[:-3], 1, *counts.shape[-2:])
+        )
         return counts.gather(-3, index).squeeze(-3)

@@ -19,12 +19,13 @@ def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor)
                     + \log\Gamma(x + \theta) - \log\Gamma(\theta) - \log\Gamma(x + 1).
     """
     theta = log_theta.exp()
+    # The lgamma terms are combined first: at x = 0 they cancel exactly, whereas adding the
+    # O(1e-8) probability terms to lgamma(theta) ~ 1e4 first would round them away.
+    log_coefficient = torch.lgamma(value + theta) - torch.lgamma(theta) - torch.lgamma(value + 1)
     return (
-        -theta * softplus(log_mu - log_theta)
+        log_coefficient
+        - theta * softplus(log_mu - log_theta)
         - value * softplus(log_theta - log_mu)
-        + torch.lgamma(value + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(value + 1)
     )
 
 

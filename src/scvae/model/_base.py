@@ -184,10 +184,11 @@ def check_architecture(
                 f"not likelihood={likelihood!r}."
             )
         if int(piecewise_cutoff) != piecewise_cutoff or piecewise_cutoff < 1:
-            raise ValueError(f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}.")
+            raise ValueError(
+                f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}."
+            )
     if int(n_latent) != n_latent or n_latent < 1:
         raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
     return hidden_widths(n_hidden, n_layers)
-

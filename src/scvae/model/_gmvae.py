@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
-from scvi import REGISTRY_KEYS
+from scvi import REGISTRY_KEYS, settings
+from scvi.model._utils import get_max_epochs_heuristic
 
 from scvae._constants import (
     CLUSTER_CONFIDENCE_KEY,
@@ -17,6 +18,7 @@ from scvae._constants import (
     Likelihood,
 )
 from scvae.module import GMVAEModule
+from scvae.train import ComponentInitialization
 
 from ._base import ScvaeModel, check_architecture
 
@@ -133,6 +135,35 @@ class GMVAE(ScvaeModel):
         )
         self.init_params_ = self._get_init_params(locals())
 
+    def train(
+        self,
+        max_epochs: int | None = None,
+        component_init_epoch: int | None = None,
+        **kwargs,
+    ) -> None:
+        """Train the model; see :meth:`scvae.model.ScvaeModel.train` for all options.
+
+        Parameters
+        ----------
+        max_epochs
+            Number of epochs (scvi-tools' heuristic by default).
+        component_init_epoch
+            After this many epochs the mixture components are placed by k-means on the latent
+            means (:class:`~scvae.train.ComponentInitialization`); ``0`` keeps the random
+            initialisation. Default: 30% of ``max_epochs``, at least 1 (see the ablation in the
+            documentation).
+        **kwargs
+            As for :meth:`scvae.model.ScvaeModel.train`.
+        """
+        if max_epochs is None:
+            max_epochs = get_max_epochs_heuristic(self.adata.n_obs)
+        if component_init_epoch is None:
+            component_init_epoch = max(1, (3 * max_epochs) // 10)
+        if component_init_epoch:
+            initialization = ComponentInitialization(component_init_epoch, seed=settings.seed or 0)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), initialization]
+        super().train(max_epochs=max_epochs, **kwargs)
+
     @property
     def n_clusters(self) -> int:
         """Number of mixture components K."""
@@ -147,9 +178,7 @@ class GMVAE(ScvaeModel):
         adata = self._validate_anndata(adata)
         latents, probabilities = [], []
         for tensors in self._make_data_loader(adata, indices=indices, batch_size=batch_size):
-            outputs = self.module.inference(**self.module._get_inference_input(tensors))
-            qy = torch.softmax(outputs["qy_logits"], dim=-1)  # (cells, K)
-            z_mean = (qy.T.unsqueeze(-1) * outputs["qz"].loc).sum(0)  # sum_k q(k|x) E[z|x,k]
+            z_mean, qy = self.module.posterior_summary(tensors)
             latents.append(z_mean.cpu())
             probabilities.append(qy.cpu())
         return torch.cat(latents).numpy(), torch.cat(probabilities).numpy()

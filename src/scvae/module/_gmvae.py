@@ -136,6 +136,27 @@ class GMVAEModule(BaseModuleClass):
         """log p(y), shape ``(K,)``."""
         return torch.log_softmax(self.prior_logits, dim=-1)
 
+    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (_as_codes(batch_index),) if self.encode_batch else ()
+
+    def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of q(y|x) alone, without encoding z (``(cells, K)``)."""
+        inputs = self._get_inference_input(tensors)
+        device = self.prior_means.device
+        categories = self._encoder_categories(inputs["batch_index"].to(device))
+        return self.cluster_logits(
+            self.cluster_encoder(torch.log1p(inputs["x"].to(device)), categories)
+        )
+
+    @torch.inference_mode()
+    def posterior_summary(
+        self, tensors: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean of z, :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`, and q(y|x)."""
+        outputs = self.inference(**self._get_inference_input(tensors))
+        qy = torch.softmax(outputs["qy_logits"], dim=-1)  # (cells, K)
+        return (qy.T.unsqueeze(-1) * outputs["qz"].loc).sum(0), qy
+
     @auto_move_data
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
@@ -144,8 +165,7 @@ class GMVAEModule(BaseModuleClass):
 
         ``z`` has shape ``(K, cells, n_latent)``, or ``(n_samples, K, cells, n_latent)``.
         """
-        batch_index = _as_codes(batch_index)
-        categories = (batch_index,) if self.encode_batch else ()
+        categories = self._encoder_categories(batch_index)
         log_x = torch.log1p(x)
         qy_logits = self.cluster_logits(self.cluster_encoder(log_x, categories))
         qz = self.latent_encoder(log_x, categories, self.cluster_embedding[:, None, :])
@@ -195,7 +215,7 @@ class GMVAEModule(BaseModuleClass):
             kl_y_train = (qy_mean * (torch.log(qy_mean.clamp(min=1e-30)) - log_py)).sum()
         else:
             kl_y_train = kl_y.mean()
-        loss = torch.mean(reconstruction_loss + kl_weight * kl_z) + kl_weight * kl_y_train
+        loss = torch.mean(reconstruction_loss + kl_weight * kl_z) + kl_y_train
         return LossOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,

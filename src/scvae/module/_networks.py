@@ -1,5 +1,6 @@
 """Fully connected building blocks shared by the encoders and decoders."""
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -41,7 +42,7 @@ class MLP(nn.Module):
         super().__init__()
         widths = [n_input, *n_hidden]
         self.linears = nn.ModuleList(
-            nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+            nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(widths)
         )
         self.covariate_indices = [i for i, n in enumerate(n_categories) if n > 1]
         self.embeddings = nn.ModuleList(

@@ -1,5 +1,6 @@
 """Training helpers plugged into scvi-tools' Lightning trainer."""
 
 from ._callbacks import NonFiniteLossError, NonFiniteLossGuard
+from ._component_initialization import ComponentInitialization
 
-__all__ = ["NonFiniteLossError", "NonFiniteLossGuard"]
+__all__ = ["ComponentInitialization", "NonFiniteLossError", "NonFiniteLossGuard"]

@@ -1,0 +1,91 @@
+"""Negative binomial: exact log-pmf against mpmath and scipy, float32 robustness, scvi interop."""
+
+import math
+
+import numpy as np
+import scvi
+import torch
+from _distribution_references import (
+    COUNTS,
+    LOG_RATES,
+    LOG_THETAS,
+    assert_float32_close,
+    columns,
+    float32_log_prob_and_grads,
+    nb_logpmf,
+    term_magnitude,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from scvae.distributions import NegativeBinomial
+
+SETTINGS = settings(max_examples=150, deadline=None, database=None)
+
+
+@SETTINGS
+@given(columns(COUNTS, LOG_RATES, LOG_THETAS))
+def test_log_prob_matches_mpmath_float64(data):
+    x, log_mu, log_theta = data
+    distribution = NegativeBinomial(torch.tensor(log_mu), torch.tensor(log_theta))
+    ours = distribution.log_prob(torch.tensor(x)).numpy()
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours, nb_logpmf(x, log_mu, log_theta), rtol=1e-5, atol=0)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    columns(
+        st.integers(0, 1000).map(float),
+        st.floats(math.log(1e-2), math.log(1e3)),
+        st.floats(math.log(1e-2), math.log(1e3)),
+    )
+)
+def test_log_prob_matches_scipy_where_scipy_is_accurate(data):
+    x, log_mu, log_theta = data
+    mu, theta = np.exp(log_mu), np.exp(log_theta)
+    ours = NegativeBinomial(torch.tensor(log_mu), torch.tensor(log_theta)).log_prob(torch.tensor(x))
+    reference = stats.nbinom.logpmf(x, theta, theta / (theta + mu))
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=0)
+
+
+@SETTINGS
+@given(columns(COUNTS, LOG_RATES, LOG_THETAS))
+def test_float32_finite_with_finite_gradients(data):
+    x, log_mu, log_theta = data
+    ours, grads = float32_log_prob_and_grads(NegativeBinomial, [log_mu, log_theta], x)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    reference = nb_logpmf(x, log_mu, log_theta)
+    assert_float32_close(ours, reference, term_magnitude(x, log_mu, log_theta))
+
+
+def test_exact_where_scvi_eps_is_not():
+    # mu = 1e-8, theta = 1: p(1) ~ 1e-8; scvi's log_nb_positive adds eps = 1e-8 inside the log.
+    log_mu = torch.tensor([math.log(1e-8)], dtype=torch.float64)
+    log_theta = torch.zeros(1, dtype=torch.float64)
+    x = torch.ones(1, dtype=torch.float64)
+    ours = NegativeBinomial(log_mu, log_theta).log_prob(x).item()
+    reference = nb_logpmf(np.ones(1), log_mu.numpy(), log_theta.numpy())[0]
+    assert abs(ours - reference) < 1e-12 * abs(reference)
+    scvi_value = scvi.distributions.NegativeBinomial(mu=log_mu.exp(), theta=log_theta.exp())
+    assert abs(scvi_value.log_prob(x).item() - reference) > 0.5  # off by ~log(2)
+
+
+def test_is_an_scvi_negative_binomial():
+    log_mu = torch.randn(3, 4, dtype=torch.float64)
+    log_theta = torch.randn(4, dtype=torch.float64)
+    distribution = NegativeBinomial(log_mu, log_theta)
+    assert isinstance(distribution, scvi.distributions.NegativeBinomial)
+    assert distribution.batch_shape == (3, 4)
+    torch.testing.assert_close(distribution.mu, log_mu.exp())
+    torch.testing.assert_close(distribution.theta, log_theta.exp().expand(3, 4))
+    mu, theta = distribution.mu, distribution.theta
+    torch.testing.assert_close(distribution.variance, mu + mu**2 / theta)
+    torch.testing.assert_close(distribution.get_normalized("mu"), mu)
+    torch.testing.assert_close(distribution.get_normalized("scale"), mu / mu.sum(-1, keepdim=True))
+    counts = torch.poisson(mu)
+    scvi_log_prob = scvi.distributions.NegativeBinomial(mu=mu, theta=theta).log_prob(counts)
+    torch.testing.assert_close(distribution.log_prob(counts), scvi_log_prob, rtol=1e-6, atol=1e-6)
+    samples = NegativeBinomial(log_mu.expand(5, 3, 4), log_theta).sample((2,))
+    assert samples.shape == (2, 5, 3, 4)
