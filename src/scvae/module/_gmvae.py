@@ -121,7 +121,7 @@ class GMVAEModule(BaseModuleClass):
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
     ) -> dict[str, torch.Tensor]:
         return {
-            "z": inference_outputs["z"],
+            "z_components": inference_outputs["z_components"],
             "library": inference_outputs["library"],
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "qy_logits": inference_outputs["qy_logits"],
@@ -163,19 +163,31 @@ class GMVAEModule(BaseModuleClass):
     ) -> dict[str, torch.Tensor | Distribution]:
         """Encode counts into q(y|x) (logits) and q(z|x,y) for every y at once.
 
-        ``z`` has shape ``(K, cells, n_latent)``, or ``(n_samples, K, cells, n_latent)``.
+        ``z_components`` has shape ``(K, cells, n_latent)``, or
+        ``(n_samples, K, cells, n_latent)``; ``z`` is one draw per cell from the mixture.
         """
         categories = self._encoder_categories(batch_index)
         log_x = torch.log1p(x)
         qy_logits = self.cluster_logits(self.cluster_encoder(log_x, categories))
         qz = self.latent_encoder(log_x, categories, self.cluster_embedding[:, None, :])
-        z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
-        return {"qy_logits": qy_logits, "qz": qz, "z": z, "library": x.sum(-1, keepdim=True)}
+        z_components = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
+        # One z per cell from the mixture q(z|x) = sum_k q(k|x) q(z|x,k), for scvi-tools'
+        # generic queries; the ELBO itself uses every component's sample.
+        y = torch.distributions.Categorical(logits=qy_logits).sample(z_components.shape[:-3])
+        index = y.unsqueeze(-2).unsqueeze(-1).expand(*y.shape[:-1], 1, y.shape[-1], self.n_latent)
+        z = z_components.gather(-3, index).squeeze(-3)
+        return {
+            "qy_logits": qy_logits,
+            "qz": qz,
+            "z_components": z_components,
+            "z": z,
+            "library": x.sum(-1, keepdim=True),
+        }
 
     @auto_move_data
     def generative(
         self,
-        z: torch.Tensor,
+        z_components: torch.Tensor,
         library: torch.Tensor,
         batch_index: torch.Tensor,
         qy_logits: torch.Tensor,
@@ -189,7 +201,7 @@ class GMVAEModule(BaseModuleClass):
         batch_index = _as_codes(batch_index)
         if transform_batch is not None:
             batch_index = torch.full_like(batch_index, int(transform_batch))
-        px_components = self.decoder(z, library, batch_index)
+        px_components = self.decoder(z_components, library, batch_index)
         px = ComponentMixture(px_components, torch.log_softmax(qy_logits, dim=-1))
         return {"px_components": px_components, "px": px, "pz": self.prior_z()}
 
@@ -261,7 +273,7 @@ class GMVAEModule(BaseModuleClass):
             inference_outputs, generative_outputs = self.forward(
                 tensors, inference_kwargs={"n_samples": n}, compute_loss=False
             )
-            z = inference_outputs["z"]
+            z = inference_outputs["z_components"]
             if n == 1:
                 z = z.unsqueeze(0)
             x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)

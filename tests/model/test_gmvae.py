@@ -1,0 +1,109 @@
+"""The GMVAE clusters planted cell types and writes results where scanpy expects them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+from sklearn.metrics import adjusted_rand_score
+
+import scvae
+from scvae._constants import (
+    CLUSTER_CONFIDENCE_KEY,
+    CLUSTER_KEY,
+    CLUSTER_PROBABILITIES_KEY,
+    LATENT_KEY,
+)
+from scvae.datasets import synthetic_counts
+from tests.helpers import QUIET
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_planted_cell_types_are_recovered_on_every_seed(seed):
+    adata = synthetic_counts(n_cells=1000, n_genes=100, n_clusters=5, seed=seed)
+    scvae.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = seed
+    model = scvae.GMVAE(adata, n_clusters=5, n_latent=5, n_hidden=64)
+    model.train(max_epochs=50, **QUIET)
+    assert adjusted_rand_score(adata.obs["cell_type"], adata.obs[CLUSTER_KEY]) >= 0.95
+
+
+@pytest.fixture
+def trained(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=4, n_latent=3, n_hidden=32)
+    model.train(max_epochs=4, **QUIET)
+    return model, adata
+
+
+def test_training_writes_latent_clusters_probabilities_and_confidence(trained):
+    model, adata = trained
+    probabilities = adata.obsm[CLUSTER_PROBABILITIES_KEY]
+    assert adata.obsm[LATENT_KEY].shape == (adata.n_obs, 3)
+    assert probabilities.shape == (adata.n_obs, 4)
+    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+    clusters = adata.obs[CLUSTER_KEY]
+    assert isinstance(clusters.dtype, pd.CategoricalDtype)
+    np.testing.assert_array_equal(clusters.astype(int), probabilities.argmax(1))
+    np.testing.assert_allclose(adata.obs[CLUSTER_CONFIDENCE_KEY], probabilities.max(1))
+    np.testing.assert_array_equal(model.predict(), probabilities.argmax(1))
+    soft = model.predict(soft=True)
+    assert list(soft.index) == list(adata.obs_names)
+    np.testing.assert_allclose(soft.to_numpy(), probabilities, rtol=1e-5)
+    for key in ("kl_z_train", "kl_y_train", "elbo_validation"):
+        assert key in model.history
+
+
+def test_a_query_dataset_is_annotated_without_touching_the_reference(trained):
+    model, adata = trained
+    query = synthetic_counts(n_cells=50, n_genes=60, n_clusters=3, seed=1)
+    query.obs_names = [f"query_{i}" for i in range(50)]
+    reference_clusters = adata.obs[CLUSTER_KEY].copy()
+    model.annotate(query)
+    assert query.obsm[CLUSTER_PROBABILITIES_KEY].shape == (50, 4)
+    assert query.obsm[LATENT_KEY].shape == (50, 3)
+    pd.testing.assert_series_equal(adata.obs[CLUSTER_KEY], reference_clusters)
+
+
+def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
+    model, adata = trained
+    profiles = model.get_cluster_profiles()
+    assert profiles.shape == (4, adata.n_vars)
+    assert list(profiles.columns) == list(adata.var_names)
+    np.testing.assert_allclose(profiles.sum(1), 1, rtol=1e-5)
+    counts = model.sample(20, cluster=2, seed=0)
+    assert counts.shape == (20, adata.n_vars)
+    assert (counts >= 0).all() and np.array_equal(counts, np.round(counts))
+    np.testing.assert_array_equal(counts, model.sample(20, cluster=2, seed=0))
+    with pytest.raises(ValueError, match="cluster"):
+        model.sample(5, cluster=4)
+
+
+def test_elbo_marginal_likelihood_and_expression_queries(trained):
+    model, adata = trained
+    elbo = model.get_elbo()
+    log_likelihood = model.get_marginal_ll(n_mc_samples=20)
+    assert np.isfinite(elbo) and np.isfinite(log_likelihood)
+    assert elbo <= log_likelihood + 1.0  # the ELBO bounds log p(x) from below
+    expression = model.get_normalized_expression(library_size=1.0)
+    np.testing.assert_allclose(expression.sum(1), 1, rtol=1e-4)
+    assert model.posterior_predictive_sample().shape == (adata.n_obs, adata.n_vars)
+
+
+def test_save_load_round_trip_gives_identical_clusters(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "gmvae")
+    loaded = scvae.GMVAE.load(tmp_path / "gmvae", adata=adata)
+    np.testing.assert_array_equal(
+        model.predict(soft=True).to_numpy(), loaded.predict(soft=True).to_numpy()
+    )
+    np.testing.assert_array_equal(
+        model.get_latent_representation(), loaded.get_latent_representation()
+    )
+
+
+def test_bad_options_fail_before_training(adata):
+    scvae.setup_anndata(adata)
+    with pytest.raises(ValueError, match="n_clusters"):
+        scvae.GMVAE(adata, n_clusters=0)
+    with pytest.raises(ValueError, match="prior"):
+        scvae.GMVAE(adata, prior="dirichlet")
