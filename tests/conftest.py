@@ -2,12 +2,9 @@
 
 import pytest
 import scvi
-import torch
 
 from scvae.datasets import synthetic_counts
 
-# Each xdist worker gets one of the two cores: no oversubscription.
-torch.set_num_threads(1)
 scvi.settings.verbosity = 40
 scvi.settings.progress_bar_style = "tqdm"
 

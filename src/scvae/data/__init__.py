@@ -1,6 +1,14 @@
 """Registering and checking AnnData count matrices."""
 
+from ._loader import RegisteredTensors, TensorDataLoader, TensorDataSplitter
 from ._setup import setup_anndata
 from ._validation import InvalidCountsError, validate_counts
 
-__all__ = ["InvalidCountsError", "setup_anndata", "validate_counts"]
+__all__ = [
+    "InvalidCountsError",
+    "RegisteredTensors",
+    "TensorDataLoader",
+    "TensorDataSplitter",
+    "setup_anndata",
+    "validate_counts",
+]

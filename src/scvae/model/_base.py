@@ -14,6 +14,7 @@ from scvae._constants import (
     LIKELIHOODS,
     PIECEWISE_LIKELIHOODS,
 )
+from scvae.data._loader import TensorDataLoader, TensorDataSplitter
 from scvae.data._validation import validate_counts
 from scvae.module._networks import hidden_widths
 from scvae.train import NonFiniteLossGuard
@@ -24,8 +25,12 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
 
     Registration, save/load, the training loop (KL warm-up, early stopping, accelerators) and
     the generic posterior queries come from scvi-tools' mixins; this class adds input
-    validation and writes results where scanpy expects them.
+    validation, a faster data path (:class:`~scvae.data.TensorDataLoader`) and writes results
+    where scanpy expects them.
     """
+
+    _data_loader_cls = TensorDataLoader
+    _data_splitter_cls = TensorDataSplitter
 
     @classmethod
     def setup_anndata(

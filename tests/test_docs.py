@@ -1,0 +1,45 @@
+"""The Sphinx documentation builds without a single warning (as Read the Docs builds it)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sphinx")
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+BUILD_TIMEOUT_S = 300
+
+
+def test_docs_build_without_warnings(tmp_path):
+    out = tmp_path / "html"
+    env = {k: v for k, v in os.environ.items() if k != "READTHEDOCS"}  # no intersphinx fetches
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "-d",
+        str(tmp_path / "doctrees"),
+        str(DOCS),
+        str(out),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    log = f"stdout:\n{result.stdout[-20_000:]}\nstderr:\n{result.stderr[-20_000:]}"
+    assert result.returncode == 0, f"sphinx -W failed (exit {result.returncode}):\n{log}"
+    assert (out / "index.html").is_file(), log
+    assert (out / "generated" / "scvae.GMVAE.html").is_file(), log
