@@ -200,6 +200,14 @@ class TensorDataSplitter(DataSplitter):
         super().setup(stage)
         self.data_loader_kwargs["device"] = self._device()
 
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation minibatches; an empty list (not ``None``) when there is no validation set.
+
+        Lightning refuses ``None`` when validation runs every epoch, which scvae asks for so
+        that the history holds the validation ELBO.
+        """
+        return super().val_dataloader() or []
+
     def _device(self) -> torch.device:
         trainer = getattr(self, "trainer", None)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")

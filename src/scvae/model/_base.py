@@ -1,7 +1,10 @@
 """What every scvae model shares: registration, training and writing results into AnnData."""
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
+import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
@@ -108,16 +111,24 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             When training ends, write the results into the registered AnnData (see
             :meth:`annotate`). Nothing is written if training fails.
 
-        Raises
-        ------
-        scvae.train.NonFiniteLossError
-            The loss or a gradient became NaN or infinite; the model keeps the weights of the
-            last finite step and the AnnData is left as it was.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
             Lightning trainer (``strategy``, ``early_stopping_patience``, ``enable_progress_bar``,
             ``datasplitter_kwargs``, ...).
+
+        Raises
+        ------
+        ValueError
+            Fewer than two cells (batch normalisation needs two per minibatch).
+        scvae.train.NonFiniteLossError
+            The loss or a gradient became NaN or infinite; the model keeps the weights of the
+            last finite step and the AnnData is left as it was.
         """
+        if self.adata.n_obs < 2:
+            raise ValueError(
+                f"Training needs at least 2 cells, the AnnData has {self.adata.n_obs}: batch "
+                "normalisation estimates statistics over the cells of a minibatch."
+            )
         kwargs["callbacks"] = [*kwargs.get("callbacks", []), NonFiniteLossGuard()]
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
         super().train(
@@ -151,11 +162,84 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         adata = self._validate_anndata(adata)
         adata.obsm[LATENT_KEY] = self.get_latent_representation(adata, batch_size=batch_size)
 
+    @classmethod
+    def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):
+        """Load a model saved with :meth:`save`, checking the file and the genes first.
+
+        Parameters
+        ----------
+        dir_path
+            Directory the model was saved to.
+        adata
+            AnnData to attach; must have the training genes in the training order. Without it,
+            the AnnData saved with the model (``save(..., save_anndata=True)``) is used.
+        prefix
+            File name prefix given to :meth:`save`.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``,
+            ``device``: a model saved on a GPU loads on a CPU with the default ``"auto"``).
+
+        Raises
+        ------
+        SavedModelError
+            The directory holds no readable scvae model (missing, truncated or foreign file).
+        GeneMismatchError
+            ``adata`` lacks genes of the model, or has them in another order.
+        """
+        saved_genes = _saved_var_names(dir_path, prefix)
+        if adata is not None:
+            check_same_genes(adata.var_names, saved_genes)
+        return super().load(dir_path, adata=adata, prefix=prefix, **kwargs)
+
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         if adata is not None and self.get_anndata_manager(adata) is None:
+            check_same_genes(adata.var_names, self.adata.var_names)
             layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
             validate_counts(adata, layer)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+
+
+class SavedModelError(ValueError):
+    """A directory does not hold a readable saved scvae model."""
+
+
+class GeneMismatchError(ValueError):
+    """An AnnData does not have the model's genes in the model's order."""
+
+
+def _saved_var_names(dir_path: str, prefix: str | None) -> np.ndarray:
+    path = Path(dir_path) / f"{prefix or ''}model.pt"
+    if not path.is_file():
+        raise SavedModelError(f"No saved model at {path}: pass the directory given to save().")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        return np.asarray(saved["var_names"])
+    except Exception as error:  # torch raises many types for a damaged or foreign file
+        raise SavedModelError(
+            f"{path} is not a readable scvae model ({type(error).__name__}: {error}); the file "
+            "may be truncated or written by another tool. Save the model again."
+        ) from error
+
+
+def check_same_genes(var_names, model_var_names) -> None:
+    """Raise :class:`GeneMismatchError` unless ``var_names`` equals the model's genes in order.
+
+    The message says how many genes are missing, or how to reorder when only the order
+    differs.
+    """
+    var_names, model_var_names = np.asarray(var_names), np.asarray(model_var_names)
+    if np.array_equal(var_names, model_var_names):
+        return
+    missing = np.setdiff1d(model_var_names, var_names)
+    if len(missing):
+        raise GeneMismatchError(
+            f"The AnnData lacks {len(missing)} of the model's {len(model_var_names)} genes "
+            f"(e.g. {list(missing[:3])}); subset and order it as the training data."
+        )
+    raise GeneMismatchError(
+        "The AnnData has the model's genes in a different order or with extra genes; select "
+        "them in the training order first: adata = adata[:, model.adata.var_names]."
+    )
 
 
 def check_architecture(

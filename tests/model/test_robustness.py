@@ -1,0 +1,101 @@
+"""Edge shapes, saved models and reproducibility: clear errors or correct results, never junk."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scvi
+
+import scvae
+from scvae.datasets import synthetic_counts
+from scvae.model import GeneMismatchError, SavedModelError
+from tests.helpers import QUIET
+
+
+def _trained(adata, model_cls=scvae.VAE, epochs=1, **kwargs):
+    scvae.setup_anndata(adata)
+    model = model_cls(adata, n_hidden=8, **kwargs)
+    model.train(max_epochs=epochs, **QUIET)
+    return model
+
+
+def test_one_cell_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        _trained(synthetic_counts(1, 20))
+
+
+def test_one_gene_trains():
+    assert _trained(synthetic_counts(50, 1)).get_latent_representation().shape == (50, 10)
+
+
+def test_more_components_than_cells():
+    adata = synthetic_counts(6, 20)
+    model = _trained(adata, scvae.GMVAE, epochs=3, n_clusters=10)
+    assert adata.obsm["scvae_cluster_probabilities"].shape == (6, 10)
+    assert model.get_cluster_profiles().shape == (10, 20)
+
+
+def test_a_batch_with_a_single_cell():
+    adata = synthetic_counts(60, 20)
+    adata.obs["batch"] = ["b0"] * 59 + ["b1"]
+    scvae.setup_anndata(adata, batch_key="batch")
+    scvae.GMVAE(adata, n_clusters=3, n_hidden=8).train(max_epochs=2, **QUIET)
+    assert np.isfinite(adata.obsm["X_scvae"]).all()
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb", "constrained_poisson"])
+def test_all_zero_genes_and_a_count_of_a_million(likelihood):
+    adata = synthetic_counts(60, 20)
+    counts = adata.X.toarray()
+    counts[:, :3] = 0
+    counts[0, 5] = 1e6
+    adata.X = sp.csr_matrix(counts)
+    model = _trained(adata, epochs=2, likelihood=likelihood)
+    assert np.isfinite(model.get_elbo())
+
+
+def test_same_seed_same_latents_and_clusters_on_cpu():
+    results = []
+    for _ in range(2):
+        adata = synthetic_counts(200, 30)
+        scvi.settings.seed = 3
+        _trained(adata, scvae.GMVAE, epochs=3, n_clusters=3)
+        results.append((adata.obsm["X_scvae"], adata.obs["scvae_cluster"]))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_loading_against_reordered_or_missing_genes_fails_clearly(adata, tmp_path):
+    _trained(adata).save(tmp_path / "model")
+    with pytest.raises(GeneMismatchError, match="different order"):
+        scvae.VAE.load(tmp_path / "model", adata=adata[:, ::-1].copy())
+    with pytest.raises(GeneMismatchError, match="lacks 10 of the model's 60 genes"):
+        scvae.VAE.load(tmp_path / "model", adata=adata[:, 10:].copy())
+
+
+def test_saving_never_overwrites_unless_asked(adata, tmp_path):
+    model = _trained(adata)
+    model.save(tmp_path / "model")
+    with pytest.raises(ValueError, match="already exists"):
+        model.save(tmp_path / "model")
+    model.save(tmp_path / "model", overwrite=True)
+
+
+def test_truncated_foreign_or_missing_model_files_fail_clearly(adata, tmp_path):
+    _trained(adata).save(tmp_path / "model")
+    model_file = tmp_path / "model" / "model.pt"
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    with pytest.raises(SavedModelError, match="truncated"):
+        scvae.VAE.load(tmp_path / "model", adata=adata)
+    model_file.write_text("not a model")
+    with pytest.raises(SavedModelError, match="not a readable scvae model"):
+        scvae.VAE.load(tmp_path / "model", adata=adata)
+    with pytest.raises(SavedModelError, match="No saved model"):
+        scvae.VAE.load(tmp_path / "elsewhere", adata=adata)
+
+
+def test_a_query_with_other_genes_is_refused_before_inference(adata):
+    model = _trained(adata)
+    query = synthetic_counts(20, 50)
+    with pytest.raises(GeneMismatchError):
+        model.annotate(query)
+    assert "X_scvae" not in query.obsm
