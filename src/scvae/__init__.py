@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import data, datasets, distributions, model, module
+from . import data, datasets, distributions, model, module, pl, tl
 from .data import setup_anndata
 from .model import GMVAE, VAE
 
@@ -11,4 +11,15 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
-__all__ = ["GMVAE", "VAE", "data", "datasets", "distributions", "model", "module", "setup_anndata"]
+__all__ = [
+    "GMVAE",
+    "VAE",
+    "data",
+    "datasets",
+    "distributions",
+    "model",
+    "module",
+    "pl",
+    "setup_anndata",
+    "tl",
+]

@@ -20,7 +20,7 @@ from scvae._constants import (
 from scvae.data._loader import TensorDataLoader, TensorDataSplitter
 from scvae.data._validation import validate_counts
 from scvae.module._networks import hidden_widths
-from scvae.train import NonFiniteLossGuard
+from scvae.train import NonFiniteLossGuard, ScvaeTrainingPlan
 
 
 class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -34,6 +34,7 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
 
     _data_loader_cls = TensorDataLoader
     _data_splitter_cls = TensorDataSplitter
+    _training_plan_cls = ScvaeTrainingPlan
 
     @classmethod
     def setup_anndata(

@@ -1,0 +1,122 @@
+"""Views of a GMVAE's clusters: decoded profiles and per-cell probabilities."""
+
+from os import PathLike
+
+import numpy as np
+from anndata import AnnData
+from matplotlib.axes import Axes
+
+from scvae._constants import CLUSTER_PROBABILITIES_KEY
+from scvae.model import GMVAE
+
+from ._utils import finish, new_axes
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    """Z-score each column; constant columns become zero."""
+    spread = values.std(0)
+    return (values - values.mean(0)) / np.where(spread > 0, spread, 1.0)
+
+
+def cluster_profiles(
+    model: GMVAE,
+    n_genes: int = 3,
+    ax: Axes | None = None,
+    cmap: str = "RdBu_r",
+    show: bool | None = None,
+    save: str | PathLike | None = None,
+) -> Axes:
+    """Heat map of the top genes of each GMVAE component's decoded expression profile.
+
+    Takes :meth:`~scvae.GMVAE.get_cluster_profiles`, log-transforms it and standardises each
+    gene across components; for each component the ``n_genes`` genes with the highest score
+    (not already shown for an earlier component) are drawn.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~scvae.GMVAE`.
+    n_genes
+        Genes per component.
+    ax
+        Axes to draw on; by default a new figure.
+    cmap
+        Colour map of the standardised log expression.
+    show
+        Call :func:`matplotlib.pyplot.show` at the end.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The axes.
+    """
+    profiles = model.get_cluster_profiles()
+    scores = _standardise(np.log(profiles.to_numpy() + 1e-12))
+    genes: list[int] = []
+    for row in scores:
+        new = [g for g in np.argsort(-row, kind="stable") if g not in genes]
+        genes += new[:n_genes]
+    matrix = scores[:, genes]
+    width = max(4.0, 0.22 * len(genes) + 1.5)
+    ax = new_axes(ax, (width, max(2.5, 0.3 * len(profiles) + 1.2)))
+    limit = float(np.abs(matrix).max()) or 1.0
+    image = ax.imshow(matrix, aspect="auto", cmap=cmap, vmin=-limit, vmax=limit)
+    ax.set_xticks(range(len(genes)), profiles.columns[genes], rotation=90, fontsize=7)
+    ax.set_yticks(range(len(profiles)), profiles.index, fontsize=7)
+    ax.set_xlabel("gene")
+    ax.set_ylabel("component")
+    ax.set_title("GMVAE component profiles")
+    ax.get_figure().colorbar(image, ax=ax, label="log expression, z-score")
+    finish(ax, show, save)
+    return ax
+
+
+def cluster_probabilities(
+    adata: AnnData,
+    ax: Axes | None = None,
+    key: str = CLUSTER_PROBABILITIES_KEY,
+    cmap: str = "viridis",
+    show: bool | None = None,
+    save: str | PathLike | None = None,
+) -> Axes:
+    """Heat map of q(y | x): components x cells, cells sorted by cluster then confidence.
+
+    Parameters
+    ----------
+    adata
+        AnnData annotated by a :class:`~scvae.GMVAE` (``obsm["scvae_cluster_probabilities"]``).
+    ax
+        Axes to draw on; by default a new figure.
+    key
+        ``adata.obsm`` key of the cells x K probabilities.
+    cmap
+        Colour map of the probabilities.
+    show
+        Call :func:`matplotlib.pyplot.show` at the end.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The axes.
+    """
+    if key not in adata.obsm:
+        raise KeyError(f"adata.obsm has no {key!r}: train or annotate with a GMVAE first.")
+    probabilities = np.asarray(adata.obsm[key])
+    cluster, confidence = probabilities.argmax(1), probabilities.max(1)
+    order = np.lexsort((-confidence, cluster))
+    n_components = probabilities.shape[1]
+    ax = new_axes(ax, (7.0, max(2.5, 0.25 * n_components + 1.2)))
+    image = ax.imshow(
+        probabilities[order].T, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest"
+    )
+    for boundary in np.flatnonzero(np.diff(cluster[order])):
+        ax.axvline(boundary + 0.5, color="white", linewidth=0.5)
+    ax.set_yticks(range(n_components), [str(k) for k in range(n_components)], fontsize=7)
+    ax.set_xlabel(f"cells, sorted by cluster (n = {adata.n_obs})")
+    ax.set_ylabel("component")
+    ax.set_title("GMVAE cluster probabilities q(y | x)")
+    ax.get_figure().colorbar(image, ax=ax, label="probability")
+    finish(ax, show, save)
+    return ax

@@ -1,0 +1,188 @@
+"""Shared steps of the scvae workflows: clean copies, splits, model building, evaluation."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scvi
+from anndata import AnnData
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from scvae.data import setup_anndata
+from scvae.model import GMVAE, VAE, ScvaeModel
+
+#: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
+SCVI_PRIVATE_PREFIX = "_scvi_"
+
+
+def strip_registration(adata: AnnData) -> AnnData:
+    """Remove scvi-tools' private registration entries from ``adata``, in place.
+
+    Registration writes ``uns["_scvi_uuid"]``, ``uns["_scvi_manager_uuid"]`` and ``obs``
+    columns such as ``"_scvi_batch"``. They are internal, should not end up in files, and a
+    copy that keeps the uuid would take over the original's registration when registered.
+
+    Parameters
+    ----------
+    adata
+        AnnData to clean.
+
+    Returns
+    -------
+    The same ``adata``, for chaining.
+    """
+    for key in [k for k in adata.uns if k.startswith(SCVI_PRIVATE_PREFIX)]:
+        del adata.uns[key]
+    private = [c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]
+    adata.obs = adata.obs.drop(columns=private)
+    return adata
+
+
+def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None = None) -> AnnData:
+    """Copy of ``adata`` (or of its cells ``indices``) with no scvi-tools registration.
+
+    Parameters
+    ----------
+    adata
+        AnnData to copy; it is not modified.
+    indices
+        Cells to keep; all by default.
+    """
+    copy = adata.copy() if indices is None else adata[np.asarray(indices)].copy()
+    return strip_registration(copy)
+
+
+def heldout_split(n_obs: int, heldout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random split of ``n_obs`` cells into training and held-out indices (both sorted).
+
+    Parameters
+    ----------
+    n_obs
+        Number of cells.
+    heldout_fraction
+        Fraction of cells held out, in (0, 1); at least one cell is held out and one kept.
+    seed
+        Seed of the permutation.
+    """
+    if not 0 < heldout_fraction < 1:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}.")
+    n_heldout = min(max(1, round(heldout_fraction * n_obs)), n_obs - 1)
+    order = np.random.default_rng(seed).permutation(n_obs)
+    return np.sort(order[n_heldout:]), np.sort(order[:n_heldout])
+
+
+def build_model(adata: AnnData, n_clusters: int | None = None, **model_kwargs: Any) -> ScvaeModel:
+    """A :class:`~scvae.VAE` (``n_clusters=None``) or a :class:`~scvae.GMVAE` with K clusters.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :func:`scvae.setup_anndata`.
+    n_clusters
+        ``None`` for a VAE, else the number of GMVAE components.
+    **model_kwargs
+        Passed to the model's constructor (``likelihood``, ``n_latent``, ...).
+    """
+    if n_clusters is None:
+        return VAE(adata, **model_kwargs)
+    return GMVAE(adata, n_clusters=n_clusters, **model_kwargs)
+
+
+def fit_model(
+    adata: AnnData,
+    n_clusters: int | None = None,
+    layer: str | None = None,
+    batch_key: str | None = None,
+    seed: int = 0,
+    train_kwargs: dict[str, Any] | None = None,
+    **model_kwargs: Any,
+) -> ScvaeModel:
+    """Register ``adata``, build a VAE or GMVAE on it and train it with seed ``seed``.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts; it is registered (and annotated by training) in place.
+    n_clusters
+        ``None`` for a VAE, else the number of GMVAE components.
+    layer, batch_key
+        Passed to :func:`scvae.setup_anndata`.
+    seed
+        Seed of scvi-tools (``scvi.settings.seed``: Python, NumPy and PyTorch).
+    train_kwargs
+        Passed to the model's ``train`` (``max_epochs``, ``enable_progress_bar``, ...).
+    **model_kwargs
+        Passed to the model's constructor.
+    """
+    setup_anndata(adata, layer=layer, batch_key=batch_key)
+    scvi.settings.seed = seed
+    model = build_model(adata, n_clusters, **model_kwargs)
+    model.train(**(train_kwargs or {}))
+    return model
+
+
+def clustering_scores(labels: Sequence[Any], clusters: Sequence[Any]) -> dict[str, float]:
+    """Adjusted Rand index and normalised mutual information of a clustering vs labels.
+
+    Parameters
+    ----------
+    labels
+        Known label of each cell.
+    clusters
+        Cluster of each cell.
+
+    Returns
+    -------
+    ``{"ari": ..., "nmi": ...}``.
+    """
+    labels, clusters = np.asarray(labels).astype(str), np.asarray(clusters).astype(str)
+    return {
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+    }
+
+
+def evaluate_model(
+    model: ScvaeModel,
+    adata: AnnData | None = None,
+    labels_key: str | None = None,
+    n_mc_samples: int = 100,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Per-cell ELBO, importance-weighted log-likelihood and, for a GMVAE, ARI/NMI vs labels.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~scvae.VAE` or :class:`~scvae.GMVAE`.
+    adata
+        Cells to evaluate, typically held out from training; defaults to the model's AnnData.
+        A new AnnData is registered by transfer from the model's setup.
+    labels_key
+        ``adata.obs`` column of known labels: adds ``"ari"`` and ``"nmi"`` of the GMVAE's
+        clusters (ignored for a VAE, which does not cluster).
+    n_mc_samples
+        Importance samples per cell for the log-likelihood.
+    batch_size
+        Cells per forward pass.
+
+    Returns
+    -------
+    ``{"model", "n_cells", "elbo", "log_likelihood"[, "ari", "nmi"]}``; ``elbo`` and
+    ``log_likelihood`` are means per cell (nats, higher is better).
+    """
+    adata = model.adata if adata is None else adata
+    if labels_key is not None and labels_key not in adata.obs:
+        raise KeyError(f"labels_key={labels_key!r} is not a column of adata.obs.")
+    metrics: dict[str, Any] = {
+        "model": type(model).__name__,
+        "n_cells": int(adata.n_obs),
+        "elbo": float(model.get_elbo(adata, batch_size=batch_size)),
+        "log_likelihood": float(
+            model.get_marginal_ll(adata, n_mc_samples=n_mc_samples, batch_size=batch_size)
+        ),
+    }
+    if labels_key is not None and isinstance(model, GMVAE):
+        clusters = model.predict(adata, batch_size=batch_size)
+        metrics.update(clustering_scores(adata.obs[labels_key], clusters))
+    return metrics

@@ -1,0 +1,91 @@
+"""scvae.pl: every plot renders to a non-trivial PNG with titles and axis labels."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+import scvae
+from scvae.datasets import synthetic_counts
+from tests.helpers import QUIET
+
+
+@pytest.fixture(scope="module")
+def trained():
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_hidden=16)
+    model.train(max_epochs=3, **QUIET)
+    return model, adata
+
+
+def _check_png(axes, path):
+    axes = axes if isinstance(axes, list) else [axes]
+    assert path.stat().st_size > 5_000
+    for ax in axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    plt.close("all")
+
+
+def test_training_curves(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "curves.png"
+    axes = scvae.pl.training_curves(model, save=path)
+    assert [ax.get_title() for ax in axes] == [
+        "negative ELBO",
+        "reconstruction loss",
+        "KL divergence (total)",
+        "KL divergence of z",
+        "KL divergence of y",
+    ]
+    assert all(len(ax.get_lines()) == 2 for ax in axes)  # train and validation
+    _check_png(axes, path)
+
+
+def test_training_curves_needs_one_axes_per_panel(trained):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="axes"):
+        scvae.pl.training_curves(trained[0], ax=ax)
+    plt.close("all")
+
+
+def test_cluster_profiles(trained, tmp_path):
+    model, _ = trained
+    _, ax = plt.subplots()
+    path = tmp_path / "profiles.png"
+    returned = scvae.pl.cluster_profiles(model, n_genes=4, ax=ax, save=path)
+    assert returned is ax
+    assert len(ax.get_xticklabels()) == 12 and len(ax.get_yticklabels()) == 3
+    assert {t.get_text() for t in ax.get_xticklabels()} <= set(model.adata.var_names)
+    _check_png(ax, path)
+
+
+def test_cluster_probabilities(trained, tmp_path):
+    _, adata = trained
+    path = tmp_path / "probabilities.png"
+    ax = scvae.pl.cluster_probabilities(adata, save=path)
+    assert ax.images[0].get_array().shape == (3, adata.n_obs)
+    _check_png(ax, path)
+    with pytest.raises(KeyError, match="GMVAE"):
+        scvae.pl.cluster_probabilities(synthetic_counts(n_cells=10, n_genes=5))
+
+
+def test_model_comparison(tmp_path):
+    table = pd.DataFrame(
+        {
+            "model": ["VAE", "VAE", "GMVAE", "GMVAE"],
+            "likelihood": ["poisson", "nb", "poisson", "nb"],
+            "n_clusters": pd.array([None, None, 5, 5], dtype="Int64"),
+            "heldout_elbo": [-120.0, -110.0, -118.0, -108.0],
+        }
+    )
+    path = tmp_path / "comparison.png"
+    ax = scvae.pl.model_comparison(table, save=path)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["poisson", "nb"]
+    assert [line.get_label() for line in ax.get_lines()] == ["VAE", "GMVAE (K=5)"]
+    _check_png(ax, path)
+    with pytest.raises(KeyError, match="ari"):
+        scvae.pl.model_comparison(table, metric="ari")
