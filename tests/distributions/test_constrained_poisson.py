@@ -4,7 +4,12 @@ import math
 
 import numpy as np
 import torch
-from _distribution_references import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special
+
+from scvae.distributions import ConstrainedPoisson, Poisson
+from tests.distributions._distribution_references import (
     COUNTS,
     assert_float32_close,
     columns,
@@ -12,11 +17,6 @@ from _distribution_references import (
     poisson_logpmf,
     term_magnitude,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import special
-
-from scvae.distributions import ConstrainedPoisson, Poisson
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None)
 LOGITS = st.floats(-20.0, 20.0)

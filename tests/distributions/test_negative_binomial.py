@@ -5,7 +5,12 @@ import math
 import numpy as np
 import scvi
 import torch
-from _distribution_references import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from scvae.distributions import NegativeBinomial
+from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
     LOG_THETAS,
@@ -15,11 +20,6 @@ from _distribution_references import (
     nb_logpmf,
     term_magnitude,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
-
-from scvae.distributions import NegativeBinomial
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None)
 

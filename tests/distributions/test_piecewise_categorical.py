@@ -6,7 +6,14 @@ import mpmath
 import numpy as np
 import pytest
 import torch
-from _distribution_references import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import special
+
+from scvae.distributions import ConstrainedPoisson, NegativeBinomial, PiecewiseCategorical, Poisson
+from scvae.distributions._utils import log_softmax as log_softmax_accurate
+from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
     LOG_THETAS,
@@ -16,13 +23,6 @@ from _distribution_references import (
     piecewise_logpmf,
     poisson_logpmf,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from scipy import special
-
-from scvae.distributions import ConstrainedPoisson, NegativeBinomial, PiecewiseCategorical, Poisson
-from scvae.distributions._utils import log_softmax as log_softmax_accurate
 
 SETTINGS = settings(max_examples=100, deadline=None, database=None)
 CLASS_LOGITS = st.floats(-30.0, 30.0)

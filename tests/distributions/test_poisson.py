@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from _distribution_references import (
+from hypothesis import given, settings
+
+from scvae.distributions import Poisson
+from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
     assert_float32_close,
@@ -14,9 +17,6 @@ from _distribution_references import (
     poisson_logpmf,
     term_magnitude,
 )
-from hypothesis import given, settings
-
-from scvae.distributions import Poisson
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None)
 

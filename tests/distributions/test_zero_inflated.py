@@ -3,7 +3,10 @@
 import numpy as np
 import scvi
 import torch
-from _distribution_references import (
+from hypothesis import given, settings
+
+from scvae.distributions import ZeroInflatedNegativeBinomial, ZeroInflatedPoisson
+from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
     LOG_THETAS,
@@ -15,9 +18,6 @@ from _distribution_references import (
     zinb_logpmf,
     zip_logpmf,
 )
-from hypothesis import given, settings
-
-from scvae.distributions import ZeroInflatedNegativeBinomial, ZeroInflatedPoisson
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None)
 

@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.distributions.utils import broadcast_all
 from torch.nn.functional import softplus
 
-from ._utils import default_scale, normalized
+from ._utils import default_scale, normalized, on_nonzero_counts
 
 
 def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
@@ -21,12 +21,16 @@ def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor)
     theta = log_theta.exp()
     # The lgamma terms are combined first: at x = 0 they cancel exactly, whereas adding the
     # O(1e-8) probability terms to lgamma(theta) ~ 1e4 first would round them away.
-    log_coefficient = torch.lgamma(value + theta) - torch.lgamma(theta) - torch.lgamma(value + 1)
+    log_coefficient = on_nonzero_counts(value, _log_binomial_coefficient, theta)
     return (
         log_coefficient
         - theta * softplus(log_mu - log_theta)
         - value * softplus(log_theta - log_mu)
     )
+
+
+def _log_binomial_coefficient(value: Tensor, theta: Tensor) -> Tensor:
+    return torch.lgamma(value + theta) - torch.lgamma(theta) - torch.lgamma(value + 1)
 
 
 def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:

@@ -6,12 +6,16 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._utils import default_scale, normalized
+from ._utils import default_scale, normalized, on_nonzero_counts
+
+
+def _log_factorial(value: Tensor) -> Tensor:
+    return torch.lgamma(value + 1)
 
 
 def poisson_log_prob(value: Tensor, log_rate: Tensor) -> Tensor:
     r""":math:`\log p(x) = x \log\lambda - \lambda - \log\Gamma(x + 1)`, computed from log-rates."""
-    return value * log_rate - log_rate.exp() - torch.lgamma(value + 1)
+    return value * log_rate - log_rate.exp() - on_nonzero_counts(value, _log_factorial)
 
 
 class Poisson(Distribution):

@@ -1,0 +1,409 @@
+"""Clustering of scvae's GMVAE against scVI + Leiden and scanpy's PCA + Leiden.
+
+On paul15, pbmc10x, zeisel and mouse_bladder (raw counts, cell-type labels in
+``obs["label"]``), each method is asked for K clusters, K = number of distinct labels; the
+labels are only used to score the result (ARI and NMI):
+
+(a) ``scvae.GMVAE(n_clusters=K, likelihood="nb")``, defaults otherwise → ``obs["scvae_cluster"]``;
+(b) ``scvi.model.SCVI(gene_likelihood="nb", n_latent=10)`` latent → ``sc.pp.neighbors`` →
+    Leiden at the resolution whose number of clusters is closest to K;
+(c) scanpy's standard pipeline: ``normalize_total(1e4)`` → ``log1p`` →
+    ``highly_variable_genes(n_top_genes=2000, flavor="seurat")`` (skipped with ≤ 2000 genes) →
+    ``pca(50)`` → ``neighbors`` → Leiden with the same resolution search.
+
+GMVAE and SCVI get the same number of epochs. Each method runs with seeds 0, 1, 2
+(``scvi.settings.seed`` and Leiden's ``random_state``). The resolution search bisects
+[0.01, 5] on one neighbour graph and keeps the first resolution whose cluster count is
+closest to K.
+
+A second table gives, per likelihood, the held-out ELBO per cell of a GMVAE trained on 90 %
+of a data set (seed 0) and evaluated on the other 10 % (fixed numpy seed 0), with the ARI of
+that model's clusters on its training cells.
+
+Run from the repository root::
+
+    python3 benchmarks/clustering.py                              # everything
+    python3 benchmarks/clustering.py --datasets paul15 --seeds 0  # a quick look
+
+The tables are printed and written as Markdown to ``docs/benchmarks/clustering.md``.
+"""
+
+import argparse
+import datetime
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+import scvi
+import sklearn
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+import scvae
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = {
+    "paul15": "paul15_2730.h5ad",
+    "pbmc10x": "pbmc10x_4271_top2000.h5ad",
+    "zeisel": "zeisel2015_3005.h5ad",
+    "mouse_bladder": "mouse_bladder_2100.h5ad",
+}
+LABEL_KEY = "label"
+LIKELIHOODS = ("poisson", "nb", "zip", "zinb", "constrained_poisson")
+#: Resolution search of Leiden: bisection over this interval, at most this many evaluations.
+RESOLUTION_RANGE = (0.01, 5.0)
+MAX_RESOLUTION_STEPS = 20
+#: Held-out split of the likelihood table, fixed once and independent of the training seed.
+SPLIT_SEED = 0
+TEST_FRACTION = 0.1
+#: Targets: GMVAE mean ARI at least scVI + Leiden's, and seed-to-seed std of its ARI at most this.
+MAX_ARI_STD = 0.05
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-epochs", type=int, default=100, help="epochs of GMVAE and SCVI")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument(
+        "--elbo-datasets",
+        nargs="*",
+        choices=list(DATASETS),
+        default=["paul15"],
+        help="data sets of the per-likelihood held-out ELBO table (none: skip it)",
+    )
+    parser.add_argument(
+        "--elbo-epochs", type=int, default=None, help="epochs there (default: --max-epochs)"
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "clustering.md")
+    return parser.parse_args(argv)
+
+
+def load(path: Path) -> ad.AnnData:
+    """Raw counts as float32 CSR and the labels, nothing else."""
+    adata = ad.read_h5ad(path)
+    counts = sp.csr_matrix(adata.X, dtype=np.float32)
+    obs = pd.DataFrame({LABEL_KEY: adata.obs[LABEL_KEY].astype(str).values}, index=adata.obs_names)
+    return ad.AnnData(X=counts, obs=obs, var=adata.var[[]].copy())
+
+
+def scores(labels, clusters) -> dict:
+    clusters = np.asarray(clusters).astype(str)
+    return {
+        "ari": adjusted_rand_score(labels, clusters),
+        "nmi": normalized_mutual_info_score(labels, clusters),
+        "n_clusters": len(np.unique(clusters)),
+    }
+
+
+def leiden_closest_to(adata: ad.AnnData, k: int, seed: int) -> tuple[np.ndarray, float]:
+    """Leiden on ``adata``'s neighbour graph at the resolution with a cluster count closest to k.
+
+    Bisection over ``RESOLUTION_RANGE`` (the count grows with the resolution); on ties the
+    first resolution evaluated wins.
+    """
+    best = None  # (distance, resolution, clusters)
+
+    def evaluate(resolution: float) -> int:
+        nonlocal best
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            random_state=seed,
+            key_added="_leiden",
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+        )
+        clusters = adata.obs["_leiden"].to_numpy().copy()
+        n = len(np.unique(clusters))
+        if best is None or abs(n - k) < best[0]:
+            best = (abs(n - k), resolution, clusters)
+        return n
+
+    low, high = RESOLUTION_RANGE
+    if evaluate(low) < k and evaluate(high) > k:
+        for _ in range(MAX_RESOLUTION_STEPS - 2):
+            middle = (low + high) / 2
+            n = evaluate(middle)
+            if n == k:
+                break
+            low, high = (middle, high) if n < k else (low, middle)
+    del adata.obs["_leiden"]
+    return best[2], best[1]
+
+
+def fit_gmvae(adata: ad.AnnData, k: int, seed: int, max_epochs: int) -> dict:
+    adata = adata.copy()
+    scvi.settings.seed = seed
+    start = time.perf_counter()
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=k, likelihood="nb")
+    model.train(max_epochs=max_epochs, enable_progress_bar=False, accelerator="cpu")
+    seconds = time.perf_counter() - start
+    row = scores(adata.obs[LABEL_KEY], adata.obs["scvae_cluster"])
+    row["confidence"] = float(adata.obs["scvae_cluster_confidence"].mean())
+    # Diagnostic: is the latent space or q(y|x) the weak part? k-means (K) on E[z|x].
+    kmeans = KMeans(k, n_init=10, random_state=seed).fit_predict(adata.obsm["X_scvae"])
+    row["kmeans_ari"] = adjusted_rand_score(adata.obs[LABEL_KEY], kmeans)
+    row["seconds"] = seconds
+    return row
+
+
+def fit_scvi_leiden(adata: ad.AnnData, k: int, seed: int, max_epochs: int) -> dict:
+    adata = adata.copy()
+    scvi.settings.seed = seed
+    start = time.perf_counter()
+    scvi.model.SCVI.setup_anndata(adata)
+    model = scvi.model.SCVI(adata, gene_likelihood="nb", n_latent=10)
+    model.train(max_epochs=max_epochs, enable_progress_bar=False, accelerator="cpu")
+    adata.obsm["X_scVI"] = model.get_latent_representation()
+    sc.pp.neighbors(adata, use_rep="X_scVI", random_state=seed)
+    clusters, resolution = leiden_closest_to(adata, k, seed)
+    seconds = time.perf_counter() - start
+    return {**scores(adata.obs[LABEL_KEY], clusters), "resolution": resolution, "seconds": seconds}
+
+
+def fit_pca_leiden(adata: ad.AnnData, k: int, seed: int, max_epochs: int) -> dict:
+    adata = adata.copy()
+    start = time.perf_counter()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    if adata.n_vars > 2000:
+        sc.pp.highly_variable_genes(adata, n_top_genes=2000, flavor="seurat", subset=True)
+    sc.pp.pca(adata, n_comps=50, random_state=seed)
+    sc.pp.neighbors(adata, random_state=seed)
+    clusters, resolution = leiden_closest_to(adata, k, seed)
+    seconds = time.perf_counter() - start
+    return {**scores(adata.obs[LABEL_KEY], clusters), "resolution": resolution, "seconds": seconds}
+
+
+METHODS = {
+    "GMVAE": fit_gmvae,
+    "scVI + Leiden": fit_scvi_leiden,
+    "PCA + Leiden": fit_pca_leiden,
+}
+
+
+def split(n_obs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out cell indices (10 % held out), fixed by ``SPLIT_SEED``."""
+    permutation = np.random.default_rng(SPLIT_SEED).permutation(n_obs)
+    n_test = round(TEST_FRACTION * n_obs)
+    return np.sort(permutation[n_test:]), np.sort(permutation[:n_test])
+
+
+def likelihood_rows(name: str, adata: ad.AnnData, max_epochs: int) -> list[dict]:
+    """Held-out ELBO per cell and training-cell ARI of a GMVAE per likelihood (seed 0)."""
+    k = adata.obs[LABEL_KEY].nunique()
+    train_idx, test_idx = split(adata.n_obs)
+    rows = []
+    for likelihood in LIKELIHOODS:
+        train, test = adata[train_idx].copy(), adata[test_idx].copy()
+        scvi.settings.seed = 0
+        start = time.perf_counter()
+        scvae.setup_anndata(train)
+        model = scvae.GMVAE(train, n_clusters=k, likelihood=likelihood)
+        model.train(max_epochs=max_epochs, enable_progress_bar=False, accelerator="cpu")
+        seconds = time.perf_counter() - start
+        scvae.setup_anndata(test)
+        torch.manual_seed(0)
+        row = {
+            "data": name,
+            "likelihood": likelihood,
+            "n_train": len(train_idx),
+            "n_test": len(test_idx),
+            "elbo": float(model.get_elbo(test)),
+            **scores(train.obs[LABEL_KEY], train.obs["scvae_cluster"]),
+            "seconds": seconds,
+        }
+        print(
+            f"  {name} {likelihood}: held-out ELBO {row['elbo']:.2f}, ARI {row['ari']:.3f}, "
+            f"{row['n_clusters']} clusters, {seconds:.0f} s",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+def mean_std(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def summary_table(runs: pd.DataFrame, ks: dict) -> str:
+    lines = [
+        "| data | K | method | ARI | NMI | clusters found | time per fit (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in runs["data"].unique():
+        for method in METHODS:
+            sub = runs[(runs["data"] == name) & (runs["method"] == method)]
+            found = ", ".join(str(n) for n in sub["n_clusters"])
+            lines.append(
+                f"| {name} | {ks[name]} | {method} | {mean_std(sub['ari'])} | "
+                f"{mean_std(sub['nmi'])} | {found} | {sub['seconds'].mean():.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def target_table(runs: pd.DataFrame) -> str:
+    lines = [
+        "| data | GMVAE ARI | scVI + Leiden ARI | GMVAE ARI std | target met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name in runs["data"].unique():
+        gmvae = runs[(runs["data"] == name) & (runs["method"] == "GMVAE")]["ari"]
+        scvi_ = runs[(runs["data"] == name) & (runs["method"] == "scVI + Leiden")]["ari"]
+        ok_mean = gmvae.mean() >= scvi_.mean()
+        ok_std = gmvae.std(ddof=0) <= MAX_ARI_STD
+        verdict = "pass" if ok_mean and ok_std else "FAIL"
+        reasons = [why for ok, why in ((ok_mean, "lower ARI"), (ok_std, "std > 0.05")) if not ok]
+        if reasons:
+            verdict += " (" + ", ".join(reasons) + ")"
+        lines.append(
+            f"| {name} | {gmvae.mean():.3f} | {scvi_.mean():.3f} | {gmvae.std(ddof=0):.3f} | "
+            f"{verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def per_seed_table(runs: pd.DataFrame) -> str:
+    lines = [
+        "| data | method | seed | ARI | NMI | clusters | resolution | mean confidence "
+        "| ARI of k-means on GMVAE latent | time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in runs.itertuples():
+        resolution = "" if pd.isna(row.resolution) else f"{row.resolution:.3f}"
+        confidence = "" if pd.isna(row.confidence) else f"{row.confidence:.3f}"
+        kmeans = "" if pd.isna(row.kmeans_ari) else f"{row.kmeans_ari:.3f}"
+        lines.append(
+            f"| {row.data} | {row.method} | {row.seed} | {row.ari:.3f} | {row.nmi:.3f} | "
+            f"{row.n_clusters} | {resolution} | {confidence} | {kmeans} | {row.seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def likelihood_table(rows: list[dict]) -> str:
+    lines = [
+        "| data | likelihood | train / test cells | held-out ELBO per cell | ARI (training cells) "
+        "| clusters | time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['data']} | {row['likelihood']} | {row['n_train']} / {row['n_test']} | "
+            f"{row['elbo']:.2f} | {row['ari']:.3f} | {row['n_clusters']} | "
+            f"{row['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def header(args: argparse.Namespace, total_seconds: float) -> str:
+    command = "python3 benchmarks/clustering.py " + shlex.join(sys.argv[1:])
+    elbo_epochs = args.elbo_epochs or args.max_epochs
+    return f"""# Clustering: scvae GMVAE against scVI + Leiden and PCA + Leiden
+
+Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the CPU
+({os.cpu_count()} cores, {platform.machine()}, torch threads {torch.get_num_threads()}), with
+Python {platform.python_version()}, torch {torch.__version__}, scvi-tools {scvi.__version__},
+scanpy {sc.__version__}, scikit-learn {sklearn.__version__}, scvae {scvae.__version__};
+the whole run took {total_seconds / 60:.0f} min.
+
+* **Data**: raw counts (`obs["label"]` holds the cell types); K = number of distinct labels.
+  The labels are only used for scoring: adjusted Rand index (ARI) and normalised mutual
+  information (NMI) against `obs["label"]`.
+* **GMVAE**: `scvae.GMVAE(adata, n_clusters=K, likelihood="nb")`, all else default,
+  `train(max_epochs={args.max_epochs})`; clusters are `obs["scvae_cluster"]`.
+* **scVI + Leiden**: `scvi.model.SCVI(adata, gene_likelihood="nb", n_latent=10)`, all else
+  default, `train(max_epochs={args.max_epochs})`; latent → `sc.pp.neighbors(use_rep=...)` →
+  Leiden.
+* **PCA + Leiden**: `normalize_total(1e4)` → `log1p` → `highly_variable_genes(n_top_genes=2000,
+  flavor="seurat")` (skipped with ≤ 2000 genes) → `pca(50)` → `neighbors` → Leiden.
+* **Leiden resolution**: bisection over [{RESOLUTION_RANGE[0]}, {RESOLUTION_RANGE[1]}] (at most
+  {MAX_RESOLUTION_STEPS} runs, `flavor="igraph"`, 2 iterations) on one neighbour graph, keeping
+  the first resolution whose cluster count is closest to K.
+* **Seeds** {", ".join(map(str, args.seeds))}: `scvi.settings.seed` and Leiden's `random_state`.
+  Means ± population standard deviations are over the seeds. *Time per fit* covers setup,
+  training and clustering (the resolution search included) of one seed.
+* **Target** (issue 3): GMVAE mean ARI ≥ scVI + Leiden's on every data set, with a
+  seed-to-seed standard deviation of the GMVAE's ARI ≤ {MAX_ARI_STD}.
+* **Likelihood table**: GMVAE (K clusters, defaults) per likelihood, trained {elbo_epochs}
+  epochs with seed 0 on 90 % of the cells; `get_elbo` per cell (higher is better) on the other
+  10 % (fixed split, numpy seed {SPLIT_SEED}), and the ARI of the model's clusters on its
+  training cells.
+"""
+
+
+def main(argv=None) -> pd.DataFrame:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("scvi").setLevel(logging.ERROR)
+    for name in ("lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sc.settings.verbosity = 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    begin = time.perf_counter()
+    runs, ks = [], {}
+    for name in args.datasets:
+        adata = load(args.data_dir / DATASETS[name])
+        k = ks[name] = adata.obs[LABEL_KEY].nunique()
+        print(f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K = {k}", flush=True)
+        for seed in args.seeds:
+            for method, fit in METHODS.items():
+                row = {"data": name, "method": method, "seed": seed}
+                row.update(fit(adata, k, seed, args.max_epochs))
+                runs.append(row)
+                print(
+                    f"  seed {seed} {method}: ARI {row['ari']:.3f}, NMI {row['nmi']:.3f}, "
+                    f"{row['n_clusters']} clusters, {row['seconds']:.0f} s",
+                    flush=True,
+                )
+    runs = pd.DataFrame(runs)
+    for column in ("resolution", "confidence", "kmeans_ari"):
+        if column not in runs:
+            runs[column] = np.nan
+    likelihood = []
+    for name in args.elbo_datasets:
+        adata = load(args.data_dir / DATASETS[name])
+        likelihood += likelihood_rows(name, adata, args.elbo_epochs or args.max_epochs)
+    total = time.perf_counter() - begin
+    text = "\n\n".join(
+        [
+            header(args, total).rstrip(),
+            "## Summary (mean ± std over seeds)",
+            summary_table(runs, ks),
+            "## Target",
+            target_table(runs),
+            *(
+                ["## Held-out ELBO per likelihood", likelihood_table(likelihood)]
+                if likelihood
+                else []
+            ),
+            "## Every fit",
+            per_seed_table(runs),
+        ]
+    )
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return runs
+
+
+if __name__ == "__main__":
+    main()
