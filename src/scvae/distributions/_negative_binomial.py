@@ -75,9 +75,10 @@ class NegativeBinomial(ScviNegativeBinomial):
         scale: Tensor | None = None,
         validate_args: bool = False,
     ) -> None:
+        # log_theta keeps its own (e.g. per-gene) shape: the lgamma terms then run once per
+        # (cell, gene), not once per GMVAE component as well.
+        self.log_mu, self.log_theta = log_mu, log_theta
         log_mu, log_theta = broadcast_all(log_mu, log_theta)
-        self.log_mu = log_mu
-        self.log_theta = log_theta
         super().__init__(
             mu=log_mu.exp(),
             theta=log_theta.exp(),

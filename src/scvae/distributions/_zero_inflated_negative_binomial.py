@@ -55,9 +55,8 @@ class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
         scale: Tensor | None = None,
         validate_args: bool = False,
     ) -> None:
+        self.log_mu, self.log_theta = log_mu, log_theta  # unexpanded, see NegativeBinomial
         log_mu, log_theta, zi_logits = broadcast_all(log_mu, log_theta, zi_logits)
-        self.log_mu = log_mu
-        self.log_theta = log_theta
         super().__init__(
             mu=log_mu.exp(),
             theta=log_theta.exp(),

@@ -61,7 +61,9 @@ class GMVAE(ScvaeModel):
     dropout_rate
         Dropout on the encoders' hidden layers.
     encode_batch
-        Also condition the encoders on the registered batch.
+        Also condition the encoders on the registered batch. By default they are whenever
+        a ``batch_key`` was registered: the encoders can then remove the batch effect from z
+        (the decoder adds it back), so that the clusters follow cell types, not batches.
     marginal_cluster_kl
         Regularise the minibatch-averaged cluster usage towards p(y) instead of each cell's
         q(y|x) (see :class:`~scvae.module.GMVAEModule`); keeps q(y|x) from collapsing to
@@ -93,7 +95,7 @@ class GMVAE(ScvaeModel):
         prior: str = "uniform",
         use_batch_norm: bool = True,
         dropout_rate: float = 0.1,
-        encode_batch: bool = False,
+        encode_batch: bool | None = None,
         marginal_cluster_kl: bool = True,
         component_spread: float = 1.0,
     ):
@@ -112,6 +114,8 @@ class GMVAE(ScvaeModel):
         if prior not in ("uniform", "learned"):
             raise ValueError(f"prior={prior!r} is not one of ('uniform', 'learned').")
         super().__init__(adata)
+        if encode_batch is None:
+            encode_batch = self.summary_stats.n_batch > 1
         self.module = GMVAEModule(
             n_input=self.summary_stats.n_vars,
             n_clusters=n_clusters,

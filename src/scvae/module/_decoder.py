@@ -128,7 +128,7 @@ class CountDecoder(nn.Module):
             return Poisson(log_mean, scale=scale)
         if self.likelihood == "zip":
             return ZeroInflatedPoisson(log_mean, self.zi_logits(h), scale=scale)
-        log_theta = self._log_theta(h, batch_index).expand_as(log_mean)
+        log_theta = self._log_theta(h, batch_index)
         if self.likelihood == "nb":
             return NegativeBinomial(log_mean, log_theta, scale=scale)
         return ZeroInflatedNegativeBinomial(log_mean, log_theta, self.zi_logits(h), scale=scale)
