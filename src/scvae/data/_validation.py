@@ -93,7 +93,7 @@ def validate_counts(
                 if fractional.any():
                     example = values[fractional][0]
                     raise InvalidCountsError(
-                        f"{where} holds non-integer values (e.g. {example:.4g}), so it looks "
+                        f"{where} holds non-integer values (e.g. {example!s}), so it looks "
                         "normalised or log-transformed, not raw counts. Pass the layer with the "
                         "raw UMI counts (layer='counts'), or allow_non_integer=True for "
                         "deliberately non-integer counts such as ambient-corrected data."
@@ -101,7 +101,7 @@ def validate_counts(
         negative = values < 0
         if negative.any():
             raise InvalidCountsError(
-                f"{where} has negative values (e.g. {values[negative][0]:.4g}): counts cannot be "
+                f"{where} has negative values (e.g. {values[negative][0]!s}): counts cannot be "
                 "negative; it looks scaled or centred. Pass the raw counts with layer=."
             )
         totals = np.asarray(chunk.sum(axis=1)).ravel()
