@@ -27,7 +27,8 @@ class VAE(ScvaeModel):
     likelihood
         ``"poisson"``, ``"nb"`` (negative binomial), ``"zip"`` (zero-inflated Poisson),
         ``"zinb"`` (zero-inflated NB) or ``"constrained_poisson"`` (scVAE's: rates are a softmax
-        over genes times the cell's total count).
+        over genes times the cell's total count; the same model as ``"poisson"`` with
+        ``scale_by_library=True``, kept under scVAE's name).
     dispersion
         Inverse dispersion of NB/ZINB per ``"gene"``, per ``"gene-batch"`` or per ``"gene-cell"``.
     scale_by_library
