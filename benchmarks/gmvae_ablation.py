@@ -8,8 +8,8 @@ use and the mean confidence max q(y|x). The configurations add the remedies one 
 1. scVAE's objective: per-cell KL(q(y|x) || p(y)), randomly placed components;
 2. the marginal KL of the minibatch-averaged q(y) instead (``marginal_cluster_kl=True``);
 3. plus components placed by k-means on the latent means after 30% of training;
-4. plus q(y|x) fitted to that k-means assignment (scvae's default);
-5. the default without the marginal KL (per-cell KL with placement and fitting).
+4. plus q(y|x) fitted to that k-means assignment;
+5. placement and fitting with scVAE's per-cell KL (scvae's default, chosen from this table).
 
 Usage::
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 50
 INIT_EPOCH = (3 * EPOCHS) // 10
 
+MARGINAL = {"marginal_cluster_kl": True}
 CONFIGURATIONS = {
     "1 per-cell KL_y, random components": ({"marginal_cluster_kl": False}, None),
     "2 marginal KL_y": ({}, None),

@@ -80,7 +80,7 @@ class GMVAEModule(BaseModuleClass):
         use_batch_norm: bool = True,
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
-        marginal_cluster_kl: bool = True,
+        marginal_cluster_kl: bool = False,
         component_spread: float = 1.0,
     ):
         super().__init__()
