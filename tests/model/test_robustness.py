@@ -1,9 +1,12 @@
 """Edge shapes, saved models and reproducibility: clear errors or correct results, never junk."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import scvi
+import torch
 
 import scvae
 from scvae.datasets import synthetic_counts
@@ -99,3 +102,16 @@ def test_a_query_with_other_genes_is_refused_before_inference(adata):
     with pytest.raises(GeneMismatchError):
         model.annotate(query)
     assert "X_scvae" not in query.obsm
+
+
+def test_a_model_saved_on_a_gpu_loads_on_a_cpu(adata, tmp_path):
+    model = _trained(adata)
+    # Tag every saved tensor as CUDA memory, as a model saved on a GPU is.
+    with mock.patch("torch.serialization.location_tag", lambda storage: "cuda:0"):
+        model.save(tmp_path / "gpu_model")
+    with pytest.raises(RuntimeError, match="CUDA"):  # the file really asks for a GPU
+        torch.load(tmp_path / "gpu_model" / "model.pt", weights_only=False)
+    loaded = scvae.VAE.load(tmp_path / "gpu_model", adata=adata)
+    np.testing.assert_array_equal(
+        model.get_latent_representation(), loaded.get_latent_representation()
+    )

@@ -5,6 +5,7 @@ import pytest
 
 import scvae
 from scvae._constants import LATENT_KEY
+from scvae.datasets import synthetic_counts
 from tests.helpers import QUIET
 
 LIKELIHOOD_VARIANTS = [
@@ -45,7 +46,9 @@ def test_annotate_can_be_switched_off(adata):
 
 def test_queries_have_the_shapes_scanpy_and_scvi_users_expect(adata):
     scvae.setup_anndata(adata, layer="counts", batch_key="batch")
-    model = scvae.VAE(adata, n_latent=5, n_hidden=[32, 16], likelihood="zinb")
+    model = scvae.VAE(
+        adata, n_latent=5, n_hidden=[32, 16], likelihood="zinb", dispersion="gene-batch"
+    )
     model.train(max_epochs=2, **QUIET)
     assert model.get_latent_representation().shape == (300, 5)
     expression = model.get_normalized_expression(library_size=1e4)
@@ -97,3 +100,14 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
     scvae.setup_anndata(adata)
     with pytest.raises(ValueError, match=message):
         scvae.VAE(adata, **options)
+
+
+def test_batch_conditioned_decoder_with_per_batch_dispersion():
+    adata = synthetic_counts(n_cells=200, n_genes=30, n_batches=3, batch_effect=0.5, seed=2)
+    scvae.setup_anndata(adata, batch_key="batch")
+    model = scvae.VAE(adata, n_hidden=16, dispersion="gene-batch", encode_batch=True)
+    assert model.module.decoder.log_theta.shape == (3, 30)
+    model.train(max_epochs=2, **QUIET)
+    as_batch_0 = model.get_normalized_expression(transform_batch="batch_0")
+    as_batch_1 = model.get_normalized_expression(transform_batch="batch_1")
+    assert not np.allclose(as_batch_0, as_batch_1)  # the decoder uses the batch
