@@ -9,6 +9,7 @@ import scvi
 import torch
 
 import scvae
+from scvae.data import InvalidCountsError
 from scvae.datasets import synthetic_counts
 from scvae.model import GeneMismatchError, SavedModelError
 from tests.helpers import QUIET
@@ -115,3 +116,11 @@ def test_a_model_saved_on_a_gpu_loads_on_a_cpu(adata, tmp_path):
     np.testing.assert_array_equal(
         model.get_latent_representation(), loaded.get_latent_representation()
     )
+
+
+def test_non_integer_counts_are_refused_by_the_piecewise_likelihood(adata):
+    adata.X = adata.X * 0.5
+    scvae.setup_anndata(adata, allow_non_integer=True)
+    scvae.VAE(adata, likelihood="nb")  # fine for the likelihoods defined on reals
+    with pytest.raises(InvalidCountsError, match="non-integer"):
+        scvae.VAE(adata, likelihood="nb", piecewise_cutoff=3)

@@ -30,7 +30,9 @@ def setup_anndata(
     labels_key
         ``adata.obs`` column with known cell labels, kept for evaluation; never used to train.
     allow_non_integer
-        Accept non-integer, non-negative values (e.g. ambient-corrected counts).
+        Accept non-integer, non-negative values (e.g. ambient-corrected counts). The Poisson,
+        NB and zero-inflated likelihoods extend to them through the gamma function; the
+        piecewise-categorical variants need integers and refuse such data.
 
     Raises
     ------

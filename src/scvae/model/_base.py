@@ -192,6 +192,13 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             check_same_genes(adata.var_names, saved_genes)
         return super().load(dir_path, adata=adata, prefix=prefix, **kwargs)
 
+    def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
+        """The piecewise-categorical likelihood indexes classes by count: it needs integers."""
+        if piecewise_cutoff is None or self.adata is None:
+            return
+        layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
+        validate_counts(self.adata, layer, allow_non_integer=False)
+
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         if adata is not None and self.get_anndata_manager(adata) is None:
             check_same_genes(adata.var_names, self.adata.var_names)

@@ -115,6 +115,7 @@ class GMVAE(ScvaeModel):
         if prior not in ("uniform", "learned"):
             raise ValueError(f"prior={prior!r} is not one of ('uniform', 'learned').")
         super().__init__(adata)
+        self._require_integer_counts(piecewise_cutoff)
         if encode_batch is None:
             encode_batch = self.summary_stats.n_batch > 1
         self.module = GMVAEModule(

@@ -80,6 +80,7 @@ class VAE(ScvaeModel):
             dropout_rate,
         )
         super().__init__(adata)
+        self._require_integer_counts(piecewise_cutoff)
         self.module = VAEModule(
             n_input=self.summary_stats.n_vars,
             n_batch=self.summary_stats.n_batch,
