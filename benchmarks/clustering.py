@@ -30,13 +30,16 @@ The tables are printed and written as Markdown to ``docs/benchmarks/clustering.m
 
 import argparse
 import datetime
+import functools
 import logging
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import anndata as ad
@@ -81,24 +84,45 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--elbo-datasets",
         nargs="*",
         choices=list(DATASETS),
-        default=["paul15"],
+        default=list(DATASETS),
         help="data sets of the per-likelihood held-out ELBO table (none: skip it)",
     )
     parser.add_argument(
         "--elbo-epochs", type=int, default=None, help="epochs there (default: --max-epochs)"
     )
+    parser.add_argument(
+        "--n-top-genes",
+        type=int,
+        default=2000,
+        help="train GMVAE and scVI on this many highly variable genes (0: all genes)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="fits run in parallel, each in its own process"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per fit")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "clustering.md")
     return parser.parse_args(argv)
 
 
-def load(path: Path) -> ad.AnnData:
-    """Raw counts as float32 CSR and the labels, nothing else."""
+def load(path: Path, n_top_genes: int) -> ad.AnnData:
+    """Raw counts as float32 CSR and the labels, nothing else.
+
+    With more than ``n_top_genes`` genes (and ``n_top_genes > 0``) only the most variable ones
+    are kept, chosen exactly as the PCA pipeline chooses them (``flavor="seurat"`` on
+    log-normalised counts); the counts themselves stay raw.
+    """
     adata = ad.read_h5ad(path)
     counts = sp.csr_matrix(adata.X, dtype=np.float32)
     obs = pd.DataFrame({LABEL_KEY: adata.obs[LABEL_KEY].astype(str).values}, index=adata.obs_names)
-    return ad.AnnData(X=counts, obs=obs, var=adata.var[[]].copy())
+    adata = ad.AnnData(X=counts, obs=obs, var=adata.var[[]].copy())
+    if 0 < n_top_genes < adata.n_vars:
+        normalised = adata.copy()
+        sc.pp.normalize_total(normalised, target_sum=1e4)
+        sc.pp.log1p(normalised)
+        sc.pp.highly_variable_genes(normalised, n_top_genes=n_top_genes, flavor="seurat")
+        adata = adata[:, normalised.var["highly_variable"].to_numpy()].copy()
+    return adata
 
 
 def scores(labels, clusters) -> dict:
@@ -206,36 +230,89 @@ def split(n_obs: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(permutation[n_test:]), np.sort(permutation[:n_test])
 
 
-def likelihood_rows(name: str, adata: ad.AnnData, max_epochs: int) -> list[dict]:
-    """Held-out ELBO per cell and training-cell ARI of a GMVAE per likelihood (seed 0)."""
+def fit_likelihood(name: str, adata: ad.AnnData, likelihood: str, max_epochs: int) -> dict:
+    """Held-out ELBO per cell and training-cell ARI of a GMVAE with ``likelihood`` (seed 0)."""
     k = adata.obs[LABEL_KEY].nunique()
     train_idx, test_idx = split(adata.n_obs)
-    rows = []
-    for likelihood in LIKELIHOODS:
-        train, test = adata[train_idx].copy(), adata[test_idx].copy()
-        scvi.settings.seed = 0
-        start = time.perf_counter()
-        scvae.setup_anndata(train)
-        model = scvae.GMVAE(train, n_clusters=k, likelihood=likelihood)
-        model.train(max_epochs=max_epochs, enable_progress_bar=False, accelerator="cpu")
-        seconds = time.perf_counter() - start
-        scvae.setup_anndata(test)
-        torch.manual_seed(0)
-        row = {
-            "data": name,
-            "likelihood": likelihood,
-            "n_train": len(train_idx),
-            "n_test": len(test_idx),
-            "elbo": float(model.get_elbo(test)),
-            **scores(train.obs[LABEL_KEY], train.obs["scvae_cluster"]),
-            "seconds": seconds,
-        }
-        print(
-            f"  {name} {likelihood}: held-out ELBO {row['elbo']:.2f}, ARI {row['ari']:.3f}, "
-            f"{row['n_clusters']} clusters, {seconds:.0f} s",
-            flush=True,
+    train, test = adata[train_idx].copy(), adata[test_idx].copy()
+    scvi.settings.seed = 0
+    start = time.perf_counter()
+    scvae.setup_anndata(train)
+    model = scvae.GMVAE(train, n_clusters=k, likelihood=likelihood)
+    model.train(max_epochs=max_epochs, enable_progress_bar=False, accelerator="cpu")
+    seconds = time.perf_counter() - start
+    scvae.setup_anndata(test)
+    torch.manual_seed(0)
+    return {
+        "data": name,
+        "likelihood": likelihood,
+        "n_train": len(train_idx),
+        "n_test": len(test_idx),
+        "elbo": float(model.get_elbo(test)),
+        **scores(train.obs[LABEL_KEY], train.obs["scvae_cluster"]),
+        "seconds": seconds,
+    }
+
+
+@functools.cache
+def cached_data(path: Path, n_top_genes: int) -> ad.AnnData:
+    return load(path, n_top_genes)
+
+
+def quiet(threads: int | None) -> None:
+    """Silence scvi-tools, Lightning and scanpy; set torch's threads (in each process)."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("scvi").setLevel(logging.ERROR)
+    for name in ("lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sc.settings.verbosity = 0
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def run_task(task: tuple, args: argparse.Namespace) -> dict:
+    """One fit: ``("cluster", data, method, seed)`` or ``("likelihood", data, likelihood)``."""
+    quiet(args.threads)
+    kind, name, *rest = task
+    adata = cached_data(args.data_dir / DATASETS[name], args.n_top_genes)
+    if kind == "likelihood":
+        return fit_likelihood(name, adata, rest[0], args.elbo_epochs or args.max_epochs)
+    method, seed = rest
+    k = adata.obs[LABEL_KEY].nunique()
+    return {
+        "data": name,
+        "method": method,
+        "seed": seed,
+        **METHODS[method](adata, k, seed, args.max_epochs),
+    }
+
+
+def describe(row: dict) -> str:
+    if "likelihood" in row:
+        return (
+            f"{row['data']} {row['likelihood']}: held-out ELBO {row['elbo']:.2f}, "
+            f"ARI {row['ari']:.3f}, {row['n_clusters']} clusters, {row['seconds']:.0f} s"
         )
-        rows.append(row)
+    return (
+        f"{row['data']} seed {row['seed']} {row['method']}: ARI {row['ari']:.3f}, "
+        f"NMI {row['nmi']:.3f}, {row['n_clusters']} clusters, {row['seconds']:.0f} s"
+    )
+
+
+def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
+    """Run the fits, ``args.jobs`` at a time (GMVAE fits first: they take longest)."""
+    tasks = sorted(tasks, key=lambda task: task[0] == "cluster" and task[2] != "GMVAE")
+    if args.jobs == 1:
+        rows = [run_task(task, args) for task in tasks]
+        for row in rows:
+            print(describe(row), flush=True)
+        return rows
+    rows = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        for future in as_completed([pool.submit(run_task, task, args) for task in tasks]):
+            rows.append(future.result())
+            print(describe(rows[-1]), flush=True)
     return rows
 
 
@@ -313,7 +390,7 @@ def likelihood_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def header(args: argparse.Namespace, total_seconds: float) -> str:
+def header(args: argparse.Namespace, total_seconds: float, genes: str) -> str:
     command = "python3 benchmarks/clustering.py " + shlex.join(sys.argv[1:])
     elbo_epochs = args.elbo_epochs or args.max_epochs
     return f"""# Clustering: scvae GMVAE against scVI + Leiden and PCA + Leiden
@@ -322,11 +399,13 @@ Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the C
 ({os.cpu_count()} cores, {platform.machine()}, torch threads {torch.get_num_threads()}), with
 Python {platform.python_version()}, torch {torch.__version__}, scvi-tools {scvi.__version__},
 scanpy {sc.__version__}, scikit-learn {sklearn.__version__}, scvae {scvae.__version__};
-the whole run took {total_seconds / 60:.0f} min.
+the whole run took {total_seconds / 60:.0f} min with {args.jobs} fits in parallel.
 
 * **Data**: raw counts (`obs["label"]` holds the cell types); K = number of distinct labels.
   The labels are only used for scoring: adjusted Rand index (ARI) and normalised mutual
-  information (NMI) against `obs["label"]`.
+  information (NMI) against `obs["label"]`. GMVAE and scVI see the same genes: with
+  `--n-top-genes {args.n_top_genes}`, the {args.n_top_genes} most variable genes where a data
+  set has more (chosen as the PCA pipeline chooses them), raw counts kept (genes: {genes}).
 * **GMVAE**: `scvae.GMVAE(adata, n_clusters=K, likelihood="nb")`, all else default,
   `train(max_epochs={args.max_epochs})`; clusters are `obs["scvae_cluster"]`.
 * **scVI + Leiden**: `scvi.model.SCVI(adata, gene_likelihood="nb", n_latent=10)`, all else
@@ -351,41 +430,41 @@ the whole run took {total_seconds / 60:.0f} min.
 
 def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("scvi").setLevel(logging.ERROR)
-    for name in ("lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    sc.settings.verbosity = 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quiet(args.threads)
     begin = time.perf_counter()
-    runs, ks = [], {}
+    ks = {}
     for name in args.datasets:
-        adata = load(args.data_dir / DATASETS[name])
+        adata = cached_data(args.data_dir / DATASETS[name], args.n_top_genes)
         k = ks[name] = adata.obs[LABEL_KEY].nunique()
         print(f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, K = {k}", flush=True)
-        for seed in args.seeds:
-            for method, fit in METHODS.items():
-                row = {"data": name, "method": method, "seed": seed}
-                row.update(fit(adata, k, seed, args.max_epochs))
-                runs.append(row)
-                print(
-                    f"  seed {seed} {method}: ARI {row['ari']:.3f}, NMI {row['nmi']:.3f}, "
-                    f"{row['n_clusters']} clusters, {row['seconds']:.0f} s",
-                    flush=True,
-                )
-    runs = pd.DataFrame(runs)
+    tasks = [
+        ("cluster", name, method, seed)
+        for name in args.datasets
+        for seed in args.seeds
+        for method in METHODS
+    ]
+    tasks += [("likelihood", name, lik) for name in args.elbo_datasets for lik in LIKELIHOODS]
+    rows = run_all(tasks, args)
+    order = {name: i for i, name in enumerate(DATASETS)}
+    runs = pd.DataFrame([row for row in rows if "method" in row])
+    runs = runs.sort_values(
+        ["data", "seed", "method"], key=lambda c: c.map(order) if c.name == "data" else c
+    )
     for column in ("resolution", "confidence", "kmeans_ari"):
         if column not in runs:
             runs[column] = np.nan
-    likelihood = []
-    for name in args.elbo_datasets:
-        adata = load(args.data_dir / DATASETS[name])
-        likelihood += likelihood_rows(name, adata, args.elbo_epochs or args.max_epochs)
+    likelihood = sorted(
+        (row for row in rows if "likelihood" in row),
+        key=lambda row: (order[row["data"]], LIKELIHOODS.index(row["likelihood"])),
+    )
     total = time.perf_counter() - begin
+    genes = ", ".join(
+        f"{name} {cached_data(args.data_dir / DATASETS[name], args.n_top_genes).n_vars}"
+        for name in args.datasets
+    )
     text = "\n\n".join(
         [
-            header(args, total).rstrip(),
+            header(args, total, genes).rstrip(),
             "## Summary (mean ± std over seeds)",
             summary_table(runs, ks),
             "## Target",

@@ -4,11 +4,15 @@ Synthetic NB counts with 4 planted cell types and 2 batches, each batch shifting
 log mean by N(0, 1) (:func:`scvae.datasets.synthetic_counts` with ``batch_effect=1.0``);
 ``batch_key`` registered, so the decoder (and by default the encoders) see the batch. Reports
 the ARI of ``scvae_cluster`` against cell type and against batch, next to PCA + k-means on
-log-normalised counts. Issue target: ARI vs type >= 0.9 and vs batch <= 0.1.
+log-normalised counts. Three GMVAE schedules: scvi-tools' KL warm-up (400 epochs, so the KL
+weight is still below 1 when the components are placed at 30% of training); the warm-up ending
+at that placement; and scvae's default, warm-up over the first 30% and placement at 50%, so
+that the latent space spends a while under the full KL pressure before k-means reads it.
+Issue target: ARI vs type >= 0.9 and vs batch <= 0.1.
 
 Usage::
 
-    python benchmarks/gmvae_batch_effect.py --max-epochs 150 --seeds 0 1 2
+    python benchmarks/gmvae_batch_effect.py --max-epochs 150 --seeds 0 1 2 3 4
 """
 
 import argparse
@@ -27,14 +31,37 @@ from scvae.datasets import synthetic_counts
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def schedules(max_epochs: int) -> dict[str, dict]:
+    """``GMVAE.train`` options of each schedule compared (the last is the default)."""
+    placement = max(1, (3 * max_epochs) // 10)
+    return {
+        "400-epoch warm-up, placement 30%": {
+            "component_init_epoch": placement,
+            "plan_kwargs": {"n_epochs_kl_warmup": 400},
+        },
+        "warm-up ends at placement 30%": {
+            "component_init_epoch": placement,
+            "plan_kwargs": {"n_epochs_kl_warmup": placement},
+        },
+        "default: warm-up 30%, placement 50%": {},
+    }
+
+
+def score(adata, clusters) -> tuple[float, float]:
+    """ARI of ``clusters`` against the planted cell types and against the batches."""
+    return tuple(adjusted_rand_score(adata.obs[key], clusters) for key in ("cell_type", "batch"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-epochs", type=int, default=150)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks" / "gmvae_batch_effect.md"
     )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     scvi.settings.verbosity = 40
     lines = [
         "# GMVAE clusters under a strong batch effect",
@@ -43,12 +70,13 @@ def main() -> None:
         f"--seeds {' '.join(map(str, args.seeds))}` on {datetime.date.today()} (CPU, torch "
         f"{torch.__version__}, scvi-tools {scvi.__version__}). 1000 cells x 100 genes, 4 cell "
         "types, 2 batches, `batch_effect=1.0`; GMVAE K=4, 5 latent, 64 hidden, NB, defaults "
-        "otherwise (`batch_key` registered, so `encode_batch` is on). Target: ARI vs type >= "
-        "0.9 and vs batch <= 0.1.",
+        "otherwise (`batch_key` registered, so `encode_batch` is on). Each GMVAE cell gives the "
+        "ARI against cell type / against batch. Target: ARI vs type >= 0.9 and vs batch <= 0.1.",
         "",
-        "| seed | PCA + k-means ARI type | PCA + k-means ARI batch | GMVAE ARI type "
-        "| GMVAE ARI batch | target met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| seed | PCA + k-means | "
+        + " | ".join(f"GMVAE, {name}" for name in schedules(args.max_epochs))
+        + " | target met (default) |",
+        "| --- " * (len(schedules(args.max_epochs)) + 3) + "|",
     ]
     for seed in args.seeds:
         adata = synthetic_counts(
@@ -59,21 +87,16 @@ def main() -> None:
         sc.pp.log1p(normalised)
         sc.pp.pca(normalised, n_comps=10)
         kmeans = KMeans(4, n_init=10, random_state=seed).fit_predict(normalised.obsm["X_pca"])
-        scvae.setup_anndata(adata, layer="counts", batch_key="batch")
-        scvi.settings.seed = seed
-        model = scvae.GMVAE(adata, n_clusters=4, n_latent=5, n_hidden=64)
-        model.train(max_epochs=args.max_epochs, enable_progress_bar=False)
-        scores = [
-            adjusted_rand_score(adata.obs[key], labels)
-            for labels in (kmeans, adata.obs["scvae_cluster"])
-            for key in ("cell_type", "batch")
-        ]
-        met = scores[2] >= 0.9 and scores[3] <= 0.1
-        lines.append(
-            f"| {seed} | "
-            + " | ".join(f"{s:.3f}" for s in scores)
-            + f" | {'yes' if met else 'no'} |"
-        )
+        scores = [score(adata, kmeans)]
+        for options in schedules(args.max_epochs).values():
+            scvae.setup_anndata(adata, layer="counts", batch_key="batch")
+            scvi.settings.seed = seed
+            model = scvae.GMVAE(adata, n_clusters=4, n_latent=5, n_hidden=64)
+            model.train(max_epochs=args.max_epochs, enable_progress_bar=False, **options)
+            scores.append(score(adata, adata.obs["scvae_cluster"]))
+        met = scores[-1][0] >= 0.9 and scores[-1][1] <= 0.1
+        cells = " | ".join(f"{type_:.3f} / {batch:.3f}" for type_, batch in scores)
+        lines.append(f"| {seed} | {cells} | {'yes' if met else 'no'} |")
         print(lines[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

@@ -57,3 +57,13 @@ def test_training_and_inference_from_a_backed_file(adata, tmp_path):
     ((x, _),) = _batches(loader)
     np.testing.assert_array_equal(x, in_memory.X[[7, 2, 9]].toarray())
     assert model.get_latent_representation().shape == (adata.n_obs, 10)
+
+
+def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):
+    manager = _manager(adata)
+    assert not TensorDataLoader(manager, pin_memory=False).pin_memory
+    # Without CUDA there is nothing to copy to, so pinning is switched off.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not TensorDataLoader(manager, pin_memory=True).pin_memory
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TensorDataLoader(manager, pin_memory=True).pin_memory

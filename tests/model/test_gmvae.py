@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
+from lightning.pytorch import Callback
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
@@ -25,6 +26,42 @@ def test_planted_cell_types_are_recovered_on_every_seed(seed):
     model = scvae.GMVAE(adata, n_clusters=5, n_latent=5, n_hidden=64)
     model.train(max_epochs=50, **QUIET)
     assert adjusted_rand_score(adata.obs["cell_type"], adata.obs[CLUSTER_KEY]) >= 0.95
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_clusters_follow_cell_types_not_a_strong_batch_effect(seed):
+    adata = synthetic_counts(
+        n_cells=1000, n_genes=100, n_clusters=4, n_batches=2, batch_effect=1.0, seed=seed
+    )
+    scvae.setup_anndata(adata, layer="counts", batch_key="batch")
+    scvi.settings.seed = seed
+    model = scvae.GMVAE(adata, n_clusters=4, n_latent=5, n_hidden=64)
+    model.train(max_epochs=100, **QUIET)
+    clusters = adata.obs[CLUSTER_KEY]
+    assert adjusted_rand_score(adata.obs["cell_type"], clusters) >= 0.9
+    assert adjusted_rand_score(adata.obs["batch"], clusters) <= 0.1
+
+
+class KLWeights(Callback):
+    """Records the training plan's KL weight at the start of every epoch."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.weights.append(float(pl_module.kl_weight))
+
+
+def test_kl_warm_up_lasts_the_first_30_percent_of_training(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    record = KLWeights()
+    model.train(max_epochs=10, callbacks=[record], **QUIET)
+    np.testing.assert_allclose(record.weights, [0, 1 / 3, 2 / 3] + [1] * 7, rtol=1e-6)
+    # A warm-up the user asks for is kept.
+    record = KLWeights()
+    model.train(max_epochs=3, plan_kwargs={"n_epochs_kl_warmup": 10}, callbacks=[record], **QUIET)
+    np.testing.assert_allclose(record.weights, [0.0, 0.1, 0.2], rtol=1e-6)
 
 
 @pytest.fixture

@@ -134,8 +134,8 @@ class RegisteredTensors(Dataset):
 class TensorDataLoader(DataLoader):
     """Drop-in replacement of scvi-tools' ``AnnDataLoader`` serving :class:`RegisteredTensors`.
 
-    Accepts the same arguments (those it has no use for, such as ``load_sparse_tensor`` and
-    ``pin_memory``, are ignored), so scvi-tools' model methods and data splitter use it as is.
+    Accepts the same arguments (those it has no use for, such as ``load_sparse_tensor``, are
+    ignored), so scvi-tools' model methods and data splitter use it as is.
 
     Parameters
     ----------
@@ -153,6 +153,9 @@ class TensorDataLoader(DataLoader):
         Shard the cells across DDP processes.
     device
         Where to keep the converted tensors (``"cpu"`` unless the data splitter chose a GPU).
+    pin_memory
+        Serve minibatches in page-locked memory, so that copies to a GPU run asynchronously
+        (ignored without CUDA).
     **kwargs
         Accepted for compatibility and ignored.
     """
@@ -166,6 +169,7 @@ class TensorDataLoader(DataLoader):
         drop_last: bool = False,
         distributed_sampler: bool = False,
         device: torch.device | str = "cpu",
+        pin_memory: bool = False,
         **kwargs,
     ):
         if indices is None:
@@ -182,7 +186,10 @@ class TensorDataLoader(DataLoader):
         else:
             order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
             sampler = BatchSampler(order, batch_size=batch_size, drop_last=drop_last)
-        super().__init__(dataset, sampler=sampler, batch_size=None)
+        pin_memory = (
+            pin_memory and torch.cuda.is_available() and dataset.counts.device.type == "cpu"
+        )
+        super().__init__(dataset, sampler=sampler, batch_size=None, pin_memory=pin_memory)
 
 
 class TensorDataSplitter(DataSplitter):
@@ -190,7 +197,7 @@ class TensorDataSplitter(DataSplitter):
 
     Splits cells exactly like scvi-tools. When training on a GPU and the counts take less than
     half of its free memory, the tensors are put on the GPU once and minibatches are sliced
-    there.
+    there; otherwise minibatches are served in pinned memory for asynchronous copies.
     """
 
     data_loader_cls = TensorDataLoader
@@ -198,7 +205,10 @@ class TensorDataSplitter(DataSplitter):
     def setup(self, stage: str | None = None) -> None:
         """Split the cells and choose where the tensors live."""
         super().setup(stage)
-        self.data_loader_kwargs["device"] = self._device()
+        device = self._device()
+        self.data_loader_kwargs["device"] = device
+        on_gpu_from_host = self._trainer_device().type == "cuda" and device.type == "cpu"
+        self.pin_memory = self.pin_memory or on_gpu_from_host
 
     def val_dataloader(self) -> DataLoader | list:
         """Validation minibatches; an empty list (not ``None``) when there is no validation set.
@@ -208,9 +218,12 @@ class TensorDataSplitter(DataSplitter):
         """
         return super().val_dataloader() or []
 
-    def _device(self) -> torch.device:
+    def _trainer_device(self) -> torch.device:
         trainer = getattr(self, "trainer", None)
-        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _device(self) -> torch.device:
+        device = self._trainer_device()
         if device.type != "cuda" or self.adata_manager.adata.isbacked:
             return torch.device("cpu")
         counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)

@@ -43,18 +43,25 @@ class ComponentInitialization(Callback):
         if trainer.current_epoch + 1 != self.epoch:
             return
         module = pl_module.module
-        latents = _latent_means(module, trainer.train_dataloader)
-        kmeans, means, scales = self._fit(latents, module.n_clusters)
-        kmeans, means, scales = trainer.strategy.broadcast((kmeans, means, scales), src=0)
+        loader = trainer.train_dataloader
+        batch_size = getattr(loader.batch_sampler, "batch_size", None) or 128
+        # Every process reads all training cells in the same order, so the assignment is
+        # identical on every DDP rank; rank 0's copy is broadcast to rule out float drift.
+        latents = _latent_means(module, loader.dataset, batch_size)
+        assignment, means, scales = self._fit(latents, module.n_clusters)
+        assignment, means, scales = trainer.strategy.broadcast((assignment, means, scales), src=0)
         with torch.no_grad():
             module.prior_means.copy_(torch.as_tensor(means, device=module.prior_means.device))
             raw = torch.as_tensor(scales, device=module.prior_means.device)
             module.prior_scales_raw.copy_(_inverse_softplus(raw - MIN_SCALE))
-        _fit_cluster_encoder(module, trainer.train_dataloader, kmeans, self.max_passes)
+        _fit_cluster_encoder(module, loader.dataset, assignment, batch_size, self.max_passes)
         state = trainer.strategy.broadcast(_cluster_encoder_state(module), src=0)
         module.load_state_dict(state, strict=False)
 
-    def _fit(self, latents: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fit(
+        self, latents: np.ndarray, n_clusters: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """k-means assignment of each cell, and the mean and scale of each component."""
         n_clusters_fit = min(n_clusters, len(latents))
         kmeans = KMeans(n_clusters_fit, n_init=self.n_init, random_state=self.seed).fit(latents)
         means = np.empty((n_clusters, latents.shape[1]), dtype=np.float32)
@@ -67,39 +74,48 @@ class ComponentInitialization(Callback):
             else:  # more components than distinct cells: spare ones go near the data
                 means[k] = latents[k % len(latents)]
                 scales[k] = overall_scale
-        return kmeans, means, scales
+        return kmeans.labels_, means, scales
+
+
+def _minibatch_positions(n_cells: int, batch_size: int, shuffle: bool) -> list[torch.Tensor]:
+    order = torch.randperm(n_cells) if shuffle else torch.arange(n_cells)
+    return list(order.split(batch_size))
 
 
 @torch.inference_mode()
-def _latent_means(module, dataloader) -> np.ndarray:
-    """Posterior means of z, :math:`\\sum_k q(k|x) E[z|x,k]`, over a dataloader."""
+def _latent_means(module, dataset, batch_size: int) -> np.ndarray:
+    """Posterior means of z, :math:`\\sum_k q(k|x) E[z|x,k]`, of every cell of ``dataset``."""
     was_training = module.training
     module.eval()
-    latents = [module.posterior_summary(tensors)[0].cpu() for tensors in dataloader]
+    latents = [
+        module.posterior_summary(dataset[positions])[0].cpu()
+        for positions in _minibatch_positions(len(dataset), batch_size, shuffle=False)
+    ]
     module.train(was_training)
     return torch.cat(latents).numpy()
 
 
-def _fit_cluster_encoder(module, dataloader, kmeans: KMeans, max_passes: int) -> None:
-    """Fit q(y|x) to the k-means assignment of each cell's latent mean (cross-entropy)."""
+def _fit_cluster_encoder(
+    module, dataset, assignment: np.ndarray, batch_size: int, max_passes: int
+) -> None:
+    """Fit q(y|x) to each cell's k-means assignment by cross-entropy (shuffled minibatches)."""
     parameters = [*module.cluster_encoder.parameters(), *module.cluster_logits.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
+    targets = torch.as_tensor(assignment, dtype=torch.long)
     was_training = module.training
     module.eval()
     module.cluster_encoder.train()
     for _ in range(max_passes):
-        n_agree = n_cells = 0
-        for tensors in dataloader:
-            latent, _ = module.posterior_summary(tensors)
-            target = torch.as_tensor(kmeans.predict(latent.cpu().numpy()), device=latent.device)
-            logits = module.qy_logits(tensors)
-            loss = torch.nn.functional.cross_entropy(logits, target.long())
+        n_agree = 0
+        for positions in _minibatch_positions(len(dataset), batch_size, shuffle=True):
+            logits = module.qy_logits(dataset[positions])
+            target = targets[positions].to(logits.device)
+            loss = torch.nn.functional.cross_entropy(logits, target)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             n_agree += int((logits.argmax(-1) == target).sum())
-            n_cells += len(target)
-        if n_agree >= 0.98 * n_cells:
+        if n_agree >= 0.98 * len(dataset):
             break
     module.train(was_training)
 
