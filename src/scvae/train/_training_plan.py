@@ -26,6 +26,7 @@ class ScvaeTrainingPlan(TrainingPlan):
     def on_train_epoch_start(self) -> None:
         """Start the epoch's running sums (loss and extra metrics, weighted by cells)."""
         self._epoch_sums: dict[str, torch.Tensor] = {}
+        self._epoch_n_obs = 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Loss of one minibatch; metrics are accumulated for the end of the epoch."""
@@ -44,23 +45,23 @@ class ScvaeTrainingPlan(TrainingPlan):
             if isinstance(value, torch.Tensor) and value.dim() == 0:
                 weighted = value.detach() * n_obs
                 self._epoch_sums[key] = self._epoch_sums.get(key, 0) + weighted
-        self._epoch_sums["_n_obs"] = self._epoch_sums.get("_n_obs", 0) + n_obs
+        self._epoch_n_obs += n_obs
         return loss_output.loss
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's means under scvi-tools' metric names."""
-        if not self._epoch_sums:
+        if not self._epoch_n_obs:
             return
         logged = {name: metric.compute() for name, metric in self.train_metrics.items()}
         for metric in self.train_metrics.values():
             metric.reset()
-        names = [key for key in self._epoch_sums if key != "_n_obs"]
+        # One cross-process sum for every running sum and the cell count (last).
         sums = torch.stack(
-            [torch.as_tensor(self._epoch_sums[key], dtype=torch.float32) for key in names]
-            + [torch.as_tensor(float(self._epoch_sums["_n_obs"]))]
-        ).to(self.device)
+            [total.float() for total in self._epoch_sums.values()]
+            + [torch.tensor(float(self._epoch_n_obs), device=self.device)]
+        )
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        for key, total in zip(names, sums[:-1], strict=True):
+        for key, total in zip(self._epoch_sums, sums[:-1], strict=True):
             name = key if key == "train_loss_epoch" else f"{key}_train"
             logged[name] = total / sums[-1]
         if "kl_weight" in self.loss_kwargs:
