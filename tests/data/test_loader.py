@@ -4,11 +4,12 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scvi
 import torch
 from scvi import REGISTRY_KEYS
 
 import scvae
-from scvae.data import TensorDataLoader, _loader
+from scvae.data import BlockShuffleSampler, TensorDataLoader, _loader
 from tests.helpers import QUIET
 
 
@@ -57,6 +58,89 @@ def test_training_and_inference_from_a_backed_file(adata, tmp_path):
     ((x, _),) = _batches(loader)
     np.testing.assert_array_equal(x, in_memory.X[[7, 2, 9]].toarray())
     assert model.get_latent_representation().shape == (adata.n_obs, 10)
+
+
+class CountingReads:
+    """A backed matrix that counts the reads made from it."""
+
+    def __init__(self, matrix):
+        self.matrix, self.shape, self.n_reads = matrix, matrix.shape, 0
+
+    def __getitem__(self, rows):
+        self.n_reads += 1
+        return self.matrix[rows]
+
+
+@pytest.fixture
+def backed(adata, tmp_path):
+    path = tmp_path / "counts.h5ad"
+    adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    scvae.setup_anndata(backed)
+    return backed, ad.read_h5ad(path)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_backed_minibatches_are_the_sampled_rows_in_any_order(backed, shuffle):
+    backed, in_memory = backed
+    manager = scvae.VAE._get_most_recent_anndata_manager(backed)
+    indices = np.random.default_rng(0).permutation(300)[:250]
+    loader = TensorDataLoader(
+        manager, indices=indices, batch_size=7, shuffle=shuffle, block_size=16, blocks_per_buffer=3
+    )
+    served = []
+    for batch in loader.sampler:
+        x = loader.dataset[batch][REGISTRY_KEYS.X_KEY].numpy()
+        np.testing.assert_array_equal(x, in_memory.X[indices[batch]].toarray())
+        served.extend(batch)
+    assert sorted(served) == list(range(250))
+    if not shuffle:  # inference keeps the given order
+        assert served == list(range(250))
+
+
+def test_an_epoch_from_a_backed_file_reads_each_block_in_one_slice(backed):
+    backed, _ = backed
+    manager = scvae.VAE._get_most_recent_anndata_manager(backed)
+    loader = TensorDataLoader(
+        manager, batch_size=15, shuffle=True, block_size=30, blocks_per_buffer=2
+    )
+    reads = CountingReads(loader.dataset.counts.matrix)
+    loader.dataset.counts.matrix = reads
+    n_batches = sum(1 for _ in loader)
+    assert n_batches == 20
+    # 300 cells in 10 blocks (neighbouring blocks in one buffer merge); row by row: 300 reads
+    assert reads.n_reads <= 10
+
+
+def test_a_gmvae_places_its_components_from_a_backed_file(backed):
+    backed, _ = backed
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(backed, n_clusters=3, n_hidden=16)
+    model.train(max_epochs=2, component_init_epoch=1, annotate=False, **QUIET)
+    assert model.predict().shape == (300,)
+    assert np.isfinite(model.module.prior_means.detach().numpy()).all()
+
+
+def test_block_shuffled_minibatches_are_full_and_come_from_the_loaded_buffer():
+    rows = np.random.default_rng(1).choice(1000, 700, replace=False)
+    loaded = []
+    sampler = BlockShuffleSampler(
+        rows, batch_size=32, load=loaded.append, block_size=50, blocks_per_buffer=4
+    )
+    torch.manual_seed(0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 22
+    assert all(len(b) == 32 for b in batches[:-1]) and len(batches[-1]) == 700 - 21 * 32
+    assert sorted(np.concatenate(batches)) == list(range(700))
+    blocks_seen = [len(set(rows[b] // 50)) for b in batches]
+    assert max(blocks_seen) <= 8 and np.mean(blocks_seen) > 2  # mixed, but from few blocks
+    buffer = iter(loaded)
+    current = set(next(buffer))
+    for batch in batches:
+        while not set(batch) <= current:
+            current = set(next(buffer))
+    # Two epochs see different orders.
+    assert np.concatenate(list(sampler)).tolist() != np.concatenate(batches).tolist()
 
 
 def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):

@@ -4,9 +4,13 @@ scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` slices the AnnData's scipy 
 it with numpy and converts it to a tensor for every minibatch. scvae converts the registered
 matrix once, to a dense tensor when it is small and to CSR arrays otherwise, and slices
 minibatches with torch. On a GPU the tensors live on the device when they fit, so a minibatch
-never crosses the bus. A backed (on-disk) AnnData is read a minibatch at a time, so memory is
-bounded by the batch, not the file.
+never crosses the bus. A backed (on-disk) AnnData is never loaded whole: training reads it in
+buffers of a few thousand cells, each a handful of contiguous row blocks of the file
+(:class:`BlockShuffleSampler`), so memory is bounded by the buffer, not the file, and the disk
+serves long contiguous reads instead of one small read per cell.
 """
+
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,12 +19,23 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
 from scvi.dataloaders._samplers import BatchDistributedSampler
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 #: Count matrices up to this many bytes as float32 are kept dense; larger ones as CSR.
 DENSE_LIMIT_BYTES = 2**30
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5
+#: Backed reads: rows this close together belong to one run ...
+MAX_READ_GAP = 32
+#: ... and a run of at least this many rows is read as one contiguous slice.
+MIN_SLICE_ROWS = 8
 
 
 class CountRows:
@@ -39,6 +54,7 @@ class CountRows:
         self.backed = not isinstance(matrix, np.ndarray | sp.spmatrix | sp.sparray)
         self.device = torch.device(device)
         self.dense = self.crow = None
+        self.buffer_rows = self.buffer = None
         if self.backed:
             self.matrix = matrix
         elif matrix.shape[0] * matrix.shape[1] * 4 <= DENSE_LIMIT_BYTES:
@@ -71,15 +87,133 @@ class CountRows:
         out[row_of_entry, self.col[position]] = self.values[position]
         return out
 
+    def load(self, rows: np.ndarray) -> None:
+        """Read these rows of a backed matrix into memory; minibatches within them skip the disk."""
+        self.buffer_rows = np.unique(rows)
+        self.buffer = _read_rows(self.matrix, self.buffer_rows)
+
     def _read_backed(self, rows: torch.Tensor) -> torch.Tensor:
-        """Read only these rows from disk (h5py wants them sorted, so sort and restore)."""
+        """Densify these rows, from the loaded buffer when it holds them, else from disk."""
         rows = rows.cpu().numpy()
-        order = np.argsort(rows)
-        chunk = self.matrix[rows[order]]
-        chunk = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
-        restored = np.empty_like(chunk)
-        restored[order] = chunk
-        return torch.as_tensor(restored, dtype=torch.float32)
+        if self.buffer_rows is not None:
+            where = np.searchsorted(self.buffer_rows, rows).clip(max=len(self.buffer_rows) - 1)
+            if (self.buffer_rows[where] == rows).all():
+                return torch.as_tensor(self.buffer[where].toarray(), dtype=torch.float32)
+        unique_rows, inverse = np.unique(rows, return_inverse=True)  # sorted, as h5py wants
+        return torch.as_tensor(_read_rows(self.matrix, unique_rows)[inverse].toarray())
+
+
+def _read_rows(matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """Sorted, distinct ``rows`` of a backed matrix, in as few reads as possible.
+
+    Rows at most :data:`MAX_READ_GAP` apart form a run. Each run of at least
+    :data:`MIN_SLICE_ROWS` rows is read as one contiguous slice (the rows in between are
+    dropped); the scattered rest is read by a single list-of-rows read.
+    """
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > MAX_READ_GAP) + 1)
+    long_runs = [run for run in runs if len(run) >= MIN_SLICE_ROWS]
+    scattered = [run for run in runs if len(run) < MIN_SLICE_ROWS]
+    pieces, piece_rows = [], []
+    for run in long_runs:
+        start = int(run[0])
+        pieces.append(_as_csr(matrix[start : int(run[-1]) + 1])[run - start])
+        piece_rows.append(run)
+    if scattered:
+        piece_rows.append(np.concatenate(scattered))
+        pieces.append(_as_csr(matrix[piece_rows[-1]]))
+    stacked = sp.vstack(pieces, format="csr", dtype=np.float32)
+    return stacked[np.argsort(np.concatenate(piece_rows))]
+
+
+def _as_csr(chunk) -> sp.csr_matrix:
+    return sp.csr_matrix(chunk) if sp.issparse(chunk) else sp.csr_matrix(np.asarray(chunk))
+
+
+class BlockShuffleSampler(Sampler):
+    """Minibatches of shuffled cells that read a backed file in long contiguous pieces.
+
+    A fully random minibatch from an h5ad on disk costs one small read per cell. Instead, the
+    file's rows are cut into blocks of ``block_size`` consecutive rows; every epoch the blocks
+    are shuffled, taken ``blocks_per_buffer`` at a time, their cells loaded into memory at once
+    (``load``, one slice per block) and shuffled, and minibatches drawn from that buffer. Each
+    minibatch thus mixes cells from ``blocks_per_buffer`` random places in the file. Cells left
+    over at the end of a buffer open the next one, so every minibatch but the epoch's last is
+    full. Without ``shuffle`` the cells come in their given order, loaded a buffer at a time.
+
+    Parameters
+    ----------
+    rows
+        File row of each cell served (the dataset's positions index this array).
+    batch_size
+        Cells per minibatch.
+    load
+        Called with the positions of each buffer before its minibatches are drawn.
+    block_size
+        Consecutive file rows per block.
+    blocks_per_buffer
+        Blocks loaded together; memory holds about ``block_size * blocks_per_buffer`` cells.
+    shuffle
+        Shuffle blocks and cells (otherwise the cells are served in order, still buffered).
+    drop_last
+        Drop the epoch's last incomplete minibatch.
+    """
+
+    def __init__(
+        self,
+        rows: np.ndarray,
+        batch_size: int,
+        load,
+        block_size: int = 1024,
+        blocks_per_buffer: int = 16,
+        shuffle: bool = True,
+        drop_last: bool = False,
+    ):
+        self.rows = np.asarray(rows)
+        self.batch_size = batch_size
+        self.load = load
+        self.block_size = block_size
+        self.blocks_per_buffer = blocks_per_buffer
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.rows), self.batch_size)
+        return full + (rest > 0 and not self.drop_last)
+
+    def __iter__(self):
+        if not self.shuffle:
+            yield from self._in_order()
+            return
+        block_ids, block_of_cell = np.unique(self.rows // self.block_size, return_inverse=True)
+        by_block = np.argsort(block_of_cell, kind="stable")
+        bounds = np.searchsorted(block_of_cell[by_block], np.arange(len(block_ids) + 1))
+        order = torch.randperm(len(block_ids)).numpy()
+        leftover = np.empty(0, dtype=np.int64)
+        for first in range(0, len(order), self.blocks_per_buffer):
+            chosen = order[first : first + self.blocks_per_buffer]
+            buffer = np.concatenate(
+                [leftover, *(by_block[bounds[b] : bounds[b + 1]] for b in chosen)]
+            )
+            self.load(buffer)
+            buffer = buffer[torch.randperm(len(buffer)).numpy()]
+            n_full = len(buffer) // self.batch_size * self.batch_size
+            for start in range(0, n_full, self.batch_size):
+                yield buffer[start : start + self.batch_size].tolist()
+            leftover = buffer[n_full:]
+        if len(leftover) and not self.drop_last:
+            yield leftover.tolist()
+
+    def _in_order(self):
+        n_cells = len(self.rows)
+        buffer_size = max(1, self.block_size * self.blocks_per_buffer // self.batch_size)
+        buffer_size *= self.batch_size
+        for first in range(0, n_cells, buffer_size):
+            buffer = np.arange(first, min(first + buffer_size, n_cells))
+            self.load(buffer)
+            for start in range(0, len(buffer), self.batch_size):
+                batch = buffer[start : start + self.batch_size]
+                if len(batch) == self.batch_size or not self.drop_last:
+                    yield batch.tolist()
 
 
 class RegisteredTensors(Dataset):
@@ -121,6 +255,46 @@ class RegisteredTensors(Dataset):
     def __len__(self) -> int:
         return self.n_obs
 
+    def load(self, positions: np.ndarray) -> None:
+        """Read the counts of these positions into memory (backed data only; no-op otherwise)."""
+        if self.counts.backed:
+            self.counts.load(self.indices.numpy()[positions])
+
+    def minibatches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        block_size: int = 1024,
+        blocks_per_buffer: int = 16,
+    ) -> Iterable:
+        """Minibatches of positions: random (or in order), block-shuffled for backed data.
+
+        Parameters
+        ----------
+        batch_size
+            Cells per minibatch.
+        shuffle
+            Shuffle the cells every pass.
+        drop_last
+            Drop the last incomplete minibatch.
+        block_size, blocks_per_buffer
+            Backed data only: see :class:`BlockShuffleSampler`.
+        """
+        if self.counts.backed:
+            return BlockShuffleSampler(
+                self.indices.numpy(),
+                batch_size,
+                self.load,
+                block_size=block_size,
+                blocks_per_buffer=blocks_per_buffer,
+                shuffle=shuffle,
+                drop_last=drop_last,
+            )
+        order = torch.randperm(self.n_obs) if shuffle else torch.arange(self.n_obs)
+        batches = list(order.split(batch_size))
+        return batches[:-1] if drop_last and len(batches[-1]) < batch_size else batches
+
     def __getitem__(self, batch: list[int]) -> dict[str, torch.Tensor]:
         positions = torch.as_tensor(batch, dtype=torch.long)
         rows = positions if self.row_offset is None else self.row_offset[positions]
@@ -156,6 +330,9 @@ class TensorDataLoader(DataLoader):
     pin_memory
         Serve minibatches in page-locked memory, so that copies to a GPU run asynchronously
         (ignored without CUDA).
+    block_size, blocks_per_buffer
+        Backed data only: how :class:`BlockShuffleSampler` reads the file (not used with
+        ``distributed_sampler``, where each minibatch is read row by row).
     **kwargs
         Accepted for compatibility and ignored.
     """
@@ -170,6 +347,8 @@ class TensorDataLoader(DataLoader):
         distributed_sampler: bool = False,
         device: torch.device | str = "cpu",
         pin_memory: bool = False,
+        block_size: int = 1024,
+        blocks_per_buffer: int = 16,
         **kwargs,
     ):
         if indices is None:
@@ -182,6 +361,10 @@ class TensorDataLoader(DataLoader):
         if distributed_sampler:
             sampler = BatchDistributedSampler(
                 dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last
+            )
+        elif dataset.counts.backed:
+            sampler = dataset.minibatches(
+                batch_size, shuffle, drop_last, block_size, blocks_per_buffer
             )
         else:
             order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
