@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from lightning.pytorch import Callback
 
 import scvae
 from scvae._constants import LATENT_KEY
@@ -111,3 +112,28 @@ def test_batch_conditioned_decoder_with_per_batch_dispersion():
     as_batch_0 = model.get_normalized_expression(transform_batch="batch_0")
     as_batch_1 = model.get_normalized_expression(transform_batch="batch_1")
     assert not np.allclose(as_batch_0, as_batch_1)  # the decoder uses the batch
+
+
+class ModuleModes(Callback):
+    """Records whether the module is in training mode at every training step."""
+
+    def __init__(self):
+        self.modes = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.modes.append(pl_module.module.training)
+
+
+def test_training_again_or_after_loading_uses_dropout_and_batch_statistics(adata, tmp_path):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16)
+    for _ in range(2):
+        modes = ModuleModes()
+        model.train(max_epochs=1, callbacks=[modes], **QUIET)
+        assert modes.modes and all(modes.modes)
+        assert not model.module.training  # queries run in eval mode
+    model.save(tmp_path / "model")
+    loaded = scvae.VAE.load(tmp_path / "model", adata=adata)
+    modes = ModuleModes()
+    loaded.train(max_epochs=1, callbacks=[modes], **QUIET)
+    assert modes.modes and all(modes.modes)

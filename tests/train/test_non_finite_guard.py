@@ -7,7 +7,7 @@ from lightning.pytorch import Callback
 import scvae
 from scvae._constants import LATENT_KEY
 from scvae.module import VAEModule
-from scvae.train import NonFiniteLossError
+from scvae.train import NonFiniteLossError, NonFiniteLossGuard
 from tests.helpers import QUIET
 
 
@@ -45,3 +45,16 @@ def test_nan_loss_mid_training_raises_keeps_weights_and_leaves_adata_untouched(a
         torch.testing.assert_close(parameter.data, snapshots.before_step[key], msg=key)
     assert LATENT_KEY not in adata.obsm
     assert set(adata.obsm) == obsm_before and set(adata.obs.columns) == obs_before
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_gradient_entry_is_refused_before_the_step(bad):
+    module = VAEModule(n_input=30, n_latent=2, n_hidden=[8])
+    for parameter in module.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    trainer = type("Trainer", (), {"current_epoch": 3, "global_step": 40})()
+    guard = NonFiniteLossGuard()
+    guard.on_before_optimizer_step(trainer, module, optimizer=None)  # finite: passes
+    module.decoder.mean_logits.weight.grad[5, 1] = bad
+    with pytest.raises(NonFiniteLossError, match="epoch 3, step 40"):
+        guard.on_before_optimizer_step(trainer, module, optimizer=None)

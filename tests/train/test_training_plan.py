@@ -50,3 +50,16 @@ def test_epoch_metrics_are_cell_weighted_means_of_the_steps(adata):
         rtol=1e-4,
     )
     np.testing.assert_allclose(column(model, "kl_weight"), [0.0, 1.0, 1.0])
+
+
+def test_optimizer_is_scvi_tools_adam_with_the_fused_kernel(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16)
+    model.train(max_epochs=1, plan_kwargs={"lr": 2e-3, "weight_decay": 1e-6}, **QUIET)
+    (optimizer,) = model.trainer.optimizers
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["fused"]
+    assert optimizer.defaults["lr"] == 2e-3
+    assert optimizer.defaults["weight_decay"] == 1e-6
+    n_parameters = sum(len(group["params"]) for group in optimizer.param_groups)
+    assert n_parameters == len([p for p in model.module.parameters() if p.requires_grad])

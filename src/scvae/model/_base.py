@@ -132,17 +132,24 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             )
         kwargs["callbacks"] = [*kwargs.get("callbacks", []), NonFiniteLossGuard()]
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
-        super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            plan_kwargs=plan_kwargs,
-            **kwargs,
-        )
+        # A trained or loaded module is in eval mode, and Lightning keeps the modes it finds:
+        # without this, training a second time would run without dropout and with frozen
+        # batch-norm statistics.
+        self.module.train()
+        try:
+            super().train(
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                train_size=train_size,
+                validation_size=validation_size,
+                batch_size=batch_size,
+                early_stopping=early_stopping,
+                plan_kwargs=plan_kwargs,
+                **kwargs,
+            )
+        finally:
+            self.module.eval()
         if annotate:
             self.annotate()
 
