@@ -55,48 +55,69 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
             a = a.expand(shape).contiguous()
         if shape[len(shape) - value.ndim :] != value.shape:
             value = value.expand(shape).contiguous()
+        # Counts broadcast over the leading (sample, component) dimensions of a; full-size
+        # tensors are addressed through their (cell, gene) grid flattened ("flat" positions).
+        grid = value.shape
+        leading = shape[: len(shape) - len(grid)]
         # The lgamma terms live on the (cell, gene) grid of the counts and the dispersion.
-        coefficient_shape = torch.broadcast_shapes(value.shape, log_theta.shape)
+        coefficient_shape = torch.broadcast_shapes(grid, log_theta.shape)
         theta = log_theta.exp()
         softplus_a = softplus(a)
         out = softplus_a * -theta
-        # Counts broadcast over the leading (sample, component) dimensions of a.
-        nonzero = value.nonzero(as_tuple=True)
-        index = (Ellipsis, *nonzero)
-        counts = value[nonzero]
+        flat = torch.where(value.reshape(-1) != 0)[0]
+        index = (Ellipsis, *torch.unravel_index(flat, grid))
+        counts = value.reshape(-1)[flat]
         theta_nonzero = theta.expand(coefficient_shape)[index]
-        a_nonzero = a[index]
+        a_nonzero = a.view(*leading, -1)[..., flat]
         log_coefficient = (
             torch.lgamma(counts + theta_nonzero)
-            - torch.lgamma(theta_nonzero)
+            - _at_nonzero(torch.lgamma, theta, theta_nonzero, coefficient_shape, index)
             - torch.lgamma(counts + 1)
         )
-        out[index] += log_coefficient - counts * softplus(-a_nonzero)
-        ctx.nonzero, ctx.coefficient_shape = nonzero, coefficient_shape
+        out.view(*leading, -1)[..., flat] += log_coefficient - counts * softplus(-a_nonzero)
+        ctx.index, ctx.coefficient_shape = index, coefficient_shape
         ctx.save_for_backward(
-            log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero
+            log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat
         )
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor | None, Tensor | None]:
-        log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero = (
+        log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat = (
             ctx.saved_tensors
         )
-        index = (Ellipsis, *ctx.nonzero)
-        grad_nonzero = grad[index]
+        index, coefficient_shape = ctx.index, ctx.coefficient_shape
+        leading = a.shape[: a.dim() - len(index) + 1]
+        grad_nonzero = grad[index]  # the incoming gradient is often an expanded view
         grad_log_mu = torch.sigmoid(a).mul_(-theta).mul_(grad)
-        grad_log_mu[index] += counts * torch.sigmoid(-a_nonzero) * grad_nonzero
+        grad_log_mu.view(*leading, -1)[..., flat] += (
+            counts * torch.sigmoid(-a_nonzero) * grad_nonzero
+        )
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
             full = (softplus_a * grad).mul_(-theta).sub_(grad_log_mu)
-            full = full.sum_to_size(ctx.coefficient_shape)
-            digammas = torch.digamma(counts + theta_nonzero) - torch.digamma(theta_nonzero)
-            full[index] += theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape)
+            full = full.sum_to_size(coefficient_shape)
+            digammas = torch.digamma(counts + theta_nonzero) - _at_nonzero(
+                torch.digamma, theta, theta_nonzero, coefficient_shape, index
+            )
+            full_leading = coefficient_shape[: len(coefficient_shape) - len(index) + 1]
+            full.view(*full_leading, -1)[..., flat] += (
+                theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape)
+            )
             grad_log_theta = full.sum_to_size(log_theta.shape)
         grad_log_mu = grad_log_mu.sum_to_size(log_mu.shape) if ctx.needs_input_grad[1] else None
         return None, grad_log_mu, grad_log_theta
+
+
+def _at_nonzero(
+    function, theta: Tensor, theta_nonzero: Tensor, shape: torch.Size, index: tuple
+) -> Tensor:
+    """``function(theta)`` at the non-zero counts: once per entry of ``theta`` when it has
+    fewer entries than there are non-zero counts (a per-gene dispersion), then gathered."""
+    if theta.numel() < theta_nonzero.numel():
+        return function(theta).expand(shape)[index]
+    return function(theta_nonzero)
 
 
 def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:
