@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import scvi
 import torch
 from hypothesis import given, settings
@@ -89,3 +90,56 @@ def test_is_an_scvi_negative_binomial():
     torch.testing.assert_close(distribution.log_prob(counts), scvi_log_prob, rtol=1e-6, atol=1e-6)
     samples = NegativeBinomial(log_mu.expand(5, 3, 4), log_theta).sample((2,))
     assert samples.shape == (2, 5, 3, 4)
+
+
+def _plain_log_prob(x, log_mu, log_theta):
+    """The NB log-pmf term by term, differentiated by autograd."""
+    theta = log_theta.exp()
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+        - theta * torch.nn.functional.softplus(log_mu - log_theta)
+        - x * torch.nn.functional.softplus(log_theta - log_mu)
+    )
+
+
+@pytest.mark.parametrize(
+    ("counts_shape", "log_mu_shape", "log_theta_shape"),
+    [
+        ((6, 5), (6, 5), (5,)),  # a VAE minibatch, per-gene dispersion
+        ((6, 5), (3, 6, 5), (5,)),  # GMVAE components broadcast over the counts
+        ((6, 5), (3, 6, 5), (3, 6, 5)),  # GMVAE with a per-cell dispersion
+        ((4, 1, 1), (6, 5), (5,)),  # a grid of counts against one set of parameters
+    ],
+)
+def test_values_and_gradients_are_those_of_the_plain_formula(
+    counts_shape, log_mu_shape, log_theta_shape
+):
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.full(counts_shape, 0.7), generator=generator).double()
+    log_mu = torch.randn(log_mu_shape, dtype=torch.float64, generator=generator)
+    log_theta = torch.randn(log_theta_shape, dtype=torch.float64, generator=generator)
+    log_mu.requires_grad_()
+    log_theta.requires_grad_()
+    ours = NegativeBinomial(log_mu, log_theta).log_prob(counts)
+    plain = _plain_log_prob(counts, log_mu, log_theta)
+    torch.testing.assert_close(ours, plain)
+    weights = torch.randn(ours.shape, dtype=torch.float64, generator=generator)
+    torch.testing.assert_close(
+        torch.autograd.grad((ours * weights).sum(), [log_mu, log_theta]),
+        torch.autograd.grad((plain * weights).sum(), [log_mu, log_theta]),
+    )
+    torch.autograd.gradcheck(
+        lambda mu, theta: NegativeBinomial(mu, theta).log_prob(counts), (log_mu, log_theta)
+    )
+
+
+def test_parameters_that_are_views_of_other_tensors():
+    log_mu = torch.randn(5, 6, dtype=torch.float64).T  # not contiguous
+    log_theta = torch.randn(5, dtype=torch.float64)
+    counts = torch.poisson(torch.full((6, 5), 1.0)).double()
+    torch.testing.assert_close(
+        NegativeBinomial(log_mu, log_theta).log_prob(counts),
+        _plain_log_prob(counts, log_mu, log_theta),
+    )

@@ -49,7 +49,8 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
-        a = log_mu - log_theta
+        # Contiguous, so that it and the tensors computed from it have flat views.
+        a = (log_mu - log_theta).contiguous()
         shape = torch.broadcast_shapes(value.shape, a.shape)
         if a.shape != shape:  # more counts than parameters, e.g. an (n, 1, 1) grid of values
             a = a.expand(shape).contiguous()
