@@ -100,10 +100,10 @@ class ComponentInitialization(Callback):
         if len(latents) > self.max_cells:
             sample = latents[rng.choice(len(latents), self.max_cells, replace=False)]
         n_fit = min(n_clusters, len(np.unique(sample, axis=0)))
+        overall = _spread(latents, None)
         if self.method == "kmeans":
             kmeans = KMeans(n_fit, n_init=self.n_init, random_state=self.seed).fit(sample)
             assignment = kmeans.labels_ if sample is latents else kmeans.predict(latents)
-            overall = _spread(latents, None)
             members = [latents[assignment == k] for k in range(n_fit)]
             fit_means = np.stack(
                 [
@@ -129,7 +129,7 @@ class ComponentInitialization(Callback):
         means[:n_fit], scales[:n_fit], weights[:n_fit] = fit_means, fit_scales, fit_weights
         spare = np.arange(n_fit, n_clusters)
         means[spare] = latents[spare % len(latents)]
-        scales[spare] = _spread(latents, None)
+        scales[spare] = overall
         weights = np.maximum(weights, 1e-3)  # an empty cluster must not get log p(y) = -inf
         return assignment, means, scales, weights / weights.sum()
 
