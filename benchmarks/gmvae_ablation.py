@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 50
 INIT_EPOCH = (3 * EPOCHS) // 10
 DEFAULT_INIT_EPOCH = EPOCHS // 2
+LATE_INIT_EPOCH = (9 * EPOCHS) // 10
 
 PER_CELL = {"marginal_cluster_kl": False}
 MARGINAL = {"marginal_cluster_kl": True}
@@ -65,7 +66,7 @@ CONFIGURATIONS = {
         ComponentInitialization(INIT_EPOCH, method="kmeans"),
         SCVI_WARMUP,
     ),
-    "6 as 5, KL warm-up 30%, placement at 50% (default)": (
+    "6 as 5, KL warm-up 30%, placement at 50%": (
         PER_CELL,
         ComponentInitialization(DEFAULT_INIT_EPOCH),
         SHORT_WARMUP,
@@ -80,6 +81,11 @@ CONFIGURATIONS = {
         ComponentInitialization(DEFAULT_INIT_EPOCH),
         SHORT_WARMUP,
     ),
+    "9 as 6, placed again at 90% (default)": (
+        PER_CELL,
+        ComponentInitialization([DEFAULT_INIT_EPOCH, LATE_INIT_EPOCH]),
+        SHORT_WARMUP,
+    ),
 }
 
 
@@ -91,7 +97,7 @@ def run(options: dict, initialization, plan_kwargs: dict, seed: int) -> tuple[fl
     callbacks = [] if initialization is None else [initialization]
     model.train(
         max_epochs=EPOCHS,
-        component_init_epoch=0,
+        component_init_epochs=0,
         callbacks=callbacks,
         plan_kwargs=plan_kwargs,
         enable_progress_bar=False,

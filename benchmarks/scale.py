@@ -183,9 +183,9 @@ def one_epoch(args: argparse.Namespace) -> None:
         model = scvae.VAE(adata)
     else:
         model = scvae.GMVAE(adata, n_clusters=N_CELL_TYPES)
-    # The GMVAE places its components at the end of an epoch (half-way through training); a
-    # one-epoch run leaves that off.
-    options = {"component_init_epoch": 0} if args.model == "gmvae" else {}
+    # The GMVAE places its components at the end of an epoch (half-way through training and
+    # again after 90% of it); a one-epoch run leaves that off.
+    options = {"component_init_epochs": 0} if args.model == "gmvae" else {}
     if args.reads == "rows":  # blocks of one row, a minibatch per buffer: one read per cell
         options["datasplitter_kwargs"] = {"block_size": 1, "blocks_per_buffer": args.batch_size}
     limit = StepLimit()

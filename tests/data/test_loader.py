@@ -116,7 +116,7 @@ def test_a_gmvae_places_its_components_from_a_backed_file(backed):
     backed, _ = backed
     scvi.settings.seed = 0
     model = scvae.GMVAE(backed, n_clusters=3, n_hidden=16)
-    model.train(max_epochs=2, component_init_epoch=1, annotate=False, **QUIET)
+    model.train(max_epochs=2, component_init_epochs=1, annotate=False, **QUIET)
     assert model.predict().shape == (300,)
     assert np.isfinite(model.module.prior_means.detach().numpy()).all()
 

@@ -6,7 +6,9 @@ import scvi
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
+from scvae.model._gmvae import default_component_init_epochs
 from scvae.train import ComponentInitialization
+from scvae.train._component_initialization import match_components
 from tests.helpers import QUIET
 
 
@@ -55,7 +57,13 @@ def test_an_unknown_method_is_named_in_the_error():
         ComponentInitialization(1, method="spectral")
 
 
-def test_a_learned_cluster_prior_starts_from_the_mixture_weights(monkeypatch):
+def test_a_negative_placement_epoch_is_refused():
+    with pytest.raises(ValueError, match=r"must be >= 0.*\[5, -1\]"):
+        ComponentInitialization([5, -1])
+
+
+def record_fits(monkeypatch) -> list:
+    """Make every ``ComponentInitialization.fit`` call append its result to the returned list."""
     fitted = []
     fit = ComponentInitialization.fit
     monkeypatch.setattr(
@@ -63,14 +71,61 @@ def test_a_learned_cluster_prior_starts_from_the_mixture_weights(monkeypatch):
         "fit",
         lambda self, *args: fitted.append(fit(self, *args)) or fitted[-1],
     )
+    return fitted
+
+
+def small_gmvae(**options) -> scvae.GMVAE:
     adata = scvae.datasets.synthetic_counts(n_cells=300, n_genes=50, n_clusters=3, seed=0)
     scvae.setup_anndata(adata, layer="counts")
     scvi.settings.seed = 0
-    model = scvae.GMVAE(adata, n_clusters=3, n_latent=4, n_hidden=32, prior="learned")
+    return scvae.GMVAE(adata, n_clusters=3, n_latent=4, n_hidden=32, **options)
+
+
+def test_a_learned_cluster_prior_starts_from_the_mixture_weights(monkeypatch):
+    fitted = record_fits(monkeypatch)
+    model = small_gmvae(prior="learned")
     # Placement at the end of the last epoch: p(y) is then exactly the mixture's weights.
-    model.train(max_epochs=3, component_init_epoch=3, **QUIET)
+    model.train(max_epochs=3, component_init_epochs=3, **QUIET)
     ((_, means, _, weights),) = fitted
-    np.testing.assert_allclose(model.module.prior_means.detach().numpy(), means, rtol=1e-6)
+    prior_means = model.module.prior_means.detach().numpy()
+    # The fitted components are renumbered after the ones they replace: find that order.
+    order = [int(np.argmin(np.abs(means - row).sum(1))) for row in prior_means]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(prior_means, means[order], rtol=1e-6)
     np.testing.assert_allclose(
-        model.module.log_prior_y().exp().detach().numpy(), weights, rtol=1e-5
+        model.module.log_prior_y().exp().detach().numpy(), weights[order], rtol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    ("max_epochs", "expected"), [(100, (50, 90)), (10, (5, 9)), (2, (1,)), (1, (1,))]
+)
+def test_by_default_components_are_placed_half_way_and_again_at_90_percent(max_epochs, expected):
+    assert default_component_init_epochs(max_epochs) == expected
+
+
+def test_each_placement_epoch_fits_the_mixture_once(monkeypatch):
+    fitted = record_fits(monkeypatch)
+    small_gmvae().train(max_epochs=4, component_init_epochs=[1, 3, 0], **QUIET)
+    assert len(fitted) == 2
+
+
+def test_placing_again_keeps_each_component_on_its_cells():
+    current = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    # A fit that found the same clusters, numbered differently and slightly moved.
+    means = current[[2, 0, 1]] + 0.1
+    scales = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    weights = np.array([0.5, 0.3, 0.2])
+    assignment = np.array([0, 0, 1, 2, 2])  # cells near current components 2, 2, 0, 1, 1
+    matched = match_components((assignment, means, scales, weights), current)
+    np.testing.assert_array_equal(matched[0], [2, 2, 0, 1, 1])
+    np.testing.assert_allclose(matched[1], current + 0.1)
+    np.testing.assert_allclose(matched[2], scales[[1, 2, 0]])
+    np.testing.assert_allclose(matched[3], weights[[1, 2, 0]])
+
+
+def test_an_unknown_placement_method_fails_before_training():
+    model = small_gmvae()
+    with pytest.raises(ValueError, match=r"'spectral'.*kmeans"):
+        model.train(max_epochs=2, component_init_method="spectral", **QUIET)
+    assert not model.is_trained_

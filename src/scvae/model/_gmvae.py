@@ -23,6 +23,11 @@ from scvae.train import ComponentInitialization
 from ._base import ScvaeModel, check_architecture
 
 
+def default_component_init_epochs(max_epochs: int) -> tuple[int, ...]:
+    """Epochs after which :meth:`GMVAE.train` places the components: 50% and 90% of training."""
+    return tuple(sorted({max(1, max_epochs // 2), max(1, (9 * max_epochs) // 10)}))
+
+
 class GMVAE(ScvaeModel):
     """Gaussian-mixture VAE of raw UMI counts: a latent space and a clustering in one model.
 
@@ -144,7 +149,8 @@ class GMVAE(ScvaeModel):
     def train(
         self,
         max_epochs: int | None = None,
-        component_init_epoch: int | None = None,
+        component_init_epochs: int | Sequence[int] | None = None,
+        component_init_method: str = "kmeans",
         plan_kwargs: dict | None = None,
         **kwargs,
     ) -> None:
@@ -154,10 +160,15 @@ class GMVAE(ScvaeModel):
         ----------
         max_epochs
             Number of epochs (scvi-tools' heuristic by default).
-        component_init_epoch
-            After this many epochs the mixture components are placed by k-means on the latent
-            means (:class:`~scvae.train.ComponentInitialization`); ``0`` keeps the random
-            initialisation. Default: half of ``max_epochs``, at least 1.
+        component_init_epochs
+            After each of these numbers of epochs, the mixture components are placed on
+            clusters of the latent means (:class:`~scvae.train.ComponentInitialization`);
+            ``0`` or ``()`` keeps the random initialisation. Default: half-way through training
+            and again after 90% of the epochs, so that no component is left empty at the end
+            (see the clustering benchmark).
+        component_init_method
+            ``"kmeans"`` (default) or ``"gaussian_mixture"``: how the latent means are
+            clustered at each placement.
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan`. Unless it sets ``n_epochs_kl_warmup``
             or ``n_steps_kl_warmup``, the KL warm-up lasts the first 30% of the epochs (not
@@ -169,13 +180,16 @@ class GMVAE(ScvaeModel):
         """
         if max_epochs is None:
             max_epochs = get_max_epochs_heuristic(self.adata.n_obs)
-        if component_init_epoch is None:
-            component_init_epoch = max(1, max_epochs // 2)
+        if component_init_epochs is None:
+            component_init_epochs = default_component_init_epochs(max_epochs)
+        # Validates the method before any training starts.
+        initialization = ComponentInitialization(
+            component_init_epochs, seed=settings.seed or 0, method=component_init_method
+        )
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
             plan_kwargs["n_epochs_kl_warmup"] = max(1, (3 * max_epochs) // 10)
-        if component_init_epoch:
-            initialization = ComponentInitialization(component_init_epoch, seed=settings.seed or 0)
+        if initialization.epochs:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), initialization]
         super().train(max_epochs=max_epochs, plan_kwargs=plan_kwargs, **kwargs)
 
