@@ -124,6 +124,13 @@ def test_placing_again_keeps_each_component_on_its_cells():
     np.testing.assert_allclose(matched[3], weights[[1, 2, 0]])
 
 
+def test_a_placement_after_the_last_epoch_fails_before_training():
+    model = small_gmvae()
+    with pytest.raises(ValueError, match=r"\[5\] are beyond max_epochs=3"):
+        model.train(max_epochs=3, component_init_epochs=[2, 5], **QUIET)
+    assert not model.is_trained_
+
+
 def test_an_unknown_placement_method_fails_before_training():
     model = small_gmvae()
     with pytest.raises(ValueError, match=r"'spectral'.*kmeans"):

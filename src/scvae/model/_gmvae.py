@@ -186,6 +186,12 @@ class GMVAE(ScvaeModel):
         initialization = ComponentInitialization(
             component_init_epochs, seed=settings.seed or 0, method=component_init_method
         )
+        late = [epoch for epoch in initialization.epochs if epoch > max_epochs]
+        if late:
+            raise ValueError(
+                f"component_init_epochs {late} are beyond max_epochs={max_epochs}: the "
+                "components would never be placed. Use epochs <= max_epochs."
+            )
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
             plan_kwargs["n_epochs_kl_warmup"] = max(1, (3 * max_epochs) // 10)
