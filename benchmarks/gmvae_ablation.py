@@ -36,13 +36,13 @@ from sklearn.metrics import adjusted_rand_score
 
 import scvae
 from scvae.datasets import synthetic_counts
+from scvae.model._gmvae import default_component_init_epochs
 from scvae.train import ComponentInitialization
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 50
 INIT_EPOCH = (3 * EPOCHS) // 10
 DEFAULT_INIT_EPOCH = EPOCHS // 2
-LATE_INIT_EPOCH = (9 * EPOCHS) // 10
 
 PER_CELL = {"marginal_cluster_kl": False}
 MARGINAL = {"marginal_cluster_kl": True}
@@ -83,7 +83,7 @@ CONFIGURATIONS = {
     ),
     "9 as 6, placed again at 90% (default)": (
         PER_CELL,
-        ComponentInitialization([DEFAULT_INIT_EPOCH, LATE_INIT_EPOCH]),
+        ComponentInitialization(default_component_init_epochs(EPOCHS)),
         SHORT_WARMUP,
     ),
 }

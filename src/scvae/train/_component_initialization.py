@@ -66,7 +66,7 @@ class ComponentInitialization(Callback):
         if method not in ("gaussian_mixture", "kmeans"):
             raise ValueError(f"method={method!r} is not known: use 'kmeans' or 'gaussian_mixture'.")
         epochs = np.atleast_1d(epochs)
-        if epochs.size and (epochs < 0).any():
+        if (epochs < 0).any():
             raise ValueError(f"Placement epochs must be >= 0 (0 disables), got {epochs.tolist()}.")
         self.epochs = sorted({int(e) for e in epochs if e > 0})
         self.n_init = n_init
