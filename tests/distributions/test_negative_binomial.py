@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from scvae.distributions import NegativeBinomial
+from scvae.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
@@ -90,6 +90,25 @@ def test_is_an_scvi_negative_binomial():
     torch.testing.assert_close(distribution.log_prob(counts), scvi_log_prob, rtol=1e-6, atol=1e-6)
     samples = NegativeBinomial(log_mu.expand(5, 3, 4), log_theta).sample((2,))
     assert samples.shape == (2, 5, 3, 4)
+
+
+@pytest.mark.parametrize("zero_inflated", [False, True])
+def test_given_log_scale_and_argument_validation(zero_inflated):
+    log_mu, log_theta = torch.randn(2, 3, 4), torch.randn(4)
+    extra = (torch.randn(2, 3, 4),) if zero_inflated else ()
+    distribution_class = ZeroInflatedNegativeBinomial if zero_inflated else NegativeBinomial
+    log_scale = torch.log_softmax(torch.randn(2, 3, 4), -1)
+    distribution = distribution_class(log_mu, log_theta, *extra, log_scale=log_scale)
+    torch.testing.assert_close(distribution.get_normalized("scale"), log_scale.exp())
+    assert distribution.theta.shape == distribution.mu.shape == (2, 3, 4)
+    bad_log_mu = log_mu.clone()
+    bad_log_mu[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="log_mu"):
+        distribution_class(bad_log_mu, log_theta, *extra, validate_args=True)
+    with pytest.raises(ValueError, match="support"):
+        distribution_class(log_mu, log_theta, *extra, validate_args=True).log_prob(
+            torch.full((3, 4), -1.0)
+        )
 
 
 def _plain_log_prob(x, log_mu, log_theta):

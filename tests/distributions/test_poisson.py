@@ -83,7 +83,8 @@ def test_shapes_rate_and_normalized():
     torch.testing.assert_close(distribution.get_normalized("mu"), log_rate.exp())
     scale = distribution.get_normalized("scale")
     torch.testing.assert_close(scale, log_rate.exp() / log_rate.exp().sum(-1, keepdim=True))
-    given_scale = torch.rand(4, 3, 5)
-    assert Poisson(log_rate, scale=given_scale).get_normalized("scale") is given_scale
+    log_scale = torch.randn(4, 3, 5)
+    given = Poisson(log_rate, log_scale=log_scale).get_normalized("scale")
+    torch.testing.assert_close(given, log_scale.exp())
     with pytest.raises(ValueError, match="not recognized"):
         distribution.get_normalized("rate")

@@ -41,5 +41,5 @@ class ConstrainedPoisson(Poisson):
         self.library = library
         log_scale = torch.log_softmax(logits, dim=-1)
         super().__init__(
-            log_scale + torch.log(library), scale=log_scale.exp(), validate_args=validate_args
+            log_scale + torch.log(library), log_scale=log_scale, validate_args=validate_args
         )

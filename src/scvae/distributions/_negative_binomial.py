@@ -1,12 +1,14 @@
 """Negative binomial likelihood parameterised by log-mean and log-inverse-dispersion."""
 
+from typing import ClassVar
+
 import torch
 from scvi.distributions import NegativeBinomial as ScviNegativeBinomial
 from torch import Tensor
-from torch.distributions.utils import broadcast_all
+from torch.distributions import Distribution, constraints
 from torch.nn.functional import softplus
 
-from ._utils import default_scale, normalized
+from ._utils import normalized, normalized_expression
 
 
 def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
@@ -142,6 +144,8 @@ class NegativeBinomial(ScviNegativeBinomial):
     A subclass of :class:`scvi.distributions.NegativeBinomial` (``mu``, ``theta``, ``scale``
     and its gamma-Poisson ``sample``) whose ``log_prob`` is exact: scvi-tools' version adds
     ``eps = 1e-8`` inside its logarithms, which is wrong for means near :math:`10^{-8}`.
+    ``mu``, ``theta`` and ``scale`` are computed from the log-parameters when read; the
+    log-likelihood does not need them.
 
     Parameters
     ----------
@@ -149,36 +153,53 @@ class NegativeBinomial(ScviNegativeBinomial):
         Log of the mean.
     log_theta
         Log of the inverse dispersion; broadcast against ``log_mu``.
-    scale
-        Normalised expression returned by ``get_normalized("scale")``; defaults to the mean
-        normalised over the last (gene) axis.
+    log_scale
+        Log of the normalised expression returned by ``get_normalized("scale")``; defaults
+        to the log of the mean normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "log_mu": constraints.real,
+        "log_theta": constraints.real,
+    }
 
     def __init__(
         self,
         log_mu: Tensor,
         log_theta: Tensor,
-        scale: Tensor | None = None,
+        log_scale: Tensor | None = None,
         validate_args: bool = False,
     ) -> None:
         # log_theta keeps its own (e.g. per-gene) shape: the lgamma terms then run once per
-        # (cell, gene), not once per GMVAE component as well.
-        self.log_mu, self.log_theta = log_mu, log_theta
-        log_mu, log_theta = broadcast_all(log_mu, log_theta)
-        super().__init__(
-            mu=log_mu.exp(),
-            theta=log_theta.exp(),
-            scale=default_scale(log_mu, scale),
-            validate_args=validate_args,
-        )
-        self._batch_shape = log_mu.shape
+        # (cell, gene), not once per GMVAE component as well. scvi-tools' constructor is not
+        # called: it would compute mu, theta and scale (full-size exponentials) up front.
+        self.log_mu, self.log_theta, self.log_scale = log_mu, log_theta, log_scale
+        self.on_mps = log_mu.device.type == "mps"  # read by scvi-tools' sample
+        batch_shape = torch.broadcast_shapes(log_mu.shape, log_theta.shape)
+        Distribution.__init__(self, batch_shape=batch_shape, validate_args=validate_args)
+
+    @property
+    def mu(self) -> Tensor:
+        r"""Mean :math:`\mu`."""
+        return self.log_mu.exp().expand(self.batch_shape)
+
+    @property
+    def theta(self) -> Tensor:
+        r"""Inverse dispersion :math:`\theta`."""
+        return self.log_theta.exp().expand(self.batch_shape)
+
+    @property
+    def scale(self) -> Tensor:
+        """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_mu)
 
     @property
     def variance(self) -> Tensor:
         r""":math:`\mu + \mu^2 / \theta`."""
-        return self.mu + self.mu**2 / self.theta
+        mu = self.mu
+        return mu + mu**2 / self.theta
 
     def get_normalized(self, key: str) -> Tensor:
         """``"mu"``: the mean; ``"scale"``: the normalised expression."""

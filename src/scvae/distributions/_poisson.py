@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._utils import default_scale, normalized, on_nonzero_counts
+from ._utils import normalized, normalized_expression, on_nonzero_counts
 
 
 def _log_factorial(value: Tensor) -> Tensor:
@@ -33,9 +33,9 @@ class Poisson(Distribution):
     ----------
     log_rate
         Log of the rate, any shape (e.g. ``(cells, genes)`` or ``(samples, cells, genes)``).
-    scale
-        Normalised expression returned by ``get_normalized("scale")``; defaults to the rate
-        normalised over the last (gene) axis.
+    log_scale
+        Log of the normalised expression returned by ``get_normalized("scale")``; defaults
+        to the log of the rate normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
@@ -44,11 +44,16 @@ class Poisson(Distribution):
     support = constraints.nonnegative_integer
 
     def __init__(
-        self, log_rate: Tensor, scale: Tensor | None = None, validate_args: bool = False
+        self, log_rate: Tensor, log_scale: Tensor | None = None, validate_args: bool = False
     ) -> None:
         self.log_rate = log_rate
-        self.scale = default_scale(log_rate, scale)
+        self.log_scale = log_scale
         super().__init__(batch_shape=log_rate.shape, validate_args=validate_args)
+
+    @property
+    def scale(self) -> Tensor:
+        """Normalised expression: ``exp(log_scale)``, or the rate normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_rate)
 
     @property
     def rate(self) -> Tensor:

@@ -56,14 +56,15 @@ def normalized(distribution: torch.distributions.Distribution, key: str) -> Tens
     raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
 
 
-def default_scale(log_mean: Tensor, scale: Tensor | None) -> Tensor:
-    """``scale`` if given, else the mean normalised over the last (gene) axis.
+def normalized_expression(log_scale: Tensor | None, log_mean: Tensor) -> Tensor:
+    """``exp(log_scale)`` if given, else the mean normalised over the last (gene) axis.
 
-    Computed as ``softmax(log_mean)``, i.e. ``mean / mean.sum(-1, keepdim=True)`` without the
-    0 / 0 that tiny means would give.
+    The default is computed as ``softmax(log_mean)``, i.e. ``mean / mean.sum(-1, keepdim=True)``
+    without the 0 / 0 that tiny means would give. The distributions evaluate it on access
+    only: training never reads it, and it costs a full (cells x genes) exponential.
     """
-    if scale is not None:
-        return scale
+    if log_scale is not None:
+        return log_scale.exp()
     return torch.softmax(log_mean, dim=-1)
 
 

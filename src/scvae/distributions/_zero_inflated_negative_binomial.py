@@ -1,16 +1,23 @@
 """Zero-inflated negative binomial likelihood."""
 
+from typing import ClassVar
+
 import torch
 from scvi.distributions import ZeroInflatedNegativeBinomial as ScviZeroInflatedNegativeBinomial
 from torch import Tensor
+from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 from torch.nn.functional import softplus
 
-from ._negative_binomial import negative_binomial_log_prob, negative_binomial_log_prob_zero
-from ._utils import default_scale, normalized, zero_inflated_log_prob
+from ._negative_binomial import (
+    NegativeBinomial,
+    negative_binomial_log_prob,
+    negative_binomial_log_prob_zero,
+)
+from ._utils import normalized_expression, zero_inflated_log_prob
 
 
-class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
+class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBinomial):
     r"""Negative binomial with extra zeros: :math:`x = 0` with probability :math:`\pi`.
 
     With :math:`\pi = \sigma(\text{zi\_logits})` and :math:`\operatorname{NB}(x \mid \mu,
@@ -30,7 +37,8 @@ class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
     :math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`.
 
     A subclass of :class:`scvi.distributions.ZeroInflatedNegativeBinomial` (``mu``, ``theta``,
-    ``zi_logits``, ``scale`` and its ``sample``) with an exact ``log_prob``.
+    ``zi_logits``, ``scale`` and its ``sample``) with an exact ``log_prob``; ``mu``, ``theta``
+    and ``scale`` are computed when read, as in :class:`~scvae.distributions.NegativeBinomial`.
 
     Parameters
     ----------
@@ -40,31 +48,34 @@ class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
         Log of the inverse dispersion.
     zi_logits
         Logits of the zero-inflation probability. All three are broadcast together.
-    scale
-        Normalised expression returned by ``get_normalized("scale")``; defaults to the mean
-        normalised over the last (gene) axis.
+    log_scale
+        Log of the normalised expression returned by ``get_normalized("scale")``; defaults
+        to the log of the mean normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        **NegativeBinomial.arg_constraints,
+        "zi_logits": constraints.real,
+    }
 
     def __init__(
         self,
         log_mu: Tensor,
         log_theta: Tensor,
         zi_logits: Tensor,
-        scale: Tensor | None = None,
+        log_scale: Tensor | None = None,
         validate_args: bool = False,
     ) -> None:
-        self.log_mu, self.log_theta = log_mu, log_theta  # unexpanded, see NegativeBinomial
-        log_mu, log_theta, zi_logits = broadcast_all(log_mu, log_theta, zi_logits)
-        super().__init__(
-            mu=log_mu.exp(),
-            theta=log_theta.exp(),
-            zi_logits=zi_logits,
-            scale=default_scale(log_mu - softplus(zi_logits), scale),
-            validate_args=validate_args,
-        )
-        self._batch_shape = log_mu.shape
+        log_mu, zi_logits = broadcast_all(log_mu, zi_logits)  # log_theta unexpanded
+        self.zi_logits = zi_logits
+        super().__init__(log_mu, log_theta, log_scale=log_scale, validate_args=validate_args)
+
+    @property
+    def scale(self) -> Tensor:
+        """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_mu - softplus(self.zi_logits))
 
     @property
     def mean(self) -> Tensor:
@@ -80,10 +91,6 @@ class ZeroInflatedNegativeBinomial(ScviZeroInflatedNegativeBinomial):
             * mu
             * (1 + mu * (torch.sigmoid(self.zi_logits) + 1 / self.theta))
         )
-
-    def get_normalized(self, key: str) -> Tensor:
-        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
-        return normalized(self, key)
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-pmf, see the class docstring."""

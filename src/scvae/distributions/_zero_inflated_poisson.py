@@ -9,7 +9,7 @@ from torch.distributions.utils import broadcast_all
 from torch.nn.functional import softplus
 
 from ._poisson import Poisson, poisson_log_prob
-from ._utils import default_scale, zero_inflated_log_prob
+from ._utils import normalized_expression, zero_inflated_log_prob
 
 
 class ZeroInflatedPoisson(Poisson):
@@ -36,9 +36,9 @@ class ZeroInflatedPoisson(Poisson):
         Log of the Poisson rate.
     zi_logits
         Logits of the zero-inflation probability; broadcast against ``log_rate``.
-    scale
-        Normalised expression returned by ``get_normalized("scale")``; defaults to the mean
-        normalised over the last (gene) axis.
+    log_scale
+        Log of the normalised expression returned by ``get_normalized("scale")``; defaults
+        to the log of the mean normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
@@ -52,13 +52,17 @@ class ZeroInflatedPoisson(Poisson):
         self,
         log_rate: Tensor,
         zi_logits: Tensor,
-        scale: Tensor | None = None,
+        log_scale: Tensor | None = None,
         validate_args: bool = False,
     ) -> None:
         log_rate, zi_logits = broadcast_all(log_rate, zi_logits)
         self.zi_logits = zi_logits
-        scale = default_scale(log_rate - softplus(zi_logits), scale)
-        super().__init__(log_rate, scale=scale, validate_args=validate_args)
+        super().__init__(log_rate, log_scale=log_scale, validate_args=validate_args)
+
+    @property
+    def scale(self) -> Tensor:
+        """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_rate - softplus(self.zi_logits))
 
     @property
     def zi_probs(self) -> Tensor:

@@ -110,28 +110,29 @@ class CountDecoder(nn.Module):
         if self.likelihood == "constrained_poisson":
             base = ConstrainedPoisson(logits, library)
         else:
+            log_mean, log_scale = logits, None  # scale: the mean normalised over genes
             if self.scale_by_library:
                 log_scale = torch.log_softmax(logits, dim=-1)
-                log_mean, scale = log_scale + torch.log(library), log_scale.exp()
-            else:
-                log_mean, scale = logits, torch.softmax(logits, dim=-1)
-            base = self._base(h, log_mean, scale, batch_index)
+                log_mean = log_scale + torch.log(library)
+            base = self._base(h, log_mean, log_scale, batch_index)
         if self.piecewise_cutoff is None:
             return base
         piece_logits = self.piece_logits(h).unflatten(-1, (self.n_output, -1))
         return PiecewiseCategorical(base, piece_logits)
 
     def _base(
-        self, h: torch.Tensor, log_mean: torch.Tensor, scale: torch.Tensor, batch_index
+        self, h: torch.Tensor, log_mean: torch.Tensor, log_scale: torch.Tensor | None, batch_index
     ) -> Distribution:
         if self.likelihood == "poisson":
-            return Poisson(log_mean, scale=scale)
+            return Poisson(log_mean, log_scale=log_scale)
         if self.likelihood == "zip":
-            return ZeroInflatedPoisson(log_mean, self.zi_logits(h), scale=scale)
+            return ZeroInflatedPoisson(log_mean, self.zi_logits(h), log_scale=log_scale)
         log_theta = self._log_theta(h, batch_index)
         if self.likelihood == "nb":
-            return NegativeBinomial(log_mean, log_theta, scale=scale)
-        return ZeroInflatedNegativeBinomial(log_mean, log_theta, self.zi_logits(h), scale=scale)
+            return NegativeBinomial(log_mean, log_theta, log_scale=log_scale)
+        return ZeroInflatedNegativeBinomial(
+            log_mean, log_theta, self.zi_logits(h), log_scale=log_scale
+        )
 
     def _log_theta(self, h: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         if self.dispersion == "gene":
