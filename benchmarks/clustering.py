@@ -55,6 +55,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scvae
+from scvae.model._gmvae import default_component_init_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -436,9 +437,12 @@ def likelihood_table(rows: list[dict]) -> str:
 def header(args: argparse.Namespace, total_seconds: float, genes: str) -> str:
     command = "python3 benchmarks/clustering.py " + shlex.join(sys.argv[1:])
     elbo_epochs = args.elbo_epochs or args.max_epochs
-    placements = "after 50% and again after 90% of the epochs (the default)"
-    if args.component_init_epochs is not None:
-        placements = f"after epochs {', '.join(map(str, args.component_init_epochs))}"
+    epochs = args.component_init_epochs
+    placements = "(`--component-init-epochs`)"
+    if epochs is None:
+        epochs = default_component_init_epochs(args.max_epochs)
+        placements = "(`GMVAE.train`'s default)"
+    placements = f"after epochs {', '.join(map(str, epochs))} {placements}"
     return f"""# Clustering: scvae GMVAE against scVI + Leiden and PCA + Leiden
 
 Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the CPU
