@@ -7,7 +7,9 @@ Two steps, each a sub-command::
 
 ``write`` draws a cells x genes matrix (default 1,306,127 x 27,998, 10x's data set) of
 negative binomial counts with planted cell types, chunk by chunk, and appends each chunk to
-the h5ad's CSR ``X``, so memory stays bounded by a chunk. The counts are exact NB draws:
+the h5ad's CSR ``X``, so memory stays bounded by a chunk (per worker: ``--workers`` draws
+chunks in parallel processes; each chunk has its own seed, so the file is the same whatever
+the number of workers). The counts are exact NB draws:
 
 * cell type c (``obs["cell_type"]``, 10 types) raises 200 marker genes' means 8-fold over a
   gene's base mean ``exp(N(-5.6, 1.5^2))``; a cell's size factor s (``obs["size_factor"]``) is
@@ -19,8 +21,9 @@ the h5ad's CSR ``X``, so memory stays bounded by a chunk. The counts are exact N
 ``train`` runs one epoch of scvae's VAE and of its GMVAE (K = 10), each in a fresh process
 reading the file with ``anndata.read_h5ad(path, backed="r")``, and reports cells per second and
 the peak resident memory of that process (``ru_maxrss``, which includes Python, torch and
-the model). ``--max-steps`` stops an epoch early (the table says so): on a CPU a full GMVAE
-epoch over 1.3M cells and 28k genes takes hours. ``--reads blocks rows`` also trains with the
+the model), and on a GPU the peak GPU memory torch allocated. ``--max-steps`` and
+``--max-seconds`` stop an epoch early (the table says so): on a CPU a full GMVAE epoch over
+1.3M cells and 28k genes takes hours. ``--reads blocks rows`` also trains with the
 file read row by row (``block_size=1``: each minibatch 128 scattered single-row reads, as a
 fully random sampler does) next to scvae's default block-shuffled reads, to show what the
 reading scheme is worth.
@@ -29,6 +32,7 @@ reading scheme is worth.
 import argparse
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -61,10 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     write.add_argument("--n-genes", type=int, default=27_998)
     write.add_argument("--chunk", type=int, default=4096, help="cells drawn at a time")
     write.add_argument("--seed", type=int, default=0)
+    write.add_argument("--workers", type=int, default=1, help="processes drawing chunks")
     train = commands.add_parser("train", help="one epoch of VAE and GMVAE from the backed file")
     train.add_argument("path", type=Path)
     train.add_argument("--models", nargs="+", default=["vae", "gmvae"])
     train.add_argument("--max-steps", type=int, default=None, help="stop an epoch early")
+    train.add_argument("--max-seconds", type=float, default=None, help="stop an epoch early")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument(
         "--reads",
@@ -78,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     one.add_argument("path", type=Path)
     one.add_argument("model")
     one.add_argument("--max-steps", type=int, default=None)
+    one.add_argument("--max-seconds", type=float, default=None)
     one.add_argument("--batch-size", type=int, default=128)
     one.add_argument("--reads", choices=["blocks", "rows"], default="blocks")
     return parser.parse_args(argv)
@@ -123,6 +130,21 @@ def draw_chunk(
     return sp.csr_matrix((values, (rows, cols)), shape=mu.shape, dtype=np.float32)
 
 
+#: What the worker processes drawing chunks share (set before they are forked).
+_PLAN: dict = {}
+
+
+def _draw_planned_chunk(task: tuple[int, int, np.random.SeedSequence]) -> sp.csr_matrix:
+    begin, end, seed = task
+    plan = _PLAN
+    return draw_chunk(
+        plan["cell_types"][begin:end],
+        plan["size_factors"][begin:end],
+        plan["means"],
+        np.random.default_rng(seed),
+    )
+
+
 def write(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     means = gene_means(args.n_genes, rng)
@@ -134,17 +156,24 @@ def write(args: argparse.Namespace) -> None:
     )
     var = pd.DataFrame(index=[f"gene{j}" for j in range(args.n_genes)])
     ad.AnnData(obs=obs, var=var).write_h5ad(args.path)
+    _PLAN.update(cell_types=cell_types, size_factors=size_factors, means=means)
+    begins = range(0, args.n_cells, args.chunk)
+    seeds = np.random.SeedSequence(args.seed).spawn(len(begins))
+    ends = [min(b + args.chunk, args.n_cells) for b in begins]
+    tasks = list(zip(begins, ends, seeds, strict=True))
     start, nnz = time.perf_counter(), 0
-    with h5py.File(args.path, "a") as file:
-        for begin in range(0, args.n_cells, args.chunk):
-            end = min(begin + args.chunk, args.n_cells)
-            chunk = draw_chunk(cell_types[begin:end], size_factors[begin:end], means, rng)
+    with (
+        multiprocessing.get_context("fork").Pool(args.workers) as pool,
+        h5py.File(args.path, "a") as file,
+    ):
+        for i, chunk in enumerate(pool.imap(_draw_planned_chunk, tasks)):
             nnz += chunk.nnz
-            if begin == 0:
+            if i == 0:
                 ad.io.write_elem(file, "X", chunk)
             else:
                 ad.io.sparse_dataset(file["X"]).append(chunk)
-            if (begin // args.chunk) % 25 == 0:
+            if i % 25 == 0:
+                end = tasks[i][1]
                 print(f"{end} cells, {nnz / (end * args.n_genes):.2%} non-zero", flush=True)
     print(
         f"wrote {args.path}: {args.n_cells} x {args.n_genes}, {nnz} non-zero "
@@ -171,7 +200,9 @@ def one_epoch(args: argparse.Namespace) -> None:
 
         def on_train_batch_end(self, trainer, *_):
             self.steps += 1
-            if args.max_steps and self.steps >= args.max_steps:
+            out_of_steps = args.max_steps and self.steps >= args.max_steps
+            elapsed = time.perf_counter() - self.start
+            if out_of_steps or (args.max_seconds and elapsed >= args.max_seconds):
                 trainer.should_stop = True
 
     scvi.settings.verbosity = 40
@@ -211,7 +242,16 @@ def one_epoch(args: argparse.Namespace) -> None:
         "setup_seconds": setup_seconds,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "device": str(model.device),
-        "threads": torch.get_num_threads(),
+        "device_name": (
+            torch.cuda.get_device_name(model.device)
+            if model.device.type == "cuda"
+            else f"cpu ({torch.get_num_threads()} threads)"
+        ),
+        "peak_gpu_gib": (
+            torch.cuda.max_memory_allocated(model.device) / 2**30
+            if model.device.type == "cuda"
+            else None
+        ),
     }
     print(json.dumps(result))
 
@@ -228,6 +268,8 @@ def train(args: argparse.Namespace) -> None:
             command += ["--batch-size", str(args.batch_size), "--reads", reads]
             if args.max_steps:
                 command += ["--max-steps", str(args.max_steps)]
+            if args.max_seconds:
+                command += ["--max-seconds", str(args.max_seconds)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
@@ -246,8 +288,8 @@ def train(args: argparse.Namespace) -> None:
         "to validate the counts) is timed apart.",
         "",
         "| model | disk reads | device | cells trained | full epoch | cells / s "
-        "| epoch time (h) | setup (s) | peak RSS (GiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| epoch time (h) | setup (s) | peak RSS (GiB) | peak GPU memory (GiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     reads_name = {
         "blocks": "block-shuffled (default: 16 blocks of 1024 rows per buffer)",
@@ -256,12 +298,13 @@ def train(args: argparse.Namespace) -> None:
     for row in rows:
         epoch_hours = n_cells / row["cells_per_second"] / 3600
         estimated = "" if row["full_epoch"] else " (extrapolated)"
+        gpu_gib = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
         lines.append(
             f"| {row['model']} | {reads_name[row['reads']]} | "
-            f"{row['device']} ({row['threads']} threads) | "
+            f"{row['device_name']} | "
             f"{row['cells']:,} | {'yes' if row['full_epoch'] else 'no'} | "
             f"{row['cells_per_second']:.0f} | {epoch_hours:.2f}{estimated} | "
-            f"{row['setup_seconds']:.0f} | {row['peak_rss_gib']:.2f} |"
+            f"{row['setup_seconds']:.0f} | {row['peak_rss_gib']:.2f} | {gpu_gib} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ from scvi import REGISTRY_KEYS
 
 import scvae
 from scvae.data import BlockShuffleSampler, TensorDataLoader, _loader
-from tests.helpers import QUIET
+from tests.helpers import QUIET, requires_cuda
 
 
 def _manager(adata):
@@ -118,7 +118,7 @@ def test_a_gmvae_places_its_components_from_a_backed_file(backed):
     model = scvae.GMVAE(backed, n_clusters=3, n_hidden=16)
     model.train(max_epochs=2, component_init_epochs=1, annotate=False, **QUIET)
     assert model.predict().shape == (300,)
-    assert np.isfinite(model.module.prior_means.detach().numpy()).all()
+    assert np.isfinite(model.module.prior_means.detach().cpu().numpy()).all()
 
 
 def test_block_shuffled_minibatches_are_full_and_come_from_the_loaded_buffer():
@@ -151,3 +151,16 @@ def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):
     assert not TensorDataLoader(manager, pin_memory=True).pin_memory
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert TensorDataLoader(manager, pin_memory=True).pin_memory
+
+
+@requires_cuda
+@pytest.mark.parametrize("storage", ["dense", "csr"])
+def test_minibatches_are_sliced_on_the_gpu_and_equal_the_anndata_rows(adata, storage, monkeypatch):
+    if storage == "csr":
+        monkeypatch.setattr(_loader, "DENSE_LIMIT_BYTES", 0)
+    indices = np.array([5, 3, 200, 17, 42, 0, 299])
+    loader = TensorDataLoader(_manager(adata), indices=indices, batch_size=3, device="cuda")
+    batches = list(loader)
+    assert all(t.device.type == "cuda" for b in batches for t in b.values())
+    x = torch.cat([b[REGISTRY_KEYS.X_KEY] for b in batches]).cpu().numpy()
+    np.testing.assert_array_equal(x, adata.X[indices].toarray())

@@ -153,6 +153,53 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         if annotate:
             self.annotate()
 
+    def get_elbo(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        **kwargs,
+    ) -> float | np.ndarray:
+        """Evidence lower bound per cell (higher is better), on the CPU whatever the device.
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_elbo` (same arguments), whose result
+        stays on the device the model is on; on a GPU that is a CUDA tensor, which numpy
+        cannot read.
+
+        Returns
+        -------
+        The mean ELBO over the cells as a float, or with ``return_mean=False`` one value per
+        cell.
+        """
+        elbo = super().get_elbo(
+            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+        )
+        return _on_host(elbo, return_mean)
+
+    def get_reconstruction_error(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        **kwargs,
+    ) -> dict[str, float | np.ndarray]:
+        """Reconstruction error (negative log-likelihood of the counts) per cell, on the CPU.
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_reconstruction_error` (same
+        arguments), with its values moved off the model's device.
+
+        Returns
+        -------
+        ``{"reconstruction_loss": ...}``: the mean over the cells as a float, or with
+        ``return_mean=False`` one value per cell.
+        """
+        errors = super().get_reconstruction_error(
+            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+        )
+        return {key: _on_host(value, return_mean) for key, value in errors.items()}
+
     def annotate(self, adata: AnnData | None = None, batch_size: int | None = None) -> None:
         """Write the model's results into ``adata`` for scanpy to take over.
 
@@ -212,6 +259,12 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
             validate_counts(adata, layer)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+
+
+def _on_host(value, return_mean: bool) -> float | np.ndarray:
+    """A metric from scvi-tools (a tensor on the model's device) as a float or numpy array."""
+    value = torch.as_tensor(value).detach().cpu()
+    return float(value) if return_mean else value.numpy()
 
 
 class SavedModelError(ValueError):

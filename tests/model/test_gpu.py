@@ -1,0 +1,62 @@
+"""Training on a GPU: the counts stay on the device, and the results match the CPU's maths."""
+
+import anndata as ad
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import scvi
+import torch
+
+import scvae
+from tests.helpers import QUIET, requires_cuda
+
+pytestmark = requires_cuda
+
+
+class CountsDevice(pl.Callback):
+    """Records where the training data loader keeps the counts."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.device = trainer.train_dataloader.dataset.counts.device
+
+
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+def test_training_on_the_gpu_keeps_the_counts_there_and_matches_the_cpu(adata, model_cls, tmp_path):
+    scvae.setup_anndata(adata)
+    scvi.settings.seed = 0
+    kwargs = {"n_clusters": 3} if model_cls is scvae.GMVAE else {}
+    model = model_cls(adata, n_hidden=16, **kwargs)
+    where = CountsDevice()
+    model.train(max_epochs=3, accelerator="gpu", devices=1, callbacks=[where], **QUIET)
+    assert where.device.type == "cuda" and model.device.type == "cuda"
+    latent_gpu = model.get_latent_representation()
+    assert np.isfinite(latent_gpu).all()
+    np.testing.assert_array_equal(adata.obsm["X_scvae"], latent_gpu)
+
+    model.save(tmp_path / "model")
+    on_cpu = model_cls.load(tmp_path / "model", adata=adata.copy(), accelerator="cpu")
+    assert on_cpu.device.type == "cpu"
+    np.testing.assert_allclose(on_cpu.get_latent_representation(), latent_gpu, atol=1e-4)
+    if model_cls is scvae.GMVAE:
+        np.testing.assert_array_equal(on_cpu.predict(), model.predict())
+
+
+def test_training_on_the_gpu_from_a_backed_file_copies_pinned_minibatches(adata, tmp_path):
+    path = tmp_path / "counts.h5ad"
+    adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    scvae.setup_anndata(backed)
+    model = scvae.VAE(backed, n_hidden=16)
+    where = CountsDevice()
+    model.train(max_epochs=2, accelerator="gpu", devices=1, callbacks=[where], **QUIET)
+    assert where.device.type == "cpu" and model.device.type == "cuda"
+    assert model.get_latent_representation().shape == (adata.n_obs, 10)
+
+
+def test_gpu_log_likelihoods_equal_the_cpu_ones():
+    counts = torch.distributions.Poisson(torch.full((50, 200), 0.3)).sample()
+    log_mu = torch.randn(50, 200)
+    log_theta = torch.randn(200)
+    cpu = scvae.distributions.NegativeBinomial(log_mu=log_mu, log_theta=log_theta)
+    gpu = scvae.distributions.NegativeBinomial(log_mu=log_mu.cuda(), log_theta=log_theta.cuda())
+    torch.testing.assert_close(gpu.log_prob(counts.cuda()).cpu(), cpu.log_prob(counts))
