@@ -104,6 +104,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="GMVAE of the comparison with the batch-averaged KL of y (not the default)",
     )
     parser.add_argument(
+        "--prior",
+        choices=["uniform", "learned"],
+        default="uniform",
+        help="GMVAE(prior=...): p(y) uniform (the default) or learned",
+    )
+    parser.add_argument(
         "--placement",
         choices=["kmeans", "gaussian_mixture"],
         default="kmeans",
@@ -197,6 +203,7 @@ def fit_gmvae(
     seed: int,
     max_epochs: int,
     marginal_cluster_kl: bool = False,
+    prior: str = "uniform",
     placement: str = "kmeans",
     component_init_epochs: list[int] | None = None,
 ) -> dict:
@@ -205,7 +212,11 @@ def fit_gmvae(
     start = time.perf_counter()
     scvae.setup_anndata(adata)
     model = scvae.GMVAE(
-        adata, n_clusters=k, likelihood="nb", marginal_cluster_kl=marginal_cluster_kl
+        adata,
+        n_clusters=k,
+        likelihood="nb",
+        marginal_cluster_kl=marginal_cluster_kl,
+        prior=prior,
     )
     model.train(
         max_epochs=max_epochs,
@@ -319,6 +330,7 @@ def run_task(task: tuple, args: argparse.Namespace) -> dict:
         fit = functools.partial(
             fit,
             marginal_cluster_kl=args.marginal_cluster_kl,
+            prior=args.prior,
             placement=args.placement,
             component_init_epochs=args.component_init_epochs,
         )
@@ -458,7 +470,7 @@ the whole run took {total_seconds / 60:.0f} min with {args.jobs} fits in paralle
   `--n-top-genes {args.n_top_genes}`, the {args.n_top_genes} most variable genes where a data
   set has more (chosen as the PCA pipeline chooses them), raw counts kept (genes: {genes}).
 * **GMVAE**: `scvae.GMVAE(adata, n_clusters=K, likelihood="nb",
-  marginal_cluster_kl={args.marginal_cluster_kl})`, all else default,
+  marginal_cluster_kl={args.marginal_cluster_kl}, prior="{args.prior}")`, all else default,
   `train(max_epochs={args.max_epochs})`, components placed by `{args.placement}` on the
   latent means {placements};
   clusters are `obs["scvae_cluster"]`.

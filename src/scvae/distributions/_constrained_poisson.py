@@ -2,11 +2,11 @@
 
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 from torch.distributions import constraints
 
 from ._poisson import Poisson
+from ._utils import library_scaled
 
 
 class ConstrainedPoisson(Poisson):
@@ -39,7 +39,5 @@ class ConstrainedPoisson(Poisson):
     def __init__(self, logits: Tensor, library: Tensor, validate_args: bool = False) -> None:
         self.logits = logits
         self.library = library
-        log_scale = torch.log_softmax(logits, dim=-1)
-        super().__init__(
-            log_scale + torch.log(library), log_scale=log_scale, validate_args=validate_args
-        )
+        log_scale, log_rate = library_scaled(logits, library)
+        super().__init__(log_rate, log_scale=log_scale, validate_args=validate_args)

@@ -18,6 +18,16 @@ def log_softmax(logits: Tensor) -> Tensor:
     return shifted - torch.log1p(others)
 
 
+def library_scaled(logits: Tensor, library: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Log normalised expression and log mean of counts spread over genes by ``logits``.
+
+    :math:`\log s = \operatorname{log\,softmax}(l)` over genes and
+    :math:`\log \mu = \log s + \log L` for a cell's library size :math:`L`.
+    """
+    log_scale = torch.log_softmax(logits, dim=-1)
+    return log_scale, log_scale + torch.log(library)
+
+
 def zero_inflated_log_prob(
     value: Tensor, base_log_prob: Tensor, base_log_prob_zero: Tensor, zi_logits: Tensor
 ) -> Tensor:

@@ -15,6 +15,7 @@ from scvae.distributions import (
     ZeroInflatedNegativeBinomial,
     ZeroInflatedPoisson,
 )
+from scvae.distributions._utils import library_scaled
 
 from ._networks import MLP
 
@@ -112,8 +113,7 @@ class CountDecoder(nn.Module):
         else:
             log_mean, log_scale = logits, None  # scale: the mean normalised over genes
             if self.scale_by_library:
-                log_scale = torch.log_softmax(logits, dim=-1)
-                log_mean = log_scale + torch.log(library)
+                log_scale, log_mean = library_scaled(logits, library)
             base = self._base(h, log_mean, log_scale, batch_index)
         if self.piecewise_cutoff is None:
             return base
