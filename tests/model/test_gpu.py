@@ -41,7 +41,7 @@ def test_training_on_the_gpu_keeps_the_counts_there_and_matches_the_cpu(adata, m
         np.testing.assert_array_equal(on_cpu.predict(), model.predict())
 
 
-def test_training_on_the_gpu_from_a_backed_file_copies_pinned_minibatches(adata, tmp_path):
+def test_training_on_the_gpu_from_a_backed_file_keeps_the_counts_on_the_host(adata, tmp_path):
     path = tmp_path / "counts.h5ad"
     adata.write_h5ad(path)
     backed = ad.read_h5ad(path, backed="r")
