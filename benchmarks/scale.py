@@ -136,11 +136,10 @@ _PLAN: dict = {}
 
 def _draw_planned_chunk(task: tuple[int, int, np.random.SeedSequence]) -> sp.csr_matrix:
     begin, end, seed = task
-    plan = _PLAN
     return draw_chunk(
-        plan["cell_types"][begin:end],
-        plan["size_factors"][begin:end],
-        plan["means"],
+        _PLAN["cell_types"][begin:end],
+        _PLAN["size_factors"][begin:end],
+        _PLAN["means"],
         np.random.default_rng(seed),
     )
 

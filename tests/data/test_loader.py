@@ -1,6 +1,5 @@
 """Minibatches from the converted tensors equal the registered AnnData rows, in every storage."""
 
-import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -44,20 +43,16 @@ def test_shuffled_epochs_cover_every_cell_once(adata):
     np.testing.assert_allclose(np.sort(totals), np.sort(np.asarray(adata.X.sum(1)).ravel()))
 
 
-def test_training_and_inference_from_a_backed_file(adata, tmp_path):
-    path = tmp_path / "counts.h5ad"
-    adata.write_h5ad(path)
-    backed = ad.read_h5ad(path, backed="r")
-    scvae.setup_anndata(backed)
+def test_training_and_inference_from_a_backed_file(backed):
+    backed, in_memory = backed
     model = scvae.VAE(backed, n_hidden=16)
     model.train(max_epochs=2, annotate=False, **QUIET)
-    in_memory = ad.read_h5ad(path)
     loader = TensorDataLoader(
         scvae.VAE._get_most_recent_anndata_manager(backed), indices=[7, 2, 9], batch_size=3
     )
     ((x, _),) = _batches(loader)
     np.testing.assert_array_equal(x, in_memory.X[[7, 2, 9]].toarray())
-    assert model.get_latent_representation().shape == (adata.n_obs, 10)
+    assert model.get_latent_representation().shape == (in_memory.n_obs, 10)
 
 
 class CountingReads:
@@ -69,15 +64,6 @@ class CountingReads:
     def __getitem__(self, rows):
         self.n_reads += 1
         return self.matrix[rows]
-
-
-@pytest.fixture
-def backed(adata, tmp_path):
-    path = tmp_path / "counts.h5ad"
-    adata.write_h5ad(path)
-    backed = ad.read_h5ad(path, backed="r")
-    scvae.setup_anndata(backed)
-    return backed, ad.read_h5ad(path)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

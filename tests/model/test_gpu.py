@@ -1,6 +1,5 @@
 """Training on a GPU: the counts stay on the device, and the results match the CPU's maths."""
 
-import anndata as ad
 import lightning.pytorch as pl
 import numpy as np
 import pytest
@@ -41,16 +40,13 @@ def test_training_on_the_gpu_keeps_the_counts_there_and_matches_the_cpu(adata, m
         np.testing.assert_array_equal(on_cpu.predict(), model.predict())
 
 
-def test_training_on_the_gpu_from_a_backed_file_keeps_the_counts_on_the_host(adata, tmp_path):
-    path = tmp_path / "counts.h5ad"
-    adata.write_h5ad(path)
-    backed = ad.read_h5ad(path, backed="r")
-    scvae.setup_anndata(backed)
+def test_training_on_the_gpu_from_a_backed_file_keeps_the_counts_on_the_host(backed):
+    backed, in_memory = backed
     model = scvae.VAE(backed, n_hidden=16)
     where = CountsDevice()
     model.train(max_epochs=2, accelerator="gpu", devices=1, callbacks=[where], **QUIET)
     assert where.device.type == "cpu" and model.device.type == "cuda"
-    assert model.get_latent_representation().shape == (adata.n_obs, 10)
+    assert model.get_latent_representation().shape == (in_memory.n_obs, 10)
 
 
 def test_gpu_log_likelihoods_equal_the_cpu_ones():
