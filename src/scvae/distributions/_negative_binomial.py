@@ -2,12 +2,14 @@
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 from scvi.distributions import NegativeBinomial as ScviNegativeBinomial
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.nn.functional import softplus
 
+from ._gamma_ratio import digamma_difference, log_gamma_ratio
 from ._utils import normalized, normalized_expression
 
 
@@ -33,9 +35,11 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
     \operatorname{softplus}(-a)` and the lgamma terms, are exactly zero at :math:`x = 0`, and
     single-cell matrices are 90-98% zeros. The non-zero counts are located once per call and
     those terms computed at them alone; the lgamma terms once per (cell, gene), not once per
-    GMVAE component, as they do not depend on the mean. At a non-zero count the lgamma terms
-    are combined before the others are added: adding the :math:`O(10^{-8})` probability terms
-    to :math:`\log\Gamma(\theta) \sim 10^4` first would round them away.
+    GMVAE component, as they do not depend on the mean. :math:`\log\Gamma(x + \theta) -
+    \log\Gamma(\theta)` and :math:`\psi(x + \theta) - \psi(\theta)` are evaluated as
+    differences (:func:`~scvae.distributions._gamma_ratio.log_gamma_ratio`), not by subtracting
+    two ``lgamma`` values, which loses them in float32 for nearly Poisson genes (large
+    :math:`\theta`).
 
     The gradient is written out, so no full-size temporaries beyond :math:`a` and
     :math:`\operatorname{softplus}(a)` are kept. With :math:`\sigma` the logistic function
@@ -60,25 +64,19 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
             value = value.expand(shape).contiguous()
         # Counts broadcast over the leading (sample, component) dimensions of a; full-size
         # tensors are addressed through their (cell, gene) grid flattened ("flat" positions).
-        grid = value.shape
-        leading = shape[: len(shape) - len(grid)]
+        n_grid = value.dim()
         # The lgamma terms live on the (cell, gene) grid of the counts and the dispersion.
-        coefficient_shape = torch.broadcast_shapes(grid, log_theta.shape)
+        coefficient_shape = torch.broadcast_shapes(value.shape, log_theta.shape)
         theta = log_theta.exp()
         softplus_a = softplus(a)
         out = softplus_a * -theta
-        flat = torch.where(value.reshape(-1) != 0)[0]
-        index = (Ellipsis, *torch.unravel_index(flat, grid))
+        flat = _nonzero_positions(value)
         counts = value.reshape(-1)[flat]
-        theta_nonzero = theta.expand(coefficient_shape)[index]
-        a_nonzero = a.view(*leading, -1)[..., flat]
-        log_coefficient = (
-            torch.lgamma(counts + theta_nonzero)
-            - _at_nonzero(torch.lgamma, theta, theta_nonzero, coefficient_shape, index)
-            - torch.lgamma(counts + 1)
-        )
-        out.view(*leading, -1)[..., flat] += log_coefficient - counts * softplus(-a_nonzero)
-        ctx.index, ctx.coefficient_shape = index, coefficient_shape
+        theta_nonzero = _at(theta, coefficient_shape, n_grid, flat)
+        a_nonzero = _at(a, shape, n_grid, flat)
+        log_coefficient = log_gamma_ratio(counts, theta_nonzero) - torch.lgamma(counts + 1)
+        _add_at(out, n_grid, flat, log_coefficient - counts * softplus(-a_nonzero))
+        ctx.n_grid, ctx.coefficient_shape = n_grid, coefficient_shape
         ctx.save_for_backward(
             log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat
         )
@@ -90,37 +88,47 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat = (
             ctx.saved_tensors
         )
-        index, coefficient_shape = ctx.index, ctx.coefficient_shape
-        leading = a.shape[: a.dim() - len(index) + 1]
-        grad_nonzero = grad[index]  # the incoming gradient is often an expanded view
+        n_grid, coefficient_shape = ctx.n_grid, ctx.coefficient_shape
+        grad_nonzero = _at(grad, a.shape, n_grid, flat)
         grad_log_mu = torch.sigmoid(a).mul_(-theta).mul_(grad)
-        grad_log_mu.view(*leading, -1)[..., flat] += (
-            counts * torch.sigmoid(-a_nonzero) * grad_nonzero
-        )
+        _add_at(grad_log_mu, n_grid, flat, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
             full = (softplus_a * grad).mul_(-theta).sub_(grad_log_mu)
             full = full.sum_to_size(coefficient_shape)
-            digammas = torch.digamma(counts + theta_nonzero) - _at_nonzero(
-                torch.digamma, theta, theta_nonzero, coefficient_shape, index
-            )
-            full_leading = coefficient_shape[: len(coefficient_shape) - len(index) + 1]
-            full.view(*full_leading, -1)[..., flat] += (
-                theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape)
+            digammas = digamma_difference(counts, theta_nonzero)
+            _add_at(
+                full,
+                n_grid,
+                flat,
+                theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape),
             )
             grad_log_theta = full.sum_to_size(log_theta.shape)
         grad_log_mu = grad_log_mu.sum_to_size(log_mu.shape) if ctx.needs_input_grad[1] else None
         return None, grad_log_mu, grad_log_theta
 
 
-def _at_nonzero(
-    function, theta: Tensor, theta_nonzero: Tensor, shape: torch.Size, index: tuple
-) -> Tensor:
-    """``function(theta)`` at the non-zero counts: once per entry of ``theta`` when it has
-    fewer entries than there are non-zero counts (a per-gene dispersion), then gathered."""
-    if theta.numel() < theta_nonzero.numel():
-        return function(theta).expand(shape)[index]
-    return function(theta_nonzero)
+def _nonzero_positions(value: Tensor) -> Tensor:
+    """Flat positions of the non-zero entries of the contiguous ``value``."""
+    mask = value.reshape(-1).bool()
+    if mask.device.type == "cpu":
+        # numpy's flatnonzero is several times faster than torch.nonzero on a CPU.
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.nonzero().squeeze(1)
+
+
+def _at(tensor: Tensor, shape: torch.Size, n_grid: int, flat: Tensor) -> Tensor:
+    """Entries of ``tensor`` (broadcast to ``shape``) at the flat positions ``flat`` of its
+    last ``n_grid`` dimensions, for every index of the leading ones."""
+    leading = shape[: len(shape) - n_grid]
+    return tensor.expand(shape).reshape(*leading, -1).index_select(-1, flat)
+
+
+def _add_at(tensor: Tensor, n_grid: int, flat: Tensor, values: Tensor) -> None:
+    """Add ``values`` in place at the flat positions ``flat`` of the last ``n_grid``
+    dimensions of the contiguous ``tensor``."""
+    leading = tensor.shape[: tensor.dim() - n_grid]
+    tensor.view(*leading, -1).index_add_(-1, flat, values.expand(*leading, len(flat)))
 
 
 def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:
