@@ -119,9 +119,25 @@ def _nonzero_positions(value: Tensor) -> Tensor:
 
 def _at(tensor: Tensor, shape: torch.Size, n_grid: int, flat: Tensor) -> Tensor:
     """Entries of ``tensor`` (broadcast to ``shape``) at the flat positions ``flat`` of its
-    last ``n_grid`` dimensions, for every index of the leading ones."""
+    last ``n_grid`` dimensions, for every index of the leading ones.
+
+    A broadcast tensor (a per-gene dispersion, an incoming gradient expanded over genes) is not
+    materialised at full size: the flat positions are mapped to offsets in its storage through
+    its strides, which are 0 along the broadcast dimensions.
+    """
+    view = tensor.expand(shape)
     leading = shape[: len(shape) - n_grid]
-    return tensor.expand(shape).reshape(*leading, -1).index_select(-1, flat)
+    if view.is_contiguous():
+        return view.reshape(*leading, -1).index_select(-1, flat)
+    grid, grid_strides = shape[len(leading) :], view.stride()[len(leading) :]
+    offsets, block, span = torch.zeros_like(flat), 1, 1
+    for size, stride in zip(reversed(grid), reversed(grid_strides), strict=True):
+        if stride and size > 1:
+            offsets += (flat if block == 1 else flat // block) % size * stride
+            span += (size - 1) * stride
+        block *= size
+    rows = view.as_strided((*leading, span), (*view.stride()[: len(leading)], 1))
+    return rows.index_select(-1, offsets)
 
 
 def _add_at(tensor: Tensor, n_grid: int, flat: Tensor, values: Tensor) -> None:
