@@ -138,9 +138,49 @@ def test_save_load_round_trip_gives_identical_clusters(trained, tmp_path):
     )
 
 
+def test_restarts_keep_the_fit_with_the_highest_training_elbo(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=4, n_restarts=3, **QUIET)
+    elbos = model.restart_elbos_
+    assert elbos.shape == (3,) and len(set(elbos)) == 3  # three different fits
+    assert model._training_elbo() == pytest.approx(elbos.max(), abs=1e-4)
+    assert len(model.history["elbo_train"]) == 4  # the kept fit's history, not all three
+    np.testing.assert_array_equal(adata.obs[CLUSTER_KEY].astype(int), model.predict())
+    model.train(max_epochs=1, **QUIET)  # a single fit leaves no restart ELBOs behind
+    assert model.restart_elbos_ is None
+
+
+class FailOnSecondFit(Callback):
+    """Raises at the start of the second training run it takes part in."""
+
+    def __init__(self):
+        self.fits = 0
+
+    def on_train_start(self, trainer, pl_module):
+        self.fits += 1
+        if self.fits == 2:
+            raise RuntimeError("second fit failed")
+
+
+def test_a_failed_restart_keeps_the_finished_fit_and_annotates_nothing(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    with pytest.raises(RuntimeError, match="second fit failed"):
+        model.train(max_epochs=2, n_restarts=3, callbacks=[FailOnSecondFit()], **QUIET)
+    assert model.is_trained_ and model.restart_elbos_.shape == (1,)
+    assert model._training_elbo() == pytest.approx(model.restart_elbos_[0], abs=1e-4)
+    assert LATENT_KEY not in adata.obsm and CLUSTER_KEY not in adata.obs
+
+
 def test_bad_options_fail_before_training(adata):
     scvae.setup_anndata(adata)
     with pytest.raises(ValueError, match="n_clusters"):
         scvae.GMVAE(adata, n_clusters=0)
     with pytest.raises(ValueError, match="prior"):
         scvae.GMVAE(adata, prior="dirichlet")
+    model = scvae.GMVAE(adata, n_clusters=3)
+    with pytest.raises(ValueError, match="n_restarts"):
+        model.train(max_epochs=1, n_restarts=0, **QUIET)
+    assert not model.is_trained_

@@ -77,6 +77,12 @@ class GMVAE(ScvaeModel):
     component_spread
         Standard deviation of the initial component means.
 
+    Attributes
+    ----------
+    restart_elbos_
+        After ``train(n_restarts=n)`` with n > 1, the ELBO per cell on the training cells of
+        each restart, in order (the model keeps the highest); ``None`` otherwise.
+
     Examples
     --------
     >>> scvae.setup_anndata(adata, layer="counts")
@@ -123,7 +129,8 @@ class GMVAE(ScvaeModel):
         self._require_integer_counts(piecewise_cutoff)
         if encode_batch is None:
             encode_batch = self.summary_stats.n_batch > 1
-        self.module = GMVAEModule(
+        # Kept to build fresh modules for the restarts of train(n_restarts=...).
+        self._module_kwargs = dict(
             n_input=self.summary_stats.n_vars,
             n_clusters=n_clusters,
             n_batch=self.summary_stats.n_batch,
@@ -140,6 +147,8 @@ class GMVAE(ScvaeModel):
             marginal_cluster_kl=marginal_cluster_kl,
             component_spread=component_spread,
         )
+        self.module = GMVAEModule(**self._module_kwargs)
+        self.restart_elbos_: np.ndarray | None = None
         self._model_summary_string = (
             f"scvae GMVAE: {n_clusters} clusters ({prior} prior), {likelihood} likelihood, "
             f"{n_latent} latent, hidden {widths}"
@@ -149,9 +158,11 @@ class GMVAE(ScvaeModel):
     def train(
         self,
         max_epochs: int | None = None,
+        n_restarts: int = 1,
         component_init_epochs: int | Sequence[int] | None = None,
         component_init_method: str = "kmeans",
         plan_kwargs: dict | None = None,
+        annotate: bool = True,
         **kwargs,
     ) -> None:
         """Train the model; see :meth:`scvae.model.ScvaeModel.train` for all options.
@@ -160,6 +171,14 @@ class GMVAE(ScvaeModel):
         ----------
         max_epochs
             Number of epochs (scvi-tools' heuristic by default).
+        n_restarts
+            Train this many times (the first from the current weights, the others from fresh
+            random ones) and keep the fit with the highest ELBO on the training cells, as
+            k-means keeps the best of its ``n_init`` starts. The clustering of a single fit
+            can depend on the seed (see the clustering benchmark); the ELBO, which needs no
+            labels, picks among the fits. Each restart costs one full training; the ELBO of
+            every restart is left in :attr:`restart_elbos_`. If a restart fails, the model
+            keeps the best finished fit and the error is raised (nothing is annotated).
         component_init_epochs
             After each of these numbers of epochs, the mixture components are placed on
             clusters of the latent means (:class:`~scvae.train.ComponentInitialization`);
@@ -175,9 +194,15 @@ class GMVAE(ScvaeModel):
             scvi-tools' 400): k-means then sees a latent space that has been under the full
             KL pressure for a while, which removes what the decoder can explain from the batch
             (see the ablation and the batch-effect benchmark in the documentation).
+        annotate
+            When training ends, write the results into the registered AnnData
+            (:meth:`annotate`); with restarts, those of the kept fit.
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
+        if int(n_restarts) != n_restarts or n_restarts < 1:
+            raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
+        self.restart_elbos_ = None
         if max_epochs is None:
             max_epochs = get_max_epochs_heuristic(self.adata.n_obs)
         if component_init_epochs is None:
@@ -197,7 +222,36 @@ class GMVAE(ScvaeModel):
             plan_kwargs["n_epochs_kl_warmup"] = max(1, (3 * max_epochs) // 10)
         if initialization.epochs:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), initialization]
-        super().train(max_epochs=max_epochs, plan_kwargs=plan_kwargs, **kwargs)
+        if n_restarts == 1:
+            super().train(
+                max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=annotate, **kwargs
+            )
+            return
+        elbos, best = [], None
+        try:
+            for restart in range(int(n_restarts)):
+                if restart:  # new weights from the global random state, which the user seeded
+                    self.module = GMVAEModule(**self._module_kwargs)
+                    # A fresh history: scvi-tools would append to the previous fit's in place.
+                    self.history_, self.is_trained_ = None, False
+                super().train(
+                    max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=False, **kwargs
+                )
+                elbos.append(self._training_elbo())
+                if best is None or elbos[-1] > max(elbos[:-1]):
+                    best = (self.module, self.history_)
+        finally:  # also when a restart fails: keep the best finished fit
+            if best is not None:
+                (self.module, self.history_), self.is_trained_ = best, True
+                self.restart_elbos_ = np.array(elbos)
+        if annotate:
+            self.annotate()
+
+    def _training_elbo(self) -> float:
+        """ELBO per cell on the training cells, from the same draws of z for every fit."""
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return self.get_elbo(indices=self.train_indices)
 
     @property
     def n_clusters(self) -> int:
