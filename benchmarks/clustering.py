@@ -24,6 +24,7 @@ Run from the repository root::
 
     python3 benchmarks/clustering.py                              # everything
     python3 benchmarks/clustering.py --datasets paul15 --seeds 0  # a quick look
+    python3 benchmarks/clustering.py --n-restarts 3  # GMVAE: best of 3 fits per seed by ELBO
 
 The tables are printed and written as Markdown to ``docs/benchmarks/clustering.md``.
 """
