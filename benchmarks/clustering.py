@@ -24,7 +24,8 @@ Run from the repository root::
 
     python3 benchmarks/clustering.py                              # everything
     python3 benchmarks/clustering.py --datasets paul15 --seeds 0  # a quick look
-    python3 benchmarks/clustering.py --n-restarts 3  # GMVAE: best of 3 fits per seed by ELBO
+    python3 benchmarks/clustering.py --n-restarts 3  # GMVAE: one of 3 fits per seed kept
+    python3 benchmarks/clustering.py --seeds 0 1 2 3 4 5 6 7 8 9  # + restarts simulated
 
 The tables are printed and written as Markdown to ``docs/benchmarks/clustering.md``.
 """
@@ -33,6 +34,7 @@ import argparse
 import datetime
 import functools
 import importlib.metadata
+import itertools
 import logging
 import multiprocessing
 import os
@@ -52,11 +54,17 @@ import scipy.sparse as sp
 import scvi
 import sklearn
 import torch
+from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scvae
-from scvae.model._gmvae import default_component_init_epochs
+from scvae.model._gmvae import (
+    RESTART_SELECTIONS,
+    default_component_init_epochs,
+    mean_agreements,
+    select_restart,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -76,6 +84,8 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.1
 #: Targets: GMVAE mean ARI at least scVI + Leiden's, and seed-to-seed std of its ARI at most this.
 MAX_ARI_STD = 0.05
+#: Rank correlations across seeds are only reported with at least this many seeds.
+MIN_SEEDS_FOR_CORRELATION = 5
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,7 +137,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--n-restarts",
         type=int,
         default=1,
-        help="GMVAE.train(n_restarts=...): fits per seed, the best training ELBO kept",
+        help="GMVAE.train(n_restarts=...): fits per seed, one kept by --restart-selection",
+    )
+    parser.add_argument(
+        "--restart-selection",
+        choices=RESTART_SELECTIONS,
+        default="agreement",
+        help="GMVAE.train(restart_selection=...): how the kept fit is chosen",
+    )
+    parser.add_argument(
+        "--simulated-restarts",
+        type=int,
+        nargs="+",
+        default=[3],
+        help=f"with >= {MIN_SEEDS_FOR_CORRELATION} seeds: restarts simulated from the seeds' fits",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument(
@@ -135,7 +158,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per fit")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "clustering.md")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    simulated = len(args.seeds) >= MIN_SEEDS_FOR_CORRELATION
+    if simulated and any(not 2 <= n <= len(args.seeds) for n in args.simulated_restarts):
+        parser.error("--simulated-restarts must lie between 2 and the number of --seeds")
+    return args
 
 
 def load(path: Path, n_top_genes: int) -> ad.AnnData:
@@ -214,6 +241,7 @@ def fit_gmvae(
     placement: str = "kmeans",
     component_init_epochs: list[int] | None = None,
     n_restarts: int = 1,
+    restart_selection: str = "agreement",
 ) -> dict:
     adata = adata.copy()
     scvi.settings.seed = seed
@@ -231,6 +259,7 @@ def fit_gmvae(
         component_init_method=placement,
         component_init_epochs=component_init_epochs,
         n_restarts=n_restarts,
+        restart_selection=restart_selection,
         enable_progress_bar=False,
         accelerator="cpu",
     )
@@ -247,6 +276,7 @@ def fit_gmvae(
     if model.restart_elbos_ is not None:
         row["restart_elbos"] = ", ".join(f"{elbo:.2f}" for elbo in model.restart_elbos_)
     row["seconds"] = seconds
+    row["clusters"] = adata.obs["scvae_cluster"].to_numpy().astype(str)
     return row
 
 
@@ -349,6 +379,7 @@ def run_task(task: tuple, args: argparse.Namespace) -> dict:
             placement=args.placement,
             component_init_epochs=args.component_init_epochs,
             n_restarts=args.n_restarts,
+            restart_selection=args.restart_selection,
         )
     k = adata.obs[LABEL_KEY].nunique()
     return {
@@ -451,6 +482,60 @@ def per_seed_table(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def elbo_ari_table(runs: pd.DataFrame) -> str:
+    """Across the seeds of each data set: does a higher ELBO (or fewer clusters) mean a higher ARI?
+
+    Spearman rank correlations over the GMVAE fits, with the ARI of the fit the ELBO would
+    pick (the highest ELBO) beside the best and worst ARI.
+    """
+    lines = [
+        "| data | fits | Spearman (ELBO, ARI) | Spearman (clusters in use, ARI) "
+        "| ARI of the highest-ELBO fit | ARI best / worst |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in runs["data"].unique():
+        fits = runs[(runs["data"] == name) & (runs["method"] == "GMVAE")]
+        by_elbo = spearmanr(fits["train_elbo"], fits["ari"]).statistic
+        by_clusters = spearmanr(fits["n_clusters"], fits["ari"]).statistic
+        picked = fits["ari"].iloc[int(np.argmax(fits["train_elbo"].to_numpy()))]
+        lines.append(
+            f"| {name} | {len(fits)} | {by_elbo:.2f} | {by_clusters:.2f} | {picked:.3f} | "
+            f"{fits['ari'].max():.3f} / {fits['ari'].min():.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def simulated_restarts_table(runs: pd.DataFrame, n_restarts: int) -> str:
+    """ARI of best-of-n restarts, simulated from the single fits of the seeds.
+
+    Every subset of ``n_restarts`` fits of a data set stands for one
+    ``train(n_restarts=n_restarts)``, and a fit is picked in it as
+    ``GMVAE.train(restart_selection=...)`` picks: the highest training ELBO (``"elbo"``) or the
+    highest mean ARI with the other fits of the subset (``"agreement"``). Mean ± std of the
+    picked fit's ARI over the subsets estimate the mean and the seed-to-seed spread of a run
+    with restarts.
+    """
+    lines = [
+        f"| data | subsets of {n_restarts} fits | single fit | highest ELBO | most agreement |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name in runs["data"].unique():
+        fits = runs[(runs["data"] == name) & (runs["method"] == "GMVAE")]
+        ari, elbo = fits["ari"].to_numpy(), fits["train_elbo"].to_numpy()
+        clusters = fits["clusters"].to_list()
+        picked = {selection: [] for selection in RESTART_SELECTIONS}
+        for subset in map(list, itertools.combinations(range(len(fits)), n_restarts)):
+            agreements = mean_agreements([clusters[i] for i in subset])
+            for selection, aris in picked.items():
+                aris.append(ari[subset[select_restart(elbo[subset], agreements, selection)]])
+        by_elbo, by_agreement = picked["elbo"], picked["agreement"]
+        lines.append(
+            f"| {name} | {len(by_elbo)} | {mean_std(ari)} | {mean_std(by_elbo)} | "
+            f"{mean_std(by_agreement)} |"
+        )
+    return "\n".join(lines)
+
+
 def likelihood_table(rows: list[dict]) -> str:
     lines = [
         "| data | likelihood | train / test cells | held-out ELBO per cell | ARI (training cells) "
@@ -476,8 +561,8 @@ def header(args: argparse.Namespace, total_seconds: float, genes: str) -> str:
         placements = "(`GMVAE.train`'s default)"
     placements = f"after epochs {', '.join(map(str, epochs))} {placements}"
     restarts = (
-        f"\n  of {args.n_restarts} fits per seed from different random weights, the one with "
-        "the highest ELBO on the training cells is kept (no labels used);"
+        f"\n  of {args.n_restarts} fits per seed from different random weights, one is kept by "
+        f'`restart_selection="{args.restart_selection}"` (no labels used);'
         if args.n_restarts > 1
         else ""
     )
@@ -515,6 +600,12 @@ the whole run took {total_seconds / 60:.0f} min with {args.jobs} fits in paralle
   own latent means, and the GMVAE's ELBO per cell on its training cells (`get_elbo`, higher
   is better), the objective its training maximised; with restarts, also each restart's
   (`restart_elbos_`, the same ELBO with fixed draws of z).
+* **Across seeds** (with at least {MIN_SEEDS_FOR_CORRELATION} seeds): Spearman correlations of
+  the GMVAE's ARI with its training ELBO and with its number of clusters in use; and restarts
+  simulated from the seeds' single fits: every subset of n fits stands for one
+  `train(n_restarts=n)`, in which `restart_selection="elbo"` keeps the highest ELBO and
+  `"agreement"` the fit with the highest mean ARI with the other fits of the subset; the
+  ARI of the kept fit, mean ± std over the subsets (no labels used to pick).
 * **Target** (issue 3): GMVAE mean ARI ≥ scVI + Leiden's on every data set, with a
   seed-to-seed standard deviation of the GMVAE's ARI ≤ {MAX_ARI_STD}.
 * **Likelihood table**: GMVAE (K clusters, defaults) per likelihood, trained {elbo_epochs}
@@ -565,6 +656,21 @@ def main(argv=None) -> pd.DataFrame:
             summary_table(runs, ks),
             "## Target",
             target_table(runs),
+            *(
+                [
+                    "## GMVAE: ELBO, clusters in use and ARI across seeds",
+                    elbo_ari_table(runs),
+                    *itertools.chain.from_iterable(
+                        (
+                            f"## GMVAE: best of {n} fits, simulated from the seeds",
+                            simulated_restarts_table(runs, n),
+                        )
+                        for n in args.simulated_restarts
+                    ),
+                ]
+                if len(args.seeds) >= MIN_SEEDS_FOR_CORRELATION
+                else []
+            ),
             *(
                 ["## Held-out ELBO per likelihood", likelihood_table(likelihood)]
                 if likelihood

@@ -15,6 +15,7 @@ from scvae._constants import (
     LATENT_KEY,
 )
 from scvae.datasets import synthetic_counts
+from scvae.model._gmvae import mean_agreements, select_restart
 from tests.helpers import QUIET
 
 
@@ -142,14 +143,44 @@ def test_restarts_keep_the_fit_with_the_highest_training_elbo(adata):
     scvae.setup_anndata(adata, layer="counts")
     scvi.settings.seed = 0
     model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
-    model.train(max_epochs=4, n_restarts=3, **QUIET)
+    model.train(max_epochs=4, n_restarts=3, restart_selection="elbo", **QUIET)
     elbos = model.restart_elbos_
     assert elbos.shape == (3,) and len(set(elbos)) == 3  # three different fits
     assert model._training_elbo() == pytest.approx(elbos.max(), abs=1e-4)
     assert len(model.history["elbo_train"]) == 4  # the kept fit's history, not all three
     np.testing.assert_array_equal(adata.obs[CLUSTER_KEY].astype(int), model.predict())
-    model.train(max_epochs=1, **QUIET)  # a single fit leaves no restart ELBOs behind
-    assert model.restart_elbos_ is None
+    agreements = model.restart_agreements_
+    assert agreements.shape == (3,) and np.all((agreements >= -1) & (agreements <= 1))
+    model.train(max_epochs=1, **QUIET)  # a single fit leaves no restart results behind
+    assert model.restart_elbos_ is None and model.restart_agreements_ is None
+
+
+def test_agreement_keeps_the_restart_the_others_agree_with_most(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=4, n_restarts=3, **QUIET)  # restart_selection="agreement"
+    agreements = model.restart_agreements_
+    kept = int(np.argmax(agreements))
+    assert model._training_elbo() == pytest.approx(model.restart_elbos_[kept], abs=1e-4)
+    # The agreement of the kept fit is the mean ARI of its clusters with the other fits'.
+    scvi.settings.seed = 0
+    others = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    others.train(max_epochs=4, n_restarts=3, restart_selection="elbo", annotate=False, **QUIET)
+    np.testing.assert_allclose(others.restart_agreements_, agreements)
+    np.testing.assert_allclose(others.restart_elbos_, model.restart_elbos_)
+
+
+def test_mean_agreements_and_the_selection_rules():
+    one, same, other = np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1])
+    agreements = mean_agreements([one, same, other])
+    expected = adjusted_rand_score(one, other)  # relabelled copies agree perfectly
+    np.testing.assert_allclose(agreements, [(1 + expected) / 2] * 2 + [expected])
+    assert np.isnan(mean_agreements([one])).all()
+    elbos = np.array([-3.0, -1.0, -2.0])
+    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "elbo") == 1
+    # The two most agreeing fits tie; the higher ELBO of the two wins.
+    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "agreement") == 2
 
 
 class FailOnSecondFit(Callback):
@@ -183,4 +214,6 @@ def test_bad_options_fail_before_training(adata):
     model = scvae.GMVAE(adata, n_clusters=3)
     with pytest.raises(ValueError, match="n_restarts"):
         model.train(max_epochs=1, n_restarts=0, **QUIET)
+    with pytest.raises(ValueError, match=r"restart_selection.*'likelihood'"):
+        model.train(max_epochs=1, n_restarts=2, restart_selection="likelihood", **QUIET)
     assert not model.is_trained_

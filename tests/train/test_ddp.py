@@ -22,26 +22,54 @@ SCRIPT = textwrap.dedent(
         scvae.setup_anndata(adata)
         model = scvae.GMVAE(adata, n_clusters=3, n_hidden=16, n_latent=3)
         model.train(
-            max_epochs=3, accelerator="cpu", devices=2, strategy="ddp", enable_progress_bar=False
+            max_epochs=3,
+            n_restarts=int(sys.argv[1]),
+            accelerator="cpu",
+            devices=2,
+            strategy="ddp",
+            enable_progress_bar=False,
         )
         checksum = sum(float(p.sum()) for p in model.module.parameters())
+        elbos = model.restart_elbos_
+        elbos = "none" if elbos is None else ",".join(f"{elbo:.6f}" for elbo in elbos)
         print(f"RESULT rank={dist.get_rank()} world={dist.get_world_size()} "
-              f"checksum={checksum:.6f} kl_y={'kl_y_train' in model.history}", flush=True)
+              f"checksum={checksum:.6f} kl_y={'kl_y_train' in model.history} "
+              f"elbos={elbos}", flush=True)
     """
 )
+PATTERN = r"RESULT rank=(\d) world=(\d) checksum=(\S+) kl_y=(\w+) elbos=(\S+)"
 
 
-def test_two_cpu_processes_train_one_model_in_sync(tmp_path):
+def run_on_two_processes(tmp_path, n_restarts: int) -> list[tuple[str, ...]]:
+    """Run the script on 2 gloo processes; one (rank, world, checksum, kl_y, elbos) per rank."""
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT)
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, str(script), str(n_restarts)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
-    lines = re.findall(r"RESULT rank=(\d) world=(\d) checksum=(\S+) kl_y=(\w+)", result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
+    lines = re.findall(PATTERN, result.stdout)
     assert sorted(rank for rank, *_ in lines) == ["0", "1"]
-    assert all(world == "2" for _, world, _, _ in lines)
-    assert dict((rank, kl_y) for rank, _, _, kl_y in lines)["0"] == "True"  # history: rank 0
-    checksums = [float(checksum) for _, _, checksum, _ in lines]
+    assert all(world == "2" for _, world, *_ in lines)
+    return lines
+
+
+def test_two_cpu_processes_train_one_model_in_sync(tmp_path):
+    lines = run_on_two_processes(tmp_path, n_restarts=1)
+    assert dict((rank, kl_y) for rank, _, _, kl_y, _ in lines)["0"] == "True"  # history: rank 0
+    checksums = [float(checksum) for _, _, checksum, _, _ in lines]
     assert np.isfinite(checksums).all()
     assert checksums[0] == checksums[1]  # gradients were all-reduced: identical weights
+
+
+def test_restarts_keep_the_same_fit_on_every_process(tmp_path):
+    lines = run_on_two_processes(tmp_path, n_restarts=2)
+    elbos = [[float(elbo) for elbo in line[4].split(",")] for line in lines]
+    assert len(elbos[0]) == 2 and np.isfinite(elbos).all()
+    assert elbos[0] == elbos[1]  # every rank scores the restarts alike ...
+    checksums = [float(checksum) for _, _, checksum, _, _ in lines]
+    assert checksums[0] == checksums[1]  # ... so every rank keeps the same fit

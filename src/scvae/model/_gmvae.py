@@ -8,6 +8,7 @@ import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS, settings
 from scvi.model._utils import get_max_epochs_heuristic
+from sklearn.metrics import adjusted_rand_score
 
 from scvae._constants import (
     CLUSTER_CONFIDENCE_KEY,
@@ -22,10 +23,32 @@ from scvae.train import ComponentInitialization
 
 from ._base import ScvaeModel, check_architecture
 
+#: How :meth:`GMVAE.train` picks one of its restarts.
+RESTART_SELECTIONS = ("elbo", "agreement")
+
 
 def default_component_init_epochs(max_epochs: int) -> tuple[int, ...]:
     """Epochs after which :meth:`GMVAE.train` places the components: 50% and 90% of training."""
     return tuple(sorted({max(1, max_epochs // 2), max(1, (9 * max_epochs) // 10)}))
+
+
+def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean adjusted Rand index of each partition with each of the others (``nan`` alone)."""
+    n = len(clusters)
+    agreement = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            agreement[i, j] = agreement[j, i] = adjusted_rand_score(clusters[i], clusters[j])
+    return agreement.sum(1) / (n - 1) if n > 1 else np.full(n, np.nan)
+
+
+def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) -> int:
+    """Index of the restart that ``restart_selection=selection`` keeps (see :meth:`GMVAE.train`).
+
+    ``"elbo"``: the highest ELBO; ``"agreement"``: the highest agreement, ties to the higher ELBO.
+    """
+    keys = (elbos, agreements) if selection == "agreement" else (elbos,)
+    return int(np.lexsort(keys)[-1])  # lexsort sorts by its last key first
 
 
 class GMVAE(ScvaeModel):
@@ -81,7 +104,11 @@ class GMVAE(ScvaeModel):
     ----------
     restart_elbos_
         After ``train(n_restarts=n)`` with n > 1, the ELBO per cell on the training cells of
-        each restart, in order (the model keeps the highest); ``None`` otherwise.
+        each restart, in order; ``None`` otherwise.
+    restart_agreements_
+        After ``train(n_restarts=n)`` with n > 1, for each restart the mean adjusted Rand
+        index of its clusters (on the training cells) with those of the other restarts: how
+        much the clustering depends on the random start; ``None`` otherwise.
 
     Examples
     --------
@@ -149,6 +176,7 @@ class GMVAE(ScvaeModel):
         )
         self.module = GMVAEModule(**self._module_kwargs)
         self.restart_elbos_: np.ndarray | None = None
+        self.restart_agreements_: np.ndarray | None = None
         self._model_summary_string = (
             f"scvae GMVAE: {n_clusters} clusters ({prior} prior), {likelihood} likelihood, "
             f"{n_latent} latent, hidden {widths}"
@@ -159,6 +187,7 @@ class GMVAE(ScvaeModel):
         self,
         max_epochs: int | None = None,
         n_restarts: int = 1,
+        restart_selection: str = "agreement",
         component_init_epochs: int | Sequence[int] | None = None,
         component_init_method: str = "kmeans",
         plan_kwargs: dict | None = None,
@@ -173,12 +202,19 @@ class GMVAE(ScvaeModel):
             Number of epochs (scvi-tools' heuristic by default).
         n_restarts
             Train this many times (the first from the current weights, the others from fresh
-            random ones) and keep the fit with the highest ELBO on the training cells, as
+            random ones) and keep one fit, chosen without labels by ``restart_selection``, as
             k-means keeps the best of its ``n_init`` starts. The clustering of a single fit
-            can depend on the seed (see the clustering benchmark); the ELBO, which needs no
-            labels, picks among the fits. Each restart costs one full training; the ELBO of
-            every restart is left in :attr:`restart_elbos_`. If a restart fails, the model
-            keeps the best finished fit and the error is raised (nothing is annotated).
+            can depend on the seed (see the clustering benchmark). Each restart costs one full
+            training; every restart's ELBO and agreement are left in :attr:`restart_elbos_` and
+            :attr:`restart_agreements_`. If a restart fails, the model keeps the fit chosen
+            among the finished ones and the error is raised (nothing is annotated).
+        restart_selection
+            ``"agreement"`` (default): keep the fit whose clusters agree most with the other
+            fits' (highest mean adjusted Rand index on the training cells; ties, as with two
+            restarts, go to the higher ELBO), the most typical clustering. ``"elbo"``: keep the
+            fit with the highest ELBO on the training cells, the best model of the data, which
+            on real data did not pick the better clusterings (see the ten-seed clustering
+            benchmark).
         component_init_epochs
             After each of these numbers of epochs, the mixture components are placed on
             clusters of the latent means (:class:`~scvae.train.ComponentInitialization`);
@@ -202,7 +238,11 @@ class GMVAE(ScvaeModel):
         """
         if int(n_restarts) != n_restarts or n_restarts < 1:
             raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
-        self.restart_elbos_ = None
+        if restart_selection not in RESTART_SELECTIONS:
+            raise ValueError(
+                f"restart_selection must be one of {RESTART_SELECTIONS}, got {restart_selection!r}."
+            )
+        self.restart_elbos_ = self.restart_agreements_ = None
         if max_epochs is None:
             max_epochs = get_max_epochs_heuristic(self.adata.n_obs)
         if component_init_epochs is None:
@@ -227,7 +267,7 @@ class GMVAE(ScvaeModel):
                 max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=annotate, **kwargs
             )
             return
-        elbos, best = [], None
+        fits, elbos, clusters = [], [], []
         try:
             for restart in range(int(n_restarts)):
                 if restart:  # new weights from the global random state, which the user seeded
@@ -237,13 +277,18 @@ class GMVAE(ScvaeModel):
                 super().train(
                     max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=False, **kwargs
                 )
-                elbos.append(self._training_elbo())
-                if best is None or elbos[-1] > max(elbos[:-1]):
-                    best = (self.module, self.history_)
-        finally:  # also when a restart fails: keep the best finished fit
-            if best is not None:
-                (self.module, self.history_), self.is_trained_ = best, True
+                elbo, partition = self._training_elbo(), self.predict(indices=self.train_indices)
+                fits.append((self.module, self.history_))
+                elbos.append(elbo)
+                clusters.append(partition)
+        finally:  # also when a restart fails: keep the chosen one of the finished fits
+            if fits:
                 self.restart_elbos_ = np.array(elbos)
+                self.restart_agreements_ = mean_agreements(clusters)
+                kept = select_restart(
+                    self.restart_elbos_, self.restart_agreements_, restart_selection
+                )
+                (self.module, self.history_), self.is_trained_ = fits[kept], True
         if annotate:
             self.annotate()
 
