@@ -80,12 +80,22 @@ def test_train_vae_then_evaluate_detects_the_class(counts_file, tmp_path, capsys
     assert metrics["model"] == "VAE" and "ari" not in metrics
 
 
+def test_train_gmvae_with_restarts_reports_their_agreement(counts_file, tmp_path, capsys):
+    out = tmp_path / "out.h5ad"
+    args = ["train", str(counts_file), "-o", str(out), "--model", "gmvae", "--n-clusters", "3"]
+    assert main([*args, "--n-restarts", "2", *FAST]) == 0
+    assert "restarts' mean ARI with the other restarts" in capsys.readouterr().err
+    assert ad.read_h5ad(out).obs["scvae_cluster"].nunique() <= 3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train", "missing.h5ad", "-o", "x.h5ad"], "no such file"),
         (["train", "{in}", "-o", "{in}"], "overwrite the input"),
         (["train", "{in}", "-o", "x.h5ad", "--n-clusters", "3"], "--model gmvae"),
+        (["train", "{in}", "-o", "x.h5ad", "--n-restarts", "2"], "--model gmvae"),
+        (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-restarts", "0"], "at least 1"),
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),
         (["train", "{in}", "-o", "x.h5ad", "--likelihood", "gamma"], "invalid choice"),
         (["train", "{in}"], "required"),

@@ -105,6 +105,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         metavar="K",
         help=f"GMVAE components (default {_gmvae_default_clusters()}; GMVAE only)",
     )
+    command.add_argument(
+        "--n-restarts",
+        type=int,
+        metavar="N",
+        help="GMVAE fits from different random weights, of which the one whose clusters agree "
+        "most with the others' is kept (default 1; GMVAE only; N times the training time)",
+    )
     command.add_argument("--n-latent", type=int, default=10, metavar="N", help="latent dimension")
     command.add_argument("--layer", help="layer with the raw counts (default: X)")
     command.add_argument("--batch-key", metavar="KEY", help="obs column of the batches")
@@ -212,11 +219,17 @@ def _train(args: argparse.Namespace) -> None:
     _refuse_existing(output, args.overwrite)
     if args.save_model is not None:
         _refuse_existing(Path(args.save_model), args.overwrite)
-    if args.model == "vae" and args.n_clusters is not None:
-        raise ValueError("--n-clusters is an option of --model gmvae")
-    n_clusters = None
-    if args.model == "gmvae":
+    train_kwargs, n_clusters = _train_kwargs(args), None
+    if args.model == "vae":
+        for option in ("n_clusters", "n_restarts"):
+            if getattr(args, option) is not None:
+                raise ValueError(f"--{option.replace('_', '-')} is an option of --model gmvae")
+    else:
         n_clusters = args.n_clusters if args.n_clusters is not None else _gmvae_default_clusters()
+        if args.n_restarts is not None:
+            if args.n_restarts < 1:
+                raise ValueError(f"--n-restarts must be at least 1, got {args.n_restarts}")
+            train_kwargs["n_restarts"] = args.n_restarts
     adata = ad.read_h5ad(source)
     model = fit_model(
         adata,
@@ -224,10 +237,14 @@ def _train(args: argparse.Namespace) -> None:
         layer=args.layer,
         batch_key=args.batch_key,
         seed=args.seed,
-        train_kwargs=_train_kwargs(args),
+        train_kwargs=train_kwargs,
         likelihood=args.likelihood,
         n_latent=args.n_latent,
     )
+    if getattr(model, "restart_agreements_", None) is not None:
+        agreements = ", ".join(f"{value:.3f}" for value in model.restart_agreements_)
+        message = f"restarts' mean ARI with the other restarts: {agreements} (most agreeing kept)"
+        print(message, file=sys.stderr)
     if args.save_model is not None:
         model.save(args.save_model, overwrite=args.overwrite, save_anndata=False)
     strip_registration(adata).write_h5ad(output, compression="gzip")
