@@ -9,14 +9,10 @@ the difference once :math:`\theta \gg x`: at :math:`\theta = 10^5` each term is 
 differences are evaluated directly from Stirling's series, after shifting the arguments up by
 :func:`shift` with the recurrences :math:`\Gamma(t + 1) = t\,\Gamma(t)` and
 :math:`\psi(t + 1) = \psi(t) + 1/t`, so that every term is of the size of the result.
-Both are :class:`~scvae.distributions._fused.FusedKernel`\ s: about fifty elementwise operations
-each, compiled into one loop.
 """
 
 import torch
 from torch import Tensor
-
-from ._fused import FusedKernel
 
 #: Coefficients of Stirling's correction :math:`\delta(t) = \sum_n c_n t^{1-2n}` and of
 #: :math:`g(t) = \log t - \psi(t) - \frac{1}{2t} = \sum_n d_n t^{-2n}`, :math:`n \ge 1`
@@ -34,7 +30,6 @@ def shift(dtype: torch.dtype) -> int:
     return 12 if dtype == torch.float64 else 3
 
 
-@FusedKernel
 def log_gamma_ratio(x: Tensor, theta: Tensor) -> Tensor:
     r""":math:`\log\Gamma(\theta + x) - \log\Gamma(\theta)` for :math:`\theta > 0`, :math:`x \ge 0`.
 
@@ -61,7 +56,6 @@ def log_gamma_ratio(x: Tensor, theta: Tensor) -> Tensor:
     return out
 
 
-@FusedKernel
 def digamma_difference(x: Tensor, theta: Tensor) -> Tensor:
     r""":math:`\psi(\theta + x) - \psi(\theta)` for :math:`\theta > 0`, :math:`x \ge 0`.
 
