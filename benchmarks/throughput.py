@@ -13,6 +13,7 @@ Usage::
     python benchmarks/throughput.py                      # writes docs/benchmarks/throughput.md
     python benchmarks/throughput.py --epochs 3 --repeats 1 --datasets pbmc10x
     python benchmarks/throughput.py --epochs 50 --out docs/benchmarks/throughput_gpu.md  # on a GPU
+    python benchmarks/throughput.py --compile --out docs/benchmarks/throughput_compiled.md
 """
 
 import argparse
@@ -38,6 +39,19 @@ DATASETS = {
 QUIET = {"enable_progress_bar": False, "check_val_every_n_epoch": 10**6}
 #: Where everything trains: scvi-tools and scvae pick the GPU by themselves, the plain loop here.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+#: ``--compile``: every model's module runs through ``torch.compile`` (scvi-tools' training plan
+#: option ``compile=True`` for SCVI and scvae alike; ``torch.compile`` in the plain loop).
+COMPILE = {"compile": False}
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux), else its architecture: runs on different CPUs differ."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def load(data_dir: Path, name: str, seed: int = 0) -> tuple[ad.AnnData, ad.AnnData]:
@@ -51,14 +65,16 @@ def load(data_dir: Path, name: str, seed: int = 0) -> tuple[ad.AnnData, ad.AnnDa
 def train_scvi(adata: ad.AnnData, epochs: int):
     scvi.model.SCVI.setup_anndata(adata)
     model = scvi.model.SCVI(adata, n_latent=10, n_hidden=128, n_layers=1, gene_likelihood="nb")
-    model.train(max_epochs=epochs, train_size=1.0, **QUIET)
+    model.train(max_epochs=epochs, train_size=1.0, plan_kwargs=dict(COMPILE), **QUIET)
     return model
 
 
 def train_scvae(adata: ad.AnnData, epochs: int, model_cls=scvae.VAE, **kwargs):
     scvae.setup_anndata(adata)
     model = model_cls(adata, n_latent=10, n_hidden=128, likelihood="nb", **kwargs)
-    model.train(max_epochs=epochs, train_size=1.0, annotate=False, **QUIET)
+    model.train(
+        max_epochs=epochs, train_size=1.0, annotate=False, plan_kwargs=dict(COMPILE), **QUIET
+    )
     return model
 
 
@@ -70,6 +86,8 @@ def train_plain(adata: ad.AnnData, epochs: int) -> None:
     optimizer = torch.optim.Adam(
         module.parameters(), lr=1e-3, eps=0.01, weight_decay=1e-6, fused=True
     )
+    if COMPILE["compile"]:
+        module = torch.compile(module, dynamic=False)  # as scvi-tools' training plan does
     n_steps_warmup = 400 * int(np.ceil(len(x) / 128))  # scvi's default KL warm-up, per step
     step = 0
     for _ in range(epochs):
@@ -103,8 +121,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="alternating timed runs")
     parser.add_argument("--elbo-epochs", type=int, default=100, help="epochs before the ELBO")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile every module (all three runners)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "throughput.md")
     args = parser.parse_args()
+    COMPILE["compile"] = args.compile
     scvi.settings.verbosity = 40
     scvi.settings.seed = 0
 
@@ -118,7 +140,7 @@ def main() -> None:
         hardware = f"{torch.cuda.get_device_name()} GPU"
         target = "scvae >= 5x SCVI's cells per second on a GPU"
     else:
-        hardware = f"{platform.machine()} CPU ({torch.get_num_threads()} torch threads), no GPU"
+        hardware = f"{cpu_model()} CPU ({torch.get_num_threads()} torch threads), no GPU"
         target = "scvae >= 2x SCVI's cells per second on a CPU"
     rows = []
     for name in args.datasets:
@@ -144,7 +166,8 @@ def main() -> None:
         "# Training throughput: scvae vs scvi-tools vs a plain PyTorch loop",
         "",
         f"Produced by `python benchmarks/throughput.py --epochs {args.epochs} --repeats "
-        f"{args.repeats} --elbo-epochs {args.elbo_epochs}` on {datetime.date.today()}, "
+        f"{args.repeats} --elbo-epochs {args.elbo_epochs}{' --compile' * args.compile}` on "
+        f"{datetime.date.today()}, "
         f"{hardware}, torch {torch.__version__}, scvi-tools {scvi.__version__}. "
         "Median cells per second "
         f"over {args.repeats} alternating runs of {args.epochs} epochs each, after one "
