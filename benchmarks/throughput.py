@@ -18,6 +18,7 @@ Usage::
 
 import argparse
 import datetime
+import functools
 import platform
 import time
 from pathlib import Path
@@ -39,9 +40,6 @@ DATASETS = {
 QUIET = {"enable_progress_bar": False, "check_val_every_n_epoch": 10**6}
 #: Where everything trains: scvi-tools and scvae pick the GPU by themselves, the plain loop here.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-#: ``--compile``: every model's module runs through ``torch.compile`` (scvi-tools' training plan
-#: option ``compile=True`` for SCVI and scvae alike; ``torch.compile`` in the plain loop).
-COMPILE = {"compile": False}
 
 
 def cpu_model() -> str:
@@ -62,23 +60,31 @@ def load(data_dir: Path, name: str, seed: int = 0) -> tuple[ad.AnnData, ad.AnnDa
     return adata[~heldout].copy(), adata[heldout].copy()
 
 
-def train_scvi(adata: ad.AnnData, epochs: int):
+def train_scvi(adata: ad.AnnData, epochs: int, compile: bool = False):
+    """SCVI; ``compile``: scvi-tools' training plan runs the module through torch.compile."""
     scvi.model.SCVI.setup_anndata(adata)
     model = scvi.model.SCVI(adata, n_latent=10, n_hidden=128, n_layers=1, gene_likelihood="nb")
-    model.train(max_epochs=epochs, train_size=1.0, plan_kwargs=dict(COMPILE), **QUIET)
+    model.train(max_epochs=epochs, train_size=1.0, plan_kwargs={"compile": compile}, **QUIET)
     return model
 
 
-def train_scvae(adata: ad.AnnData, epochs: int, model_cls=scvae.VAE, **kwargs):
+def train_scvae(
+    adata: ad.AnnData, epochs: int, compile: bool = False, model_cls=scvae.VAE, **kwargs
+):
+    """scvae's VAE (or ``model_cls``); ``compile`` as for :func:`train_scvi`."""
     scvae.setup_anndata(adata)
     model = model_cls(adata, n_latent=10, n_hidden=128, likelihood="nb", **kwargs)
     model.train(
-        max_epochs=epochs, train_size=1.0, annotate=False, plan_kwargs=dict(COMPILE), **QUIET
+        max_epochs=epochs,
+        train_size=1.0,
+        annotate=False,
+        plan_kwargs={"compile": compile},
+        **QUIET,
     )
     return model
 
 
-def train_plain(adata: ad.AnnData, epochs: int) -> None:
+def train_plain(adata: ad.AnnData, epochs: int, compile: bool = False) -> None:
     """scvae's VAEModule with a hand-written loop over a dense tensor (same maths, no framework)."""
     x = torch.as_tensor(adata.X.toarray(), device=DEVICE)
     batch = torch.zeros(len(x), 1, device=DEVICE)
@@ -86,7 +92,7 @@ def train_plain(adata: ad.AnnData, epochs: int) -> None:
     optimizer = torch.optim.Adam(
         module.parameters(), lr=1e-3, eps=0.01, weight_decay=1e-6, fused=True
     )
-    if COMPILE["compile"]:
+    if compile:
         module = torch.compile(module, dynamic=False)  # as scvi-tools' training plan does
     n_steps_warmup = 400 * int(np.ceil(len(x) / 128))  # scvi's default KL warm-up, per step
     step = 0
@@ -126,15 +132,16 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "throughput.md")
     args = parser.parse_args()
-    COMPILE["compile"] = args.compile
     scvi.settings.verbosity = 40
     scvi.settings.seed = 0
 
     runners = {
-        "scvi": train_scvi,
-        "scvae": train_scvae,
-        "plain": train_plain,
-        "scvae_gmvae": lambda a, e: train_scvae(a, e, scvae.GMVAE, n_clusters=10),
+        "scvi": functools.partial(train_scvi, compile=args.compile),
+        "scvae": functools.partial(train_scvae, compile=args.compile),
+        "plain": functools.partial(train_plain, compile=args.compile),
+        "scvae_gmvae": functools.partial(
+            train_scvae, compile=args.compile, model_cls=scvae.GMVAE, n_clusters=10
+        ),
     }
     if DEVICE.type == "cuda":
         hardware = f"{torch.cuda.get_device_name()} GPU"
@@ -157,9 +164,9 @@ def main() -> None:
         paired = np.array(speeds["scvae"]) / np.array(speeds["scvi"])
         # Both fits start from the same seed, not from whatever the timed runs left behind.
         scvi.settings.seed = 0
-        elbo_scvi = heldout_elbo(train_scvi(train.copy(), args.elbo_epochs), heldout)
+        elbo_scvi = heldout_elbo(runners["scvi"](train.copy(), args.elbo_epochs), heldout)
         scvi.settings.seed = 0
-        elbo_scvae = heldout_elbo(train_scvae(train.copy(), args.elbo_epochs), heldout)
+        elbo_scvae = heldout_elbo(runners["scvae"](train.copy(), args.elbo_epochs), heldout)
         rows.append((name, train.shape, median, paired, elbo_scvi, elbo_scvae))
 
     lines = [
