@@ -1,6 +1,6 @@
 """Negative binomial likelihood parameterised by log-mean and log-inverse-dispersion."""
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -9,7 +9,12 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.nn.functional import softplus
 
-from ._gamma_ratio import digamma_difference, log_gamma_ratio
+from ._gamma_ratio import (
+    GammaRatioTerms,
+    digamma_difference,
+    gamma_ratio_terms,
+    log_gamma_ratio,
+)
 from ._utils import normalized, normalized_expression
 
 
@@ -55,52 +60,58 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
-        # Contiguous, so that it and the tensors computed from it have flat views.
-        a = (log_mu - log_theta).contiguous()
-        shape = torch.broadcast_shapes(value.shape, a.shape)
+        a = log_mu - log_theta
+        shape = _broadcast_shape(value.shape, a.shape)
         if a.shape != shape:  # more counts than parameters, e.g. an (n, 1, 1) grid of values
-            a = a.expand(shape).contiguous()
+            a = a.expand(shape)
+        # Contiguous, so that they and the tensors computed from them have flat views.
+        a = a.contiguous()
         if shape[len(shape) - value.ndim :] != value.shape:
-            value = value.expand(shape).contiguous()
+            value = value.expand(shape)
+        value = value.contiguous()
         # Counts broadcast over the leading (sample, component) dimensions of a; full-size
         # tensors are addressed through their (cell, gene) grid flattened ("flat" positions).
         n_grid = value.dim()
         # The lgamma terms live on the (cell, gene) grid of the counts and the dispersion.
-        coefficient_shape = torch.broadcast_shapes(value.shape, log_theta.shape)
-        theta = log_theta.exp()
+        coefficient_shape = _broadcast_shape(value.shape, log_theta.shape)
+        neg_theta = log_theta.exp().neg_()
         softplus_a = softplus(a)
-        out = softplus_a * -theta
-        flat = _nonzero_positions(value)
-        counts = value.reshape(-1)[flat]
-        theta_nonzero = _at(theta, coefficient_shape, n_grid, flat)
-        a_nonzero = _at(a, shape, n_grid, flat)
-        log_coefficient = log_gamma_ratio(counts, theta_nonzero) - torch.lgamma(counts + 1)
-        _add_at(out, n_grid, flat, log_coefficient - counts * softplus(-a_nonzero))
+        out = softplus_a * neg_theta
+        positions = _nonzero_positions(value)
+        counts = value.view(-1).index_select(0, positions.flat)
+        theta_nonzero = _at(neg_theta, coefficient_shape, n_grid, positions).neg_()
+        a_nonzero = _at(a, shape, n_grid, positions)
+        terms = gamma_ratio_terms(counts, theta_nonzero)
+        log_coefficient = log_gamma_ratio(counts, theta_nonzero, terms)
+        log_coefficient -= torch.lgamma(counts + 1)
+        _add_at(out, n_grid, positions, log_coefficient - counts * softplus(-a_nonzero))
         ctx.n_grid, ctx.coefficient_shape = n_grid, coefficient_shape
+        ctx.positions = positions
         ctx.save_for_backward(
-            log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat
+            log_mu, log_theta, neg_theta, a, softplus_a, counts, a_nonzero, theta_nonzero, *terms
         )
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor | None, Tensor | None]:
-        log_mu, log_theta, theta, a, softplus_a, counts, a_nonzero, theta_nonzero, flat = (
-            ctx.saved_tensors
+        log_mu, log_theta, neg_theta, a, softplus_a, counts, a_nonzero, theta_nonzero = (
+            ctx.saved_tensors[:8]
         )
-        n_grid, coefficient_shape = ctx.n_grid, ctx.coefficient_shape
-        grad_nonzero = _at(grad, a.shape, n_grid, flat)
-        grad_log_mu = torch.sigmoid(a).mul_(-theta).mul_(grad)
-        _add_at(grad_log_mu, n_grid, flat, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
+        terms = GammaRatioTerms(*ctx.saved_tensors[8:])
+        n_grid, coefficient_shape, positions = ctx.n_grid, ctx.coefficient_shape, ctx.positions
+        grad_nonzero = _at(grad, a.shape, n_grid, positions)
+        grad_log_mu = torch.sigmoid(a).mul_(neg_theta).mul_(grad)
+        _add_at(grad_log_mu, n_grid, positions, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
-            full = (softplus_a * grad).mul_(-theta).sub_(grad_log_mu)
+            full = (softplus_a * grad).mul_(neg_theta).sub_(grad_log_mu)
             full = full.sum_to_size(coefficient_shape)
-            digammas = digamma_difference(counts, theta_nonzero)
+            digammas = digamma_difference(counts, theta_nonzero, terms)
             _add_at(
                 full,
                 n_grid,
-                flat,
+                positions,
                 theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape),
             )
             grad_log_theta = full.sum_to_size(log_theta.shape)
@@ -108,42 +119,72 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         return None, grad_log_mu, grad_log_theta
 
 
-def _nonzero_positions(value: Tensor) -> Tensor:
-    """Flat positions of the non-zero entries of the contiguous ``value``."""
-    mask = value.reshape(-1).bool()
-    if mask.device.type == "cpu":
-        # numpy's flatnonzero is several times faster than torch.nonzero on a CPU.
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.nonzero().squeeze(1)
+def _broadcast_shape(*shapes: torch.Size) -> torch.Size:
+    """:func:`torch.broadcast_shapes` in plain Python (torch's costs tens of microseconds)."""
+    n_dims = max(map(len, shapes))
+    sizes = []
+    padded = [(1,) * (n_dims - len(shape)) + tuple(shape) for shape in shapes]
+    for dim_sizes in zip(*padded, strict=True):
+        distinct = set(dim_sizes) - {1}
+        if len(distinct) > 1:
+            return torch.broadcast_shapes(*shapes)  # raises, with torch's message
+        sizes.append(distinct.pop() if distinct else 1)
+    return torch.Size(sizes)
 
 
-def _at(tensor: Tensor, shape: torch.Size, n_grid: int, flat: Tensor) -> Tensor:
-    """Entries of ``tensor`` (broadcast to ``shape``) at the flat positions ``flat`` of its
-    last ``n_grid`` dimensions, for every index of the leading ones.
+class _Positions(NamedTuple):
+    """Non-zero entries of a contiguous tensor: flat positions and the index along each axis."""
+
+    flat: Tensor
+    index: tuple[Tensor, ...]
+
+
+def _nonzero_positions(value: Tensor) -> _Positions:
+    """Where the contiguous ``value`` is non-zero."""
+    mask = value.view(-1).bool()
+    if mask.device.type != "cpu":
+        flat = mask.nonzero().squeeze(1)
+        return _Positions(flat, torch.unravel_index(flat, value.shape))
+    # numpy's nonzero is several times faster than torch.nonzero on a CPU, and one divmod
+    # gives both (cell, gene) indices of a matrix.
+    flat = mask.numpy().nonzero()[0]
+    if value.dim() == 2:
+        index = np.divmod(flat, value.shape[1])
+    else:
+        index = np.unravel_index(flat, value.shape)
+    return _Positions(torch.from_numpy(flat), tuple(map(torch.from_numpy, index)))
+
+
+def _at(tensor: Tensor, shape: torch.Size, n_grid: int, positions: _Positions) -> Tensor:
+    """Entries of ``tensor`` (broadcast to ``shape``) at ``positions`` of its last ``n_grid``
+    dimensions, for every index of the leading ones.
 
     A broadcast tensor (a per-gene dispersion, an incoming gradient expanded over genes) is not
-    materialised at full size: the flat positions are mapped to offsets in its storage through
-    its strides, which are 0 along the broadcast dimensions.
+    materialised at full size: the positions are mapped to offsets in its storage through its
+    strides, which are 0 along the broadcast dimensions.
     """
     view = tensor.expand(shape)
     leading = shape[: len(shape) - n_grid]
     if view.is_contiguous():
-        return view.reshape(*leading, -1).index_select(-1, flat)
+        return view.reshape(*leading, -1).index_select(-1, positions.flat)
     grid, grid_strides = shape[len(leading) :], view.stride()[len(leading) :]
-    offsets, block, span = torch.zeros_like(flat), 1, 1
-    for size, stride in zip(reversed(grid), reversed(grid_strides), strict=True):
+    offsets, span = None, 1
+    for index, size, stride in zip(positions.index, grid, grid_strides, strict=True):
         if stride and size > 1:
-            offsets += (flat if block == 1 else flat // block) % size * stride
+            term = index if stride == 1 else index * stride
+            offsets = term if offsets is None else offsets + term
             span += (size - 1) * stride
-        block *= size
+    if offsets is None:  # broadcast along the whole grid
+        offsets = torch.zeros_like(positions.flat)
     rows = view.as_strided((*leading, span), (*view.stride()[: len(leading)], 1))
     return rows.index_select(-1, offsets)
 
 
-def _add_at(tensor: Tensor, n_grid: int, flat: Tensor, values: Tensor) -> None:
-    """Add ``values`` in place at the flat positions ``flat`` of the last ``n_grid``
-    dimensions of the contiguous ``tensor``."""
+def _add_at(tensor: Tensor, n_grid: int, positions: _Positions, values: Tensor) -> None:
+    """Add ``values`` in place at ``positions`` of the last ``n_grid`` dimensions of the
+    contiguous ``tensor``."""
     leading = tensor.shape[: tensor.dim() - n_grid]
+    flat = positions.flat
     tensor.view(*leading, -1).index_add_(-1, flat, values.expand(*leading, len(flat)))
 
 

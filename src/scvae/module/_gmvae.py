@@ -130,7 +130,7 @@ class GMVAEModule(BaseModuleClass):
     def prior_z(self) -> Normal:
         """p(z | y) for all components, batch shape ``(K, 1, n_latent)``."""
         scales = nn.functional.softplus(self.prior_scales_raw) + MIN_SCALE
-        return Normal(self.prior_means[:, None, :], scales[:, None, :])
+        return Normal(self.prior_means[:, None, :], scales[:, None, :], validate_args=False)
 
     def log_prior_y(self) -> torch.Tensor:
         """log p(y), shape ``(K,)``."""

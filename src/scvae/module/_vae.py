@@ -118,7 +118,7 @@ class VAEModule(BaseModuleClass):
         if transform_batch is not None:
             batch_index = torch.full_like(batch_index, int(transform_batch))
         px = self.decoder(z, library, batch_index)
-        pz = Normal(torch.zeros_like(z), torch.ones_like(z))
+        pz = Normal(torch.zeros_like(z), torch.ones_like(z), validate_args=False)
         return {"px": px, "pz": pz}
 
     def loss(
