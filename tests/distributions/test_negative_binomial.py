@@ -162,3 +162,12 @@ def test_parameters_that_are_views_of_other_tensors():
         NegativeBinomial(log_mu, log_theta).log_prob(counts),
         _plain_log_prob(counts, log_mu, log_theta),
     )
+
+
+def test_broadcast_shape_agrees_with_torch():
+    from scvae.distributions._negative_binomial import _broadcast_shape
+
+    for shapes in [((6, 5), (5,)), ((6, 5), (3, 6, 5)), ((4, 1, 1), (6, 5)), ((0, 5), (1, 5))]:
+        assert _broadcast_shape(*shapes) == torch.broadcast_shapes(*shapes)
+    with pytest.raises(RuntimeError, match="broadcast"):
+        _broadcast_shape((2, 3), (4, 3))
