@@ -59,7 +59,8 @@ def gamma_ratio_terms(x: Tensor, theta: Tensor) -> GammaRatioTerms:
     shifted = theta + offsets.view(-1, *[1] * theta.dim())
     ratios = x / shifted
     u = shifted[s]
-    reciprocals = torch.stack(torch.broadcast_tensors(u + x, u)).reciprocal_()
+    v = u + x  # of the broadcast shape of x and theta
+    reciprocals = torch.stack((v, u.expand_as(v))).reciprocal_()
     return GammaRatioTerms(shifted, ratios, torch.log1p(ratios), reciprocals)
 
 

@@ -120,7 +120,7 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
 
 
 def _broadcast_shape(*shapes: torch.Size) -> torch.Size:
-    """:func:`torch.broadcast_shapes` in plain Python (torch's costs tens of microseconds)."""
+    """:func:`torch.broadcast_shapes` in plain Python (torch's runs slow reference code)."""
     n_dims = max(map(len, shapes))
     sizes = []
     padded = [(1,) * (n_dims - len(shape)) + tuple(shape) for shape in shapes]
