@@ -1,6 +1,8 @@
 """Small helpers shared by the tests."""
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 #: Trainer options for tests: no progress bar, history kept in memory by scvi-tools.
@@ -8,3 +10,13 @@ QUIET = {"enable_progress_bar": False}
 
 #: Marks a test that needs a CUDA GPU (skipped on CPU-only machines such as CI).
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def mostly_zeros(adata):
+    """``adata`` with about 85% of its counts set to zero, as CSR (the synthetic counts have
+    few zeros, so training would take the dense path); every cell keeps its first two genes,
+    so none is empty."""
+    keep = np.random.default_rng(0).random(adata.shape) < 0.1
+    keep[:, :2] = True
+    adata.X = sp.csr_matrix(adata.X.toarray() * keep, dtype=np.float32)
+    return adata

@@ -5,11 +5,13 @@ import pytest
 import scipy.sparse as sp
 import scvi
 import torch
+from lightning.pytorch import Callback
 from scvi import REGISTRY_KEYS
 
 import scvae
-from scvae.data import BlockShuffleSampler, TensorDataLoader, _loader
-from tests.helpers import QUIET, requires_cuda
+from scvae._counts import dense_counts, is_sparse_csr
+from scvae.data import BlockShuffleSampler, TensorDataLoader, TensorDataSplitter, _loader
+from tests.helpers import QUIET, mostly_zeros, requires_cuda
 
 
 def _manager(adata):
@@ -18,18 +20,23 @@ def _manager(adata):
 
 
 def _batches(loader):
-    return [(b[REGISTRY_KEYS.X_KEY].numpy(), b[REGISTRY_KEYS.BATCH_KEY].numpy()) for b in loader]
+    return [
+        (dense_counts(b[REGISTRY_KEYS.X_KEY]).numpy(), b[REGISTRY_KEYS.BATCH_KEY].numpy())
+        for b in loader
+    ]
 
 
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("storage", ["dense", "csr", "csr-gathered"])
-def test_minibatches_equal_the_anndata_rows(adata, storage, monkeypatch):
+def test_minibatches_equal_the_anndata_rows(adata, storage, sparse, monkeypatch):
     if storage == "dense":
         adata.X = adata.X.toarray()
     if storage == "csr-gathered":  # force the CSR path used for matrices too big to densify
         monkeypatch.setattr(_loader, "DENSE_LIMIT_BYTES", 0)
     manager = _manager(adata)
     indices = np.array([5, 3, 200, 17, 42, 0, 299])
-    loader = TensorDataLoader(manager, indices=indices, batch_size=3)
+    loader = TensorDataLoader(manager, indices=indices, batch_size=3, load_sparse_tensor=sparse)
+    assert all(is_sparse_csr(b[REGISTRY_KEYS.X_KEY]) == sparse for b in loader)
     x, batch = (np.concatenate(parts) for parts in zip(*_batches(loader), strict=True))
     expected = adata.X[indices]
     np.testing.assert_array_equal(x, expected.toarray() if sp.issparse(expected) else expected)
@@ -47,11 +54,13 @@ def test_training_and_inference_from_a_backed_file(backed):
     backed, in_memory = backed
     model = scvae.VAE(backed, n_hidden=16)
     model.train(max_epochs=2, annotate=False, **QUIET)
-    loader = TensorDataLoader(
-        scvae.VAE._get_most_recent_anndata_manager(backed), indices=[7, 2, 9], batch_size=3
-    )
-    ((x, _),) = _batches(loader)
-    np.testing.assert_array_equal(x, in_memory.X[[7, 2, 9]].toarray())
+    manager = scvae.VAE._get_most_recent_anndata_manager(backed)
+    for sparse in (False, True):
+        loader = TensorDataLoader(
+            manager, indices=[7, 2, 9], batch_size=3, load_sparse_tensor=sparse
+        )
+        ((x, _),) = _batches(loader)
+        np.testing.assert_array_equal(x, in_memory.X[[7, 2, 9]].toarray())
     assert model.get_latent_representation().shape == (in_memory.n_obs, 10)
 
 
@@ -140,13 +149,58 @@ def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):
 
 
 @requires_cuda
-@pytest.mark.parametrize("storage", ["dense", "csr"])
+@pytest.mark.parametrize("storage", ["dense", "csr", "sparse"])
 def test_minibatches_are_sliced_on_the_gpu_and_equal_the_anndata_rows(adata, storage, monkeypatch):
     if storage == "csr":
         monkeypatch.setattr(_loader, "DENSE_LIMIT_BYTES", 0)
     indices = np.array([5, 3, 200, 17, 42, 0, 299])
-    loader = TensorDataLoader(_manager(adata), indices=indices, batch_size=3, device="cuda")
+    loader = TensorDataLoader(
+        _manager(adata),
+        indices=indices,
+        batch_size=3,
+        device="cuda",
+        load_sparse_tensor=storage == "sparse",
+    )
     batches = list(loader)
     assert all(t.device.type == "cuda" for b in batches for t in b.values())
-    x = torch.cat([b[REGISTRY_KEYS.X_KEY] for b in batches]).cpu().numpy()
+    x = torch.cat([dense_counts(b[REGISTRY_KEYS.X_KEY]) for b in batches]).cpu().numpy()
     np.testing.assert_array_equal(x, adata.X[indices].toarray())
+
+
+def test_csr_rows_sliced_with_torch_equal_the_scipy_rows(adata):
+    """The device-resident (GPU) path's row gather, run on the CPU."""
+    matrix = adata.X.tocsr()
+    rows = torch.tensor([5, 3, 200, 3, 0])
+    arrays = [torch.as_tensor(a) for a in (matrix.indptr, matrix.indices, matrix.data)]
+    row_ptr, col, values = _loader.csr_rows(*arrays, rows)
+    gathered = sp.csr_matrix((values.numpy(), col.numpy(), row_ptr.numpy()), (5, adata.n_vars))
+    np.testing.assert_array_equal(gathered.toarray(), matrix[rows.numpy()].toarray())
+    row_ptr, col, values = _loader.csr_rows(*arrays, torch.tensor([], dtype=torch.long))
+    assert row_ptr.tolist() == [0] and len(col) == len(values) == 0
+
+
+def test_minibatches_are_sparse_by_default_when_the_counts_are(adata):
+    assert not _loader.counts_are_sparse(_manager(adata))  # 98% non-zero
+    manager = _manager(mostly_zeros(adata))
+    assert _loader.counts_are_sparse(manager)
+    assert TensorDataSplitter(manager).load_sparse_tensor
+    assert not TensorDataSplitter(manager, load_sparse_tensor=False).load_sparse_tensor
+    adata.X = np.ones(adata.shape, dtype=np.float32)
+    manager = _manager(adata)
+    assert not _loader.counts_are_sparse(manager)
+    assert not TensorDataSplitter(manager).load_sparse_tensor
+    assert TensorDataSplitter(manager, load_sparse_tensor=True).load_sparse_tensor
+
+
+@pytest.mark.parametrize("load_sparse_tensor", [None, False])
+def test_training_reads_the_minibatches_in_the_chosen_layout(adata, load_sparse_tensor):
+    layouts = []
+
+    class Layouts(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            layouts.append(batch[REGISTRY_KEYS.X_KEY].layout)
+
+    model = scvae.VAE(_manager(mostly_zeros(adata)).adata, n_hidden=16)
+    model.train(max_epochs=1, load_sparse_tensor=load_sparse_tensor, callbacks=[Layouts()], **QUIET)
+    expected = torch.strided if load_sparse_tensor is False else torch.sparse_csr
+    assert layouts and set(layouts) == {expected}

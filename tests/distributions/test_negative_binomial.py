@@ -171,3 +171,33 @@ def test_broadcast_shape_agrees_with_torch():
         assert _broadcast_shape(*shapes) == torch.broadcast_shapes(*shapes)
     with pytest.raises(RuntimeError, match="broadcast"):
         _broadcast_shape((2, 3), (4, 3))
+
+
+@pytest.mark.parametrize(
+    ("log_mu_shape", "log_theta_shape"),
+    [((6, 5), (5,)), ((3, 6, 5), (5,)), ((3, 6, 5), (3, 6, 5)), ((2, 3, 6, 5), (6, 5))],
+)
+def test_sparse_counts_give_the_dense_values_and_gradients(log_mu_shape, log_theta_shape):
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.full((6, 5), 0.7), generator=generator).double()
+    counts[1] = 0.0  # an empty cell
+    sparse = counts.to_sparse_csr()
+    log_mu = torch.randn(log_mu_shape, dtype=torch.float64, generator=generator)
+    log_theta = torch.randn(log_theta_shape, dtype=torch.float64, generator=generator)
+    log_mu.requires_grad_()
+    log_theta.requires_grad_()
+    results = []
+    for value in (sparse, counts):
+        log_prob = NegativeBinomial(log_mu, log_theta).log_prob(value)
+        results.append((log_prob, *torch.autograd.grad(log_prob.sum(), [log_mu, log_theta])))
+    for from_sparse, from_dense in zip(*results, strict=True):
+        torch.testing.assert_close(from_sparse, from_dense)
+
+
+def test_sparse_counts_that_broadcast_are_densified():
+    counts = torch.tensor([[0.0, 2.0, 1.0]]).to_sparse_csr()  # one row against four cells
+    log_mu, log_theta = torch.randn(4, 3), torch.randn(3)
+    torch.testing.assert_close(
+        NegativeBinomial(log_mu, log_theta).log_prob(counts),
+        NegativeBinomial(log_mu, log_theta).log_prob(counts.to_dense()),
+    )

@@ -1,5 +1,7 @@
 """Training on a GPU: the counts stay on the device, and the results match the CPU's maths."""
 
+import copy
+
 import lightning.pytorch as pl
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ import scvi
 import torch
 
 import scvae
-from tests.helpers import QUIET, requires_cuda
+from scvae._counts import library_size
+from tests.helpers import QUIET, mostly_zeros, requires_cuda
 
 pytestmark = requires_cuda
 
@@ -38,6 +41,41 @@ def test_training_on_the_gpu_keeps_the_counts_there_and_matches_the_cpu(adata, m
     np.testing.assert_allclose(on_cpu.get_latent_representation(), latent_gpu, atol=1e-4)
     if model_cls is scvae.GMVAE:
         np.testing.assert_array_equal(on_cpu.predict(), model.predict())
+
+
+class Layouts(pl.Callback):
+    """Records the layout and device of every training minibatch's counts."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.add((batch["X"].layout, batch["X"].device.type))
+
+
+def test_sparse_minibatches_on_the_gpu_give_the_cpu_values(adata):
+    adata = mostly_zeros(adata)
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=16)
+    layouts = Layouts()
+    model.train(max_epochs=2, accelerator="gpu", devices=1, callbacks=[layouts], **QUIET)
+    assert layouts.seen == {(torch.sparse_csr, "cuda")}
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+    # The trained module on sparse GPU counts and on dense CPU counts: same encoding and
+    # same log-likelihood at the posterior mean.
+    counts = torch.as_tensor(adata.X[:50].toarray())
+    batch = torch.zeros(50)
+    values = []
+    for module, x in (
+        (model.module, counts.to_sparse_csr().cuda()),
+        (copy.deepcopy(model.module).cpu(), counts),
+    ):
+        with torch.no_grad():
+            qz = module.inference(x, batch.to(x.device))["qz"]
+            px = module.generative(qz.loc, library_size(x), batch.to(x.device))["px"]
+            values.append((qz.loc.cpu(), px.log_prob(x).sum(-1).cpu()))
+    for on_gpu, on_cpu in zip(*values, strict=True):
+        torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-4, atol=1e-4)
 
 
 def test_training_on_the_gpu_from_a_backed_file_keeps_the_counts_on_the_host(backed):

@@ -2,12 +2,14 @@
 
 scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` slices the AnnData's scipy matrix, densifies
 it with numpy and converts it to a tensor for every minibatch. scvae converts the registered
-matrix once, to a dense tensor when it is small and to CSR arrays otherwise, and slices
-minibatches with torch. On a GPU the tensors live on the device when they fit, so a minibatch
-never crosses the bus. A backed (on-disk) AnnData is never loaded whole: training reads it in
-buffers of a few thousand cells, each a handful of contiguous row blocks of the file
-(:class:`BlockShuffleSampler`), so memory is bounded by the buffer, not the file, and the disk
-serves long contiguous reads instead of one small read per cell.
+matrix once, to a dense tensor or to CSR, and slices minibatches from it. Training minibatches
+of sparse counts stay sparse (torch sparse CSR tensors): the encoders' input layer and the
+negative binomial likelihood read only their non-zero entries. On a GPU the tensors live on
+the device when they fit, so a minibatch never crosses the bus. A backed (on-disk) AnnData is
+never loaded whole: training reads it in buffers of a few thousand cells, each a handful of
+contiguous row blocks of the file (:class:`BlockShuffleSampler`), so memory is bounded by the
+buffer, not the file, and the disk serves long contiguous reads instead of one small read per
+cell.
 """
 
 from collections.abc import Iterable
@@ -28,8 +30,14 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from scvae._counts import csr_from_arrays, csr_tensor
+
 #: Count matrices up to this many bytes as float32 are kept dense; larger ones as CSR.
 DENSE_LIMIT_BYTES = 2**30
+#: Counts with at most this share of non-zero entries are served as sparse CSR minibatches:
+#: below it the encoders' sparse input layer beats a dense matrix product (pbmc10x is 10%
+#: non-zero, mouse_bladder 5%; ``docs/scaling.md``).
+SPARSE_DENSITY_LIMIT = 0.3
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5
 #: Backed reads: rows this close together belong to one run ...
@@ -39,7 +47,7 @@ MIN_SLICE_ROWS = 8
 
 
 class CountRows:
-    """Rows of a count matrix as float32 tensors, whatever the storage.
+    """Rows of a count matrix as float32 tensors, dense or sparse CSR, whatever the storage.
 
     Parameters
     ----------
@@ -47,19 +55,25 @@ class CountRows:
         Dense array, scipy sparse matrix, or a backed (on-disk) AnnData matrix.
     device
         Device to hold the converted matrix on (ignored for backed matrices).
+    sparse
+        Serve rows as torch sparse CSR tensors (of float32 counts) instead of dense ones.
     """
 
-    def __init__(self, matrix, device: torch.device | str = "cpu"):
+    def __init__(self, matrix, device: torch.device | str = "cpu", sparse: bool = False):
         self.n_cols = matrix.shape[1]
         self.backed = not isinstance(matrix, np.ndarray | sp.spmatrix | sp.sparray)
         self.device = torch.device(device)
-        self.dense = self.crow = None
+        self.sparse = sparse
+        self.dense = self.csr = self.crow = None
         self.buffer_rows = self.buffer = None
         if self.backed:
             self.matrix = matrix
-        elif matrix.shape[0] * matrix.shape[1] * 4 <= DENSE_LIMIT_BYTES:
+        elif not sparse and matrix.shape[0] * matrix.shape[1] * 4 <= DENSE_LIMIT_BYTES:
             dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
             self.dense = torch.as_tensor(dense, dtype=torch.float32, device=self.device)
+        elif self.device.type == "cpu":
+            # scipy slices CSR rows in compiled code, faster than torch operations on a CPU.
+            self.csr = sp.csr_matrix(matrix, dtype=np.float32)
         else:
             csr = sp.csr_matrix(matrix)
             self.crow = torch.as_tensor(csr.indptr.astype(np.int64), device=self.device)
@@ -72,19 +86,26 @@ class CountRows:
         rows = rows.to(self.device)
         if self.dense is not None:
             return self.dense.index_select(0, rows)  # faster than advanced indexing on a CPU
+        if self.csr is not None:
+            return self._served(self.csr[rows.numpy()])
         return self._gather_csr(rows)
 
+    def _served(self, rows: sp.csr_matrix) -> torch.Tensor:
+        """Rows read into a scipy CSR matrix, in the served layout."""
+        if self.sparse:
+            return csr_tensor(rows)
+        return torch.as_tensor(rows.toarray(), dtype=torch.float32)
+
     def _gather_csr(self, rows: torch.Tensor) -> torch.Tensor:
-        """Densify the CSR rows ``rows`` with vectorised torch ops (no Python loop)."""
-        starts = self.crow[rows]
-        lengths = self.crow[rows + 1] - starts
-        row_of_entry = torch.repeat_interleave(torch.arange(len(rows), device=self.device), lengths)
-        first_entry = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-        position = torch.repeat_interleave(starts, lengths) + (
-            torch.arange(len(row_of_entry), device=self.device) - first_entry
+        """The rows ``rows`` of the device-resident CSR matrix, in the served layout."""
+        row_ptr, col, values = csr_rows(self.crow, self.col, self.values, rows)
+        if self.sparse:
+            return csr_from_arrays(row_ptr, col, values, (len(rows), self.n_cols))
+        row_of_entry = torch.repeat_interleave(
+            torch.arange(len(rows), device=self.device), row_ptr.diff()
         )
         out = torch.zeros(len(rows), self.n_cols, device=self.device)
-        out[row_of_entry, self.col[position]] = self.values[position]
+        out[row_of_entry, col] = values
         return out
 
     def load(self, rows: np.ndarray) -> None:
@@ -93,14 +114,30 @@ class CountRows:
         self.buffer = _read_rows(self.matrix, self.buffer_rows)
 
     def _read_backed(self, rows: torch.Tensor) -> torch.Tensor:
-        """Densify these rows, from the loaded buffer when it holds them, else from disk."""
+        """These rows, from the loaded buffer when it holds them, else from disk."""
         rows = rows.cpu().numpy()
         if self.buffer_rows is not None:
             where = np.searchsorted(self.buffer_rows, rows).clip(max=len(self.buffer_rows) - 1)
             if (self.buffer_rows[where] == rows).all():
-                return torch.as_tensor(self.buffer[where].toarray(), dtype=torch.float32)
+                return self._served(self.buffer[where])
         unique_rows, inverse = np.unique(rows, return_inverse=True)  # sorted, as h5py wants
-        return torch.as_tensor(_read_rows(self.matrix, unique_rows)[inverse].toarray())
+        return self._served(_read_rows(self.matrix, unique_rows)[inverse])
+
+
+def csr_rows(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows ``rows`` of the CSR matrix ``(crow, col, values)``, as CSR arrays, with vectorised
+    torch operations on the arrays' device (no Python loop over rows)."""
+    starts = crow[rows]
+    lengths = crow[rows + 1] - starts
+    row_ptr = torch.zeros(len(rows) + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(lengths, 0, out=row_ptr[1:])
+    first_entry = torch.repeat_interleave(row_ptr[:-1], lengths)
+    position = torch.repeat_interleave(starts, lengths) + (
+        torch.arange(len(first_entry), device=crow.device) - first_entry
+    )
+    return row_ptr, col[position], values[position]
 
 
 def _read_rows(matrix, rows: np.ndarray) -> sp.csr_matrix:
@@ -227,6 +264,8 @@ class RegisteredTensors(Dataset):
         Cells to serve, in the AnnData's numbering.
     device
         Where to keep the tensors.
+    sparse
+        Serve the counts as torch sparse CSR tensors.
     """
 
     def __init__(
@@ -234,13 +273,14 @@ class RegisteredTensors(Dataset):
         adata_manager: AnnDataManager,
         indices: np.ndarray,
         device: torch.device | str = "cpu",
+        sparse: bool = False,
     ):
         self.n_obs = len(indices)
         counts = adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         backed = adata_manager.adata.isbacked
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         # In memory: convert only the served cells; backed: keep the file and map indices.
-        self.counts = CountRows(counts if backed else counts[indices], device)
+        self.counts = CountRows(counts if backed else counts[indices], device, sparse)
         self.row_offset = self.indices if backed else None
         self.fields = {
             key: torch.as_tensor(
@@ -308,8 +348,8 @@ class RegisteredTensors(Dataset):
 class TensorDataLoader(DataLoader):
     """Drop-in replacement of scvi-tools' ``AnnDataLoader`` serving :class:`RegisteredTensors`.
 
-    Accepts the same arguments (those it has no use for, such as ``load_sparse_tensor``, are
-    ignored), so scvi-tools' model methods and data splitter use it as is.
+    Accepts the same arguments (those it has no use for are ignored), so scvi-tools' model
+    methods and data splitter use it as is.
 
     Parameters
     ----------
@@ -330,6 +370,9 @@ class TensorDataLoader(DataLoader):
     pin_memory
         Serve minibatches in page-locked memory, so that copies to a GPU run asynchronously
         (ignored without CUDA).
+    load_sparse_tensor
+        Serve the counts as torch sparse CSR tensors (scvae's modules take them; modules that
+        need dense counts do not).
     block_size, blocks_per_buffer
         Backed data only: how :class:`BlockShuffleSampler` reads the file (not used with
         ``distributed_sampler``, where each minibatch is read row by row).
@@ -347,6 +390,7 @@ class TensorDataLoader(DataLoader):
         distributed_sampler: bool = False,
         device: torch.device | str = "cpu",
         pin_memory: bool = False,
+        load_sparse_tensor: bool = False,
         block_size: int = 1024,
         blocks_per_buffer: int = 16,
         **kwargs,
@@ -356,7 +400,7 @@ class TensorDataLoader(DataLoader):
         indices = np.asarray(indices)
         if indices.dtype == bool:
             indices = np.flatnonzero(indices)
-        dataset = RegisteredTensors(adata_manager, indices, device)
+        dataset = RegisteredTensors(adata_manager, indices, device, load_sparse_tensor)
         batch_size = batch_size or 128
         if distributed_sampler:
             sampler = BatchDistributedSampler(
@@ -381,9 +425,25 @@ class TensorDataSplitter(DataSplitter):
     Splits cells exactly like scvi-tools. When training on a GPU and the counts take less than
     half of its free memory, the tensors are put on the GPU once and minibatches are sliced
     there; otherwise minibatches are served in pinned memory for asynchronous copies.
+
+    ``load_sparse_tensor`` (``datasplitter_kwargs`` of ``train``) chooses between sparse CSR
+    and dense minibatches; by default they are sparse when the counts are (at most
+    :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read from a backed file).
     """
 
     data_loader_cls = TensorDataLoader
+
+    def __init__(
+        self,
+        adata_manager: AnnDataManager,
+        *args,
+        load_sparse_tensor: bool | None = None,
+        **kwargs,
+    ):
+        sparse = bool(load_sparse_tensor)
+        super().__init__(adata_manager, *args, load_sparse_tensor=sparse, **kwargs)
+        if load_sparse_tensor is None:
+            self.load_sparse_tensor = counts_are_sparse(adata_manager)
 
     def setup(self, stage: str | None = None) -> None:
         """Split the cells and choose where the tensors live."""
@@ -392,6 +452,10 @@ class TensorDataSplitter(DataSplitter):
         self.data_loader_kwargs["device"] = device
         on_gpu_from_host = self._trainer_device().type == "cuda" and device.type == "cpu"
         self.pin_memory = self.pin_memory or on_gpu_from_host
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """The minibatch as it is: scvi-tools densifies sparse counts here, scvae reads them."""
+        return batch
 
     def val_dataloader(self) -> DataLoader | list:
         """Validation minibatches; an empty list (not ``None``) when there is no validation set.
@@ -413,3 +477,16 @@ class TensorDataSplitter(DataSplitter):
         n_bytes = 12 * counts.nnz if sp.issparse(counts) else 4 * np.prod(counts.shape)
         free, _ = torch.cuda.mem_get_info(device)
         return device if n_bytes < DEVICE_MEMORY_SHARE * free else torch.device("cpu")
+
+
+def counts_are_sparse(adata_manager: AnnDataManager) -> bool:
+    """Whether the registered counts are sparse enough to be served as sparse CSR minibatches.
+
+    Backed counts always are: they are read from the file as CSR rows.
+    """
+    if adata_manager.adata.isbacked:
+        return True
+    counts = adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+    n_entries = counts.shape[0] * counts.shape[1]
+    n_nonzero = counts.nnz if sp.issparse(counts) else np.count_nonzero(counts)
+    return n_entries > 0 and n_nonzero <= SPARSE_DENSITY_LIMIT * n_entries

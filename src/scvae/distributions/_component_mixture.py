@@ -3,6 +3,8 @@
 import torch
 from torch.distributions import Distribution, constraints
 
+from scvae._counts import dense_counts
+
 
 class ComponentMixture(Distribution):
     """Mixture of per-component count distributions with per-cell weights.
@@ -60,6 +62,7 @@ class ComponentMixture(Distribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Per-gene log-likelihood :math:`\\log \\sum_k w_k p_k(x)` (genes treated apart)."""
+        value = dense_counts(value)
         log_probs = self.components.log_prob(value.unsqueeze(-3))
         return torch.logsumexp(self.log_weights.T.unsqueeze(-1) + log_probs, dim=-3)
 

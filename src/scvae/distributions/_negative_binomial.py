@@ -9,6 +9,8 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.nn.functional import softplus
 
+from scvae._counts import csr_row_indices, dense_counts, is_sparse_csr
+
 from ._gamma_ratio import (
     GammaRatioTerms,
     digamma_difference,
@@ -27,7 +29,9 @@ def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor)
                     - x \operatorname{softplus}(\log\theta - \log\mu)
                     + \log\Gamma(x + \theta) - \log\Gamma(\theta) - \log\Gamma(x + 1).
 
-    No gradient flows to the counts (see :class:`_NegativeBinomialLogProb`).
+    ``value`` may be a torch sparse CSR ``(cells, genes)`` matrix of counts, of which only the
+    stored entries are read. No gradient flows to the counts (see
+    :class:`_NegativeBinomialLogProb`).
     """
     return _NegativeBinomialLogProb.apply(value, log_mu, log_theta)
 
@@ -66,9 +70,10 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
             a = a.expand(shape)
         # Contiguous, so that they and the tensors computed from them have flat views.
         a = a.contiguous()
+        if is_sparse_csr(value) and shape[len(shape) - 2 :] != value.shape:
+            value = value.to_dense()  # sparse counts that broadcast: not worth a special case
         if shape[len(shape) - value.ndim :] != value.shape:
             value = value.expand(shape)
-        value = value.contiguous()
         # Counts broadcast over the leading (sample, component) dimensions of a; full-size
         # tensors are addressed through their (cell, gene) grid flattened ("flat" positions).
         n_grid = value.dim()
@@ -77,8 +82,14 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         neg_theta = log_theta.exp().neg_()
         softplus_a = softplus(a)
         out = softplus_a * neg_theta
-        positions = _nonzero_positions(value)
-        counts = value.view(-1).index_select(0, positions.flat)
+        if is_sparse_csr(value):
+            # The stored entries; an explicitly stored zero adds exactly 0 below.
+            positions = _csr_positions(value)
+            counts = value.values().to(a.dtype)
+        else:
+            value = value.contiguous()
+            positions = _nonzero_positions(value)
+            counts = value.view(-1).index_select(0, positions.flat)
         theta_nonzero = _at(neg_theta, coefficient_shape, n_grid, positions).neg_()
         a_nonzero = _at(a, shape, n_grid, positions)
         terms = gamma_ratio_terms(counts, theta_nonzero)
@@ -153,6 +164,12 @@ def _nonzero_positions(value: Tensor) -> _Positions:
     else:
         index = np.unravel_index(flat, value.shape)
     return _Positions(torch.from_numpy(flat), tuple(map(torch.from_numpy, index)))
+
+
+def _csr_positions(value: Tensor) -> _Positions:
+    """Positions of the stored entries of the sparse CSR matrix ``value``."""
+    rows, cols = csr_row_indices(value), value.col_indices().long()
+    return _Positions(rows * value.shape[1] + cols, (rows, cols))
 
 
 def _at(tensor: Tensor, shape: torch.Size, n_grid: int, positions: _Positions) -> Tensor:
@@ -242,7 +259,7 @@ class NegativeBinomial(ScviNegativeBinomial):
         # called: it would compute mu, theta and scale (full-size exponentials) up front.
         self.log_mu, self.log_theta, self.log_scale = log_mu, log_theta, log_scale
         self.on_mps = log_mu.device.type == "mps"  # read by scvi-tools' sample
-        batch_shape = torch.broadcast_shapes(log_mu.shape, log_theta.shape)
+        batch_shape = _broadcast_shape(log_mu.shape, log_theta.shape)
         Distribution.__init__(self, batch_shape=batch_shape, validate_args=validate_args)
 
     @property
@@ -271,7 +288,7 @@ class NegativeBinomial(ScviNegativeBinomial):
         return normalized(self, key)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Exact log-pmf, see the class docstring."""
+        """Exact log-pmf, see the class docstring; ``value`` dense or torch sparse CSR."""
         if self._validate_args:
-            self._validate_sample(value)
+            self._validate_sample(dense_counts(value))
         return negative_binomial_log_prob(value, self.log_mu, self.log_theta)

@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, constraints
 
+from scvae._counts import dense_counts
+
 from ._utils import log_softmax, normalized
 
 
@@ -93,6 +95,7 @@ class PiecewiseCategorical(Distribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`\log p_x` for :math:`x < k`, else :math:`\log p_k + \log q(x - k)`."""
+        value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)
         k = self.cutoff

@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from scvae._counts import dense_counts
+
 from ._utils import normalized, normalized_expression, on_nonzero_counts
 
 
@@ -81,6 +83,7 @@ class Poisson(Distribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`x \log\lambda - \lambda - \log\Gamma(x + 1)`."""
+        value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)
         return poisson_log_prob(value, self.log_rate)

@@ -9,6 +9,8 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 from torch.nn.functional import softplus
 
+from scvae._counts import dense_counts
+
 from ._negative_binomial import (
     NegativeBinomial,
     negative_binomial_log_prob,
@@ -94,6 +96,7 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-pmf, see the class docstring."""
+        value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)
         return zero_inflated_log_prob(

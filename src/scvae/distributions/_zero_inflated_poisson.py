@@ -8,6 +8,8 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 from torch.nn.functional import softplus
 
+from scvae._counts import dense_counts
+
 from ._poisson import Poisson, poisson_log_prob
 from ._utils import normalized_expression, zero_inflated_log_prob
 
@@ -89,6 +91,7 @@ class ZeroInflatedPoisson(Poisson):
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-pmf, see the class docstring."""
+        value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)
         return zero_inflated_log_prob(

@@ -84,6 +84,7 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         early_stopping: bool = False,
         plan_kwargs: dict | None = None,
         annotate: bool = True,
+        load_sparse_tensor: bool | None = None,
         **kwargs,
     ) -> None:
         """Train the model with scvi-tools' training plan and Lightning trainer.
@@ -111,7 +112,10 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         annotate
             When training ends, write the results into the registered AnnData (see
             :meth:`annotate`). Nothing is written if training fails.
-
+        load_sparse_tensor
+            Serve minibatches as torch sparse CSR tensors, of which the encoders and the
+            negative binomial read only the non-zero counts. By default they are sparse when
+            the counts are (at most 30% non-zero, or a backed file), dense otherwise.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
             Lightning trainer (``strategy``, ``early_stopping_patience``, ``enable_progress_bar``,
@@ -146,6 +150,7 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
                 batch_size=batch_size,
                 early_stopping=early_stopping,
                 plan_kwargs=plan_kwargs,
+                load_sparse_tensor=load_sparse_tensor,
                 **kwargs,
             )
         finally:

@@ -3,7 +3,8 @@
 from ._decoder import CountDecoder
 from ._encoder import GaussianEncoder
 from ._gmvae import GMVAEModule
+from ._input_layer import CountInputLinear
 from ._networks import MLP
 from ._vae import VAEModule
 
-__all__ = ["MLP", "CountDecoder", "GMVAEModule", "GaussianEncoder", "VAEModule"]
+__all__ = ["MLP", "CountDecoder", "CountInputLinear", "GMVAEModule", "GaussianEncoder", "VAEModule"]

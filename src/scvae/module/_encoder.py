@@ -21,7 +21,8 @@ class GaussianEncoder(nn.Module):
     Parameters
     ----------
     n_input
-        Width of the input (number of genes).
+        Width of the input (number of genes); the input may be sparse
+        (:class:`~scvae.module.CountInputLinear`).
     n_hidden
         Hidden layer widths.
     n_latent
@@ -44,7 +45,9 @@ class GaussianEncoder(nn.Module):
         dropout_rate: float = 0.1,
     ):
         super().__init__()
-        self.network = MLP(n_input, n_hidden, n_categories, use_batch_norm, dropout_rate)
+        self.network = MLP(
+            n_input, n_hidden, n_categories, use_batch_norm, dropout_rate, count_input=True
+        )
         self.mean = nn.Linear(self.network.n_output, n_latent)
         self.scale = nn.Linear(self.network.n_output, n_latent)
 
@@ -54,7 +57,8 @@ class GaussianEncoder(nn.Module):
         categories: Sequence[torch.Tensor] = (),
         first_layer_offset: torch.Tensor | None = None,
     ) -> Normal:
-        """Return q(z | x) for encoder input ``x`` (already log1p-transformed)."""
+        """Return q(z | x) for encoder input ``x`` (already log1p-transformed), dense or a
+        torch sparse CSR ``(cells, genes)`` matrix."""
         h = self.network(x, categories, first_layer_offset)
         scale = nn.functional.softplus(self.scale(h)) + MIN_SCALE
         # Positive by construction: no argument validation (a few operations and a host sync

@@ -9,6 +9,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 from torch.distributions import Distribution, Normal, kl_divergence
 
+from scvae._counts import library_size
 from scvae.distributions import ComponentMixture
 
 from ._decoder import CountDecoder
@@ -89,7 +90,9 @@ class GMVAEModule(BaseModuleClass):
         self.encode_batch = encode_batch
         self.marginal_cluster_kl = marginal_cluster_kl
         categories = (n_batch,) if encode_batch else ()
-        self.cluster_encoder = MLP(n_input, n_hidden, categories, use_batch_norm, dropout_rate)
+        self.cluster_encoder = MLP(
+            n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
+        )
         self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
         self.latent_encoder = GaussianEncoder(
             n_input, n_hidden, n_latent, categories, use_batch_norm, dropout_rate
@@ -161,7 +164,8 @@ class GMVAEModule(BaseModuleClass):
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
-        """Encode counts into q(y|x) (logits) and q(z|x,y) for every y at once.
+        """Encode counts (dense, or torch sparse CSR) into q(y|x) (logits) and q(z|x,y) for
+        every y at once.
 
         ``z_components`` has shape ``(K, cells, n_latent)``, or
         ``(n_samples, K, cells, n_latent)``; ``z`` is one draw per cell from the mixture.
@@ -181,7 +185,7 @@ class GMVAEModule(BaseModuleClass):
             "qz": qz,
             "z_components": z_components,
             "z": z,
-            "library": x.sum(-1, keepdim=True),
+            "library": library_size(x),
         }
 
     @auto_move_data

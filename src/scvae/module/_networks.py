@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._input_layer import CountInputLinear
+
 
 class MLP(nn.Module):
     """Multilayer perceptron with batch covariates injected into every hidden layer.
@@ -29,6 +31,10 @@ class MLP(nn.Module):
         Whether to normalise each hidden layer with :class:`~torch.nn.BatchNorm1d`.
     dropout_rate
         Dropout probability after each hidden layer.
+    count_input
+        The input is a count matrix, dense or torch sparse CSR: the first layer is a
+        :class:`~scvae.module.CountInputLinear`, which multiplies only the non-zero entries
+        of a sparse input.
     """
 
     def __init__(
@@ -38,11 +44,13 @@ class MLP(nn.Module):
         n_categories: Sequence[int] = (),
         use_batch_norm: bool = True,
         dropout_rate: float = 0.1,
+        count_input: bool = False,
     ):
         super().__init__()
         widths = [n_input, *n_hidden]
         self.linears = nn.ModuleList(
-            nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(widths)
+            CountInputLinear(n_in, n_out) if i == 0 and count_input else nn.Linear(n_in, n_out)
+            for i, (n_in, n_out) in enumerate(itertools.pairwise(widths))
         )
         self.covariate_indices = [i for i, n in enumerate(n_categories) if n > 1]
         self.embeddings = nn.ModuleList(
@@ -67,7 +75,8 @@ class MLP(nn.Module):
         Parameters
         ----------
         x
-            Input features.
+            Input features; with ``count_input``, a ``(cells, n_input)`` matrix may also be
+            a torch sparse CSR tensor.
         categories
             One integer tensor of shape ``(cells,)`` per covariate given in ``n_categories``.
         first_layer_offset

@@ -8,6 +8,8 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch.distributions import Distribution, Normal, kl_divergence
 
+from scvae._counts import library_size
+
 from ._decoder import CountDecoder
 from ._encoder import GaussianEncoder
 
@@ -99,11 +101,12 @@ class VAEModule(BaseModuleClass):
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
-        """Encode counts ``x`` into q(z | x) and draw ``n_samples`` reparameterised samples."""
+        """Encode counts ``x`` (dense, or torch sparse CSR) into q(z | x) and draw
+        ``n_samples`` reparameterised samples."""
         batch_index = _as_codes(batch_index)
         qz = self.encoder(torch.log1p(x), self._encoder_categories(batch_index))
         z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
-        return {"qz": qz, "z": z, "library": x.sum(-1, keepdim=True)}
+        return {"qz": qz, "z": z, "library": library_size(x)}
 
     @auto_move_data
     def generative(

@@ -1,0 +1,52 @@
+"""Minibatch count matrices: dense tensors or torch sparse CSR tensors.
+
+Training minibatches of sparse data come as sparse CSR tensors (see
+:class:`~scvae.data.TensorDataLoader`): the encoders' input layer and the negative binomial
+read only their non-zero counts. Everything else takes either layout through these helpers.
+"""
+
+import warnings
+
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+
+def is_sparse_csr(x: Tensor) -> bool:
+    """Whether ``x`` is a torch sparse CSR tensor."""
+    return x.layout == torch.sparse_csr
+
+
+def dense_counts(x: Tensor) -> Tensor:
+    """``x`` as a dense tensor (unchanged if it is one)."""
+    return x.to_dense() if is_sparse_csr(x) else x
+
+
+def library_size(x: Tensor) -> Tensor:
+    """Total count of each cell (row) of ``x``, shape ``(..., cells, 1)``."""
+    if not is_sparse_csr(x):
+        return x.sum(-1, keepdim=True)
+    library = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    return library.index_add_(0, csr_row_indices(x), x.values().unsqueeze(1))
+
+
+def csr_row_indices(x: Tensor) -> Tensor:
+    """Row index of each stored entry of the sparse CSR ``x`` (int64)."""
+    crow = x.crow_indices()
+    rows = torch.arange(x.shape[0], device=crow.device)
+    return torch.repeat_interleave(rows, crow.diff(), output_size=x.values().numel())
+
+
+def csr_tensor(matrix: sp.csr_matrix | sp.csr_array) -> Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor sharing its memory."""
+    crow, col = torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices)
+    if crow.dtype != col.dtype:  # torch wants one index type
+        crow, col = crow.long(), col.long()
+    return csr_from_arrays(crow, col, torch.from_numpy(matrix.data), matrix.shape)
+
+
+def csr_from_arrays(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """A torch sparse CSR tensor from its arrays (trusted, so not checked)."""
+    with warnings.catch_warnings():  # torch's one-off "sparse CSR support is in beta" notice
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
