@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from scvae.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from scvae.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial, summed_log_prob
 from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
@@ -201,3 +201,41 @@ def test_sparse_counts_that_broadcast_are_densified():
         NegativeBinomial(log_mu, log_theta).log_prob(counts),
         NegativeBinomial(log_mu, log_theta).log_prob(counts.to_dense()),
     )
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(
+    ("counts_shape", "log_mu_shape", "log_theta_shape"),
+    [
+        ((6, 5), (6, 5), (5,)),  # a VAE minibatch, per-gene dispersion
+        ((6, 5), (3, 6, 5), (5,)),  # GMVAE components broadcast over the counts
+        ((6, 5), (3, 6, 5), (3, 6, 5)),  # per-cell dispersion
+        ((6, 5), (6, 5), (6, 5)),  # per-batch dispersion, looked up per cell
+        ((5,), (6, 5), (5,)),  # one cell's counts against several means
+    ],
+)
+def test_summed_log_prob_is_the_sum_over_genes(counts_shape, log_mu_shape, log_theta_shape, sparse):
+    if sparse and len(counts_shape) != 2:
+        pytest.skip("sparse CSR counts are (cells, genes) matrices")
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.full(counts_shape, 0.7), generator=generator).double()
+    log_mu = torch.randn(log_mu_shape, dtype=torch.float64, generator=generator)
+    log_theta = torch.randn(log_theta_shape, dtype=torch.float64, generator=generator)
+    log_mu.requires_grad_()
+    log_theta.requires_grad_()
+    distribution = NegativeBinomial(log_mu, log_theta)
+    summed = summed_log_prob(distribution, counts.to_sparse_csr() if sparse else counts)
+    reference = distribution.log_prob(counts).sum(-1)
+    torch.testing.assert_close(summed, reference)
+    weights = torch.randn(summed.shape, dtype=torch.float64, generator=generator)
+    torch.testing.assert_close(
+        torch.autograd.grad((summed * weights).sum(), [log_mu, log_theta]),
+        torch.autograd.grad((reference * weights).sum(), [log_mu, log_theta]),
+    )
+
+
+def test_summed_log_prob_of_other_distributions_is_their_log_prob_summed():
+    log_mu, log_theta, zi_logits = torch.randn(4, 3), torch.randn(3), torch.randn(4, 3)
+    counts = torch.tensor([[0.0, 1, 2], [3, 0, 0], [1, 1, 1], [0, 0, 5]])
+    zinb = ZeroInflatedNegativeBinomial(log_mu, log_theta, zi_logits)
+    torch.testing.assert_close(summed_log_prob(zinb, counts), zinb.log_prob(counts).sum(-1))

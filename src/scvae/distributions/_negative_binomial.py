@@ -20,7 +20,9 @@ from ._gamma_ratio import (
 from ._utils import normalized, normalized_expression
 
 
-def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
+def negative_binomial_log_prob(
+    value: Tensor, log_mu: Tensor, log_theta: Tensor, sum_genes: bool = False
+) -> Tensor:
     r"""Exact negative binomial log-pmf in the (mean, inverse dispersion) parameterisation.
 
     .. math::
@@ -30,10 +32,11 @@ def negative_binomial_log_prob(value: Tensor, log_mu: Tensor, log_theta: Tensor)
                     + \log\Gamma(x + \theta) - \log\Gamma(\theta) - \log\Gamma(x + 1).
 
     ``value`` may be a torch sparse CSR ``(cells, genes)`` matrix of counts, of which only the
-    stored entries are read. No gradient flows to the counts (see
+    stored entries are read. With ``sum_genes`` the log-pmf comes summed over the last
+    (gene) axis, without the per-gene tensor. No gradient flows to the counts (see
     :class:`_NegativeBinomialLogProb`).
     """
-    return _NegativeBinomialLogProb.apply(value, log_mu, log_theta)
+    return _NegativeBinomialLogProb.apply(value, log_mu, log_theta, sum_genes)
 
 
 class _NegativeBinomialLogProb(torch.autograd.Function):
@@ -63,7 +66,9 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, value: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
+    def forward(
+        ctx, value: Tensor, log_mu: Tensor, log_theta: Tensor, sum_genes: bool = False
+    ) -> Tensor:
         a = log_mu - log_theta
         shape = _broadcast_shape(value.shape, a.shape)
         if a.shape != shape:  # more counts than parameters, e.g. an (n, 1, 1) grid of values
@@ -81,7 +86,12 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         coefficient_shape = _broadcast_shape(value.shape, log_theta.shape)
         neg_theta = log_theta.exp().neg_()
         softplus_a = softplus(a)
-        out = softplus_a * neg_theta
+        if not sum_genes:
+            out = softplus_a * neg_theta
+        elif neg_theta.dim() == 1:  # per-gene dispersion: a matrix-vector product
+            out = softplus_a @ neg_theta
+        else:
+            out = (softplus_a * neg_theta).sum(-1)
         if is_sparse_csr(value):
             # The stored entries; an explicitly stored zero adds exactly 0 below.
             positions = _csr_positions(value)
@@ -95,8 +105,13 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         terms = gamma_ratio_terms(counts, theta_nonzero)
         log_coefficient = log_gamma_ratio(counts, theta_nonzero, terms)
         log_coefficient -= torch.lgamma(counts + 1)
-        _add_at(out, n_grid, positions, log_coefficient - counts * softplus(-a_nonzero))
-        ctx.n_grid, ctx.coefficient_shape = n_grid, coefficient_shape
+        nonzero_terms = log_coefficient - counts * softplus(-a_nonzero)
+        if sum_genes:  # added to the sum of the row (cell) each position is in
+            rows = positions.index[0] if n_grid == 2 else positions.flat // shape[-1]
+            _add_at(out, n_grid - 1, _Positions(rows, ()), nonzero_terms)
+        else:
+            _add_at(out, n_grid, positions, nonzero_terms)
+        ctx.n_grid, ctx.coefficient_shape, ctx.sum_genes = n_grid, coefficient_shape, sum_genes
         ctx.positions = positions
         ctx.save_for_backward(
             log_mu, log_theta, neg_theta, a, softplus_a, counts, a_nonzero, theta_nonzero, *terms
@@ -105,29 +120,36 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor | None, Tensor | None]:
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor | None, Tensor | None, None]:
         log_mu, log_theta, neg_theta, a, softplus_a, counts, a_nonzero, theta_nonzero = (
             ctx.saved_tensors[:8]
         )
         terms = GammaRatioTerms(*ctx.saved_tensors[8:])
         n_grid, coefficient_shape, positions = ctx.n_grid, ctx.coefficient_shape, ctx.positions
+        if ctx.sum_genes:
+            grad = grad.unsqueeze(-1)  # one value per row, broadcast over the genes
         grad_nonzero = _at(grad, a.shape, n_grid, positions)
         grad_log_mu = torch.sigmoid(a).mul_(neg_theta).mul_(grad)
         _add_at(grad_log_mu, n_grid, positions, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
-            full = (softplus_a * grad).mul_(neg_theta).sub_(grad_log_mu)
-            full = full.sum_to_size(coefficient_shape)
             digammas = digamma_difference(counts, theta_nonzero, terms)
-            _add_at(
-                full,
-                n_grid,
-                positions,
-                theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape),
-            )
-            grad_log_theta = full.sum_to_size(log_theta.shape)
+            nonzero_terms = theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape)
+            if ctx.sum_genes and log_theta.dim() == 1 and log_theta.shape == a.shape[-1:]:
+                # Sum over rows of -theta softplus(a) grad, as a vector-matrix product.
+                n_genes = a.shape[-1]
+                row_grads = grad.expand(*a.shape[:-1], 1).reshape(-1)
+                grad_log_theta = (row_grads @ softplus_a.view(-1, n_genes)).mul_(neg_theta)
+                grad_log_theta -= grad_log_mu.view(-1, n_genes).sum(0)
+                genes = positions.index[-1]
+                grad_log_theta.index_add_(0, genes, nonzero_terms.reshape(-1, len(genes)).sum(0))
+            else:
+                full = (softplus_a * grad).mul_(neg_theta).sub_(grad_log_mu)
+                full = full.sum_to_size(coefficient_shape)
+                _add_at(full, n_grid, positions, nonzero_terms)
+                grad_log_theta = full.sum_to_size(log_theta.shape)
         grad_log_mu = grad_log_mu.sum_to_size(log_mu.shape) if ctx.needs_input_grad[1] else None
-        return None, grad_log_mu, grad_log_theta
+        return None, grad_log_mu, grad_log_theta, None
 
 
 def _broadcast_shape(*shapes: torch.Size) -> torch.Size:
@@ -292,3 +314,27 @@ class NegativeBinomial(ScviNegativeBinomial):
         if self._validate_args:
             self._validate_sample(dense_counts(value))
         return negative_binomial_log_prob(value, self.log_mu, self.log_theta)
+
+
+def summed_log_prob(distribution: Distribution, value: Tensor) -> Tensor:
+    r"""Log-likelihood of each cell: ``distribution.log_prob(value).sum(-1)``.
+
+    The training losses need only this sum over genes. For the negative binomial it is
+    computed without the per-gene tensor: the full-size term :math:`-\theta
+    \operatorname{softplus}(a)` is summed by a matrix-vector product, and its dispersion
+    gradient likewise, which saves several passes over the ``(cells, genes)`` grid per step.
+
+    Parameters
+    ----------
+    distribution
+        A count distribution over ``(..., cells, genes)``.
+    value
+        Counts, dense or a torch sparse CSR ``(cells, genes)`` matrix.
+    """
+    if type(distribution) is not NegativeBinomial:  # subclasses (ZINB) have their own log_prob
+        return distribution.log_prob(value).sum(-1)
+    if distribution._validate_args:
+        distribution._validate_sample(dense_counts(value))
+    return negative_binomial_log_prob(
+        value, distribution.log_mu, distribution.log_theta, sum_genes=True
+    )

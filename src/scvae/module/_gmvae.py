@@ -10,7 +10,7 @@ from torch import nn
 from torch.distributions import Distribution, Normal, kl_divergence
 
 from scvae._counts import library_size
-from scvae.distributions import ComponentMixture
+from scvae.distributions import ComponentMixture, summed_log_prob
 
 from ._decoder import CountDecoder
 from ._encoder import MIN_SCALE, GaussianEncoder
@@ -220,7 +220,7 @@ class GMVAEModule(BaseModuleClass):
         x = tensors[REGISTRY_KEYS.X_KEY]
         log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)  # (cells, K)
         qy = log_qy.exp()
-        rec_k = -generative_outputs["px_components"].log_prob(x).sum(-1)  # (K, cells)
+        rec_k = -summed_log_prob(generative_outputs["px_components"], x)  # (K, cells)
         kl_z_k = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)
         reconstruction_loss = (qy * rec_k.T).sum(-1)
         kl_z = (qy * kl_z_k.T).sum(-1)
@@ -281,7 +281,7 @@ class GMVAEModule(BaseModuleClass):
             if n == 1:
                 z = z.unsqueeze(0)
             x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_px_z = generative_outputs["px_components"].log_prob(x).sum(-1)
+            log_px_z = summed_log_prob(generative_outputs["px_components"], x)
             log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
             log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
             log_w = (log_px_z.reshape(log_pz.shape) + log_pz - log_qz + log_py).logsumexp(1)
