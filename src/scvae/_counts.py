@@ -26,8 +26,8 @@ def library_size(x: Tensor) -> Tensor:
     """Total count of each cell (row) of ``x``, shape ``(..., cells, 1)``."""
     if not is_sparse_csr(x):
         return x.sum(-1, keepdim=True)
-    library = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
-    return library.index_add_(0, csr_row_indices(x), x.values().unsqueeze(1))
+    # A segmented sum over each row's stored entries: deterministic on a GPU as well.
+    return torch.segment_reduce(x.values(), "sum", offsets=x.crow_indices()).unsqueeze(1)
 
 
 def csr_row_indices(x: Tensor) -> Tensor:

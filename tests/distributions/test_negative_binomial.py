@@ -212,13 +212,19 @@ def test_sparse_counts_that_broadcast_are_densified():
         ((6, 5), (3, 6, 5), (3, 6, 5)),  # per-cell dispersion
         ((6, 5), (6, 5), (6, 5)),  # per-batch dispersion, looked up per cell
         ((5,), (6, 5), (5,)),  # one cell's counts against several means
+        ((6, 5), (6, 5), (1,)),  # one dispersion for all genes
     ],
 )
-def test_summed_log_prob_is_the_sum_over_genes(counts_shape, log_mu_shape, log_theta_shape, sparse):
+@pytest.mark.parametrize("all_zero", [False, True])
+def test_summed_log_prob_is_the_sum_over_genes(
+    counts_shape, log_mu_shape, log_theta_shape, sparse, all_zero
+):
     if sparse and len(counts_shape) != 2:
         pytest.skip("sparse CSR counts are (cells, genes) matrices")
     generator = torch.Generator().manual_seed(0)
     counts = torch.poisson(torch.full(counts_shape, 0.7), generator=generator).double()
+    if all_zero:  # no non-zero count at all
+        counts.zero_()
     log_mu = torch.randn(log_mu_shape, dtype=torch.float64, generator=generator)
     log_theta = torch.randn(log_theta_shape, dtype=torch.float64, generator=generator)
     log_mu.requires_grad_()

@@ -23,11 +23,13 @@ def _counts(n_cells=7, n_genes=11, seed=0, dtype=np.float32) -> sp.csr_matrix:
     return matrix
 
 
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_sparse_input_gives_the_dense_values_and_gradients(dtype):
+def test_sparse_input_gives_the_dense_values_and_gradients(dtype, index_dtype):
     torch.manual_seed(0)
     layer = CountInputLinear(11, 5).to(dtype)
     counts = _counts()
+    counts.indices, counts.indptr = (a.astype(index_dtype) for a in (counts.indices, counts.indptr))
     sparse = torch.log1p(csr_tensor(counts))
     dense = sparse.to_dense().to(dtype)
     grad_out = torch.randn(7, 5, dtype=dtype)
@@ -63,3 +65,29 @@ def test_transposed_csr_is_the_csc_form(index_dtype):
         # Within a column, rows may come in any order: compare the densified matrices.
         rebuilt = sp.csc_matrix((values.numpy(), row.numpy(), col_ptr.numpy()), counts.shape)
         np.testing.assert_array_equal(rebuilt.toarray(), counts.toarray())
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+def test_models_saved_with_a_linear_input_layer_still_load(with_metadata):
+    """A state dict from when the encoders' first layer was a torch.nn.Linear (transposed)."""
+    from collections import OrderedDict
+
+    from scvae.module import VAEModule
+
+    torch.manual_seed(0)
+    saved = VAEModule(n_input=11, n_latent=2, n_hidden=[5])
+    old = OrderedDict(
+        (k, v.t() if k == "encoder.network.linears.0.weight" else v)
+        for k, v in saved.state_dict().items()
+    )
+    if with_metadata:
+        old._metadata = saved.state_dict()._metadata
+        old._metadata["encoder.network.linears.0"] = {"version": 1}
+    loaded = VAEModule(n_input=11, n_latent=2, n_hidden=[5])
+    loaded.load_state_dict(old)
+    for key, value in saved.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
+    loaded.load_state_dict(saved.state_dict())  # the current layout loads as it is
+    torch.testing.assert_close(
+        loaded.encoder.network.linears[0].weight, saved.encoder.network.linears[0].weight
+    )

@@ -55,7 +55,6 @@ def test_one_non_finite_gradient_entry_is_refused_before_the_step(bad):
         parameter.grad = torch.randn_like(parameter)
     trainer = type("Trainer", (), {"current_epoch": 3, "global_step": 40})()
     guard = NonFiniteLossGuard()
-    guard.on_train_start(trainer, module)
     guard.on_before_optimizer_step(trainer, module, optimizer=None)  # finite: passes
     module.decoder.mean_logits.weight.grad[5, 1] = bad
     with pytest.raises(NonFiniteLossError, match="epoch 3, step 40"):

@@ -2,14 +2,14 @@
 
 scvi-tools' :class:`~scvi.dataloaders.AnnDataLoader` slices the AnnData's scipy matrix, densifies
 it with numpy and converts it to a tensor for every minibatch. scvae converts the registered
-matrix once, to a dense tensor or to CSR, and slices minibatches from it. Training minibatches
-of sparse counts stay sparse (torch sparse CSR tensors): the encoders' input layer and the
-negative binomial likelihood read only their non-zero entries. On a GPU the tensors live on
-the device when they fit, so a minibatch never crosses the bus. A backed (on-disk) AnnData is
-never loaded whole: training reads it in buffers of a few thousand cells, each a handful of
-contiguous row blocks of the file (:class:`BlockShuffleSampler`), so memory is bounded by the
-buffer, not the file, and the disk serves long contiguous reads instead of one small read per
-cell.
+matrix once, to a dense tensor or to CSR, and slices minibatches from it. Training and
+validation minibatches of sparse counts stay sparse (torch sparse CSR tensors): the encoders'
+input layer and the negative binomial likelihood read only their non-zero entries. On a GPU
+the tensors live on the device when they fit, so a minibatch never crosses the bus. A backed
+(on-disk) AnnData is never loaded whole: training reads it in buffers of a few thousand cells,
+each a handful of contiguous row blocks of the file (:class:`BlockShuffleSampler`), so memory
+is bounded by the buffer, not the file, and the disk serves long contiguous reads instead of
+one small read per cell.
 """
 
 from collections.abc import Iterable
@@ -73,9 +73,9 @@ class CountRows:
             self.dense = torch.as_tensor(dense, dtype=torch.float32, device=self.device)
         elif self.device.type == "cpu":
             # scipy slices CSR rows in compiled code, faster than torch operations on a CPU.
-            self.csr = sp.csr_matrix(matrix, dtype=np.float32)
+            self.csr = _canonical_csr(matrix)
         else:
-            csr = sp.csr_matrix(matrix)
+            csr = _canonical_csr(matrix)
             self.crow = torch.as_tensor(csr.indptr.astype(np.int64), device=self.device)
             self.col = torch.as_tensor(csr.indices.astype(np.int64), device=self.device)
             self.values = torch.as_tensor(csr.data, dtype=torch.float32, device=self.device)
@@ -159,7 +159,18 @@ def _read_rows(matrix, rows: np.ndarray) -> sp.csr_matrix:
         piece_rows.append(np.concatenate(scattered))
         pieces.append(_as_csr(matrix[piece_rows[-1]]))
     stacked = sp.vstack(pieces, format="csr", dtype=np.float32)
-    return stacked[np.argsort(np.concatenate(piece_rows))]
+    return _canonical_csr(stacked[np.argsort(np.concatenate(piece_rows))])
+
+
+def _canonical_csr(matrix) -> sp.csr_matrix:
+    """``matrix`` as a float32 CSR matrix without duplicate entries (summed, as ``toarray``
+    would), leaving the input untouched. Sparse minibatches are read entry by entry, so a
+    count stored as two entries must be one."""
+    csr = sp.csr_matrix(matrix, dtype=np.float32)
+    if not csr.has_canonical_format:  # rare: a copy, as csr may share the input's arrays
+        csr = csr.copy()
+        csr.sum_duplicates()
+    return csr
 
 
 def _as_csr(chunk) -> sp.csr_matrix:
@@ -371,8 +382,9 @@ class TensorDataLoader(DataLoader):
         Serve minibatches in page-locked memory, so that copies to a GPU run asynchronously
         (ignored without CUDA).
     load_sparse_tensor
-        Serve the counts as torch sparse CSR tensors (scvae's modules take them; modules that
-        need dense counts do not).
+        Serve the counts as torch sparse CSR tensors. scvae's modules read them as they are
+        (their likelihoods densify them where they need to); a module that indexes the counts
+        densely needs ``False``.
     block_size, blocks_per_buffer
         Backed data only: how :class:`BlockShuffleSampler` reads the file (not used with
         ``distributed_sampler``, where each minibatch is read row by row).
@@ -426,9 +438,10 @@ class TensorDataSplitter(DataSplitter):
     half of its free memory, the tensors are put on the GPU once and minibatches are sliced
     there; otherwise minibatches are served in pinned memory for asynchronous copies.
 
-    ``load_sparse_tensor`` (``datasplitter_kwargs`` of ``train``) chooses between sparse CSR
-    and dense minibatches; by default they are sparse when the counts are (at most
-    :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read from a backed file).
+    ``load_sparse_tensor`` (an argument of the models' ``train``) chooses between sparse CSR
+    and dense training and validation minibatches; by default (``None``) they are sparse when
+    the counts are (at most :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read
+    from a backed file).
     """
 
     data_loader_cls = TensorDataLoader

@@ -88,7 +88,7 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         softplus_a = softplus(a)
         if not sum_genes:
             out = softplus_a * neg_theta
-        elif neg_theta.dim() == 1:  # per-gene dispersion: a matrix-vector product
+        elif neg_theta.shape == shape[-1:]:  # per-gene dispersion: a matrix-vector product
             out = softplus_a @ neg_theta
         else:
             out = (softplus_a * neg_theta).sum(-1)
@@ -142,7 +142,7 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
                 grad_log_theta = (row_grads @ softplus_a.view(-1, n_genes)).mul_(neg_theta)
                 grad_log_theta -= grad_log_mu.view(-1, n_genes).sum(0)
                 genes = positions.index[-1]
-                grad_log_theta.index_add_(0, genes, nonzero_terms.reshape(-1, len(genes)).sum(0))
+                grad_log_theta.index_add_(0, genes, nonzero_terms.sum_to_size(genes.shape))
             else:
                 full = (softplus_a * grad).mul_(neg_theta).sub_(grad_log_mu)
                 full = full.sum_to_size(coefficient_shape)

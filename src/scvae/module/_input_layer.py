@@ -28,11 +28,32 @@ class CountInputLinear(nn.Module):
         Width of the output.
     """
 
+    #: State-dict version: 2 stores ``weight`` as (n_input, n_output); models saved when this
+    #: layer was a :class:`~torch.nn.Linear` (version 1) hold its transpose.
+    _version = 2
+
     def __init__(self, n_input: int, n_output: int):
         super().__init__()
         linear = nn.Linear(n_input, n_output)
         self.weight = nn.Parameter(linear.weight.detach().t().contiguous())
         self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Also load the weight of a model saved when this layer was a ``torch.nn.Linear``.
+
+        Such a state dict says version 1 in its metadata. Without metadata, the stored
+        weight's shape tells the layouts apart unless the layer is square; that case is read
+        as the current layout.
+        """
+        key = prefix + "weight"
+        weight = state_dict.get(key)
+        if weight is not None and weight.dim() == 2:
+            version = local_metadata.get("version")
+            transposed = weight.shape == self.weight.shape[::-1]
+            square = weight.shape[0] == weight.shape[1]
+            if version == 1 or (version is None and transposed and not square):
+                state_dict[key] = weight.t()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x`` (``(..., n_input)``, or a sparse CSR ``(cells, n_input)``) to ``n_output``."""

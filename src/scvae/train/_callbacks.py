@@ -28,9 +28,12 @@ class NonFiniteLossGuard(Callback):
                 "or extreme values in the data."
             )
 
+    def __init__(self):
+        self._parameters: list[torch.Tensor] | None = None
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Collect the trained parameters once, not at every step."""
-        self._parameters = [p for p in pl_module.parameters() if p.requires_grad]
+        """Collect the parameters once per fit, not at every step."""
+        self._parameters = list(pl_module.parameters())
 
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
@@ -41,7 +44,8 @@ class NonFiniteLossGuard(Callback):
         when finite entries add up beyond the float range (gradients that large are refused
         too). That is one pass over the gradients instead of a test and a reduction each.
         """
-        grads = [p.grad for p in self._parameters if p.grad is not None]
+        parameters = self._parameters or list(pl_module.parameters())
+        grads = [p.grad for p in parameters if p.grad is not None]
         if grads and not torch.stack([g.sum() for g in grads]).isfinite().all():
             raise NonFiniteLossError(
                 f"Non-finite gradients at epoch {trainer.current_epoch}, step "
