@@ -16,7 +16,6 @@ Usage (from the repository root)::
 
 import argparse
 import datetime
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import scvi
 import torch
+from throughput import cpu_model  # this folder's throughput.py
 
 import scvae
 from scvae.data._loader import SPARSE_DENSITY_LIMIT
@@ -36,16 +36,6 @@ DATASETS = {
     "paul15": "paul15_2730.h5ad",
     "zeisel": "zeisel2015_3005.h5ad",
 }
-
-
-def cpu_model() -> str:
-    """The processor's model name (Linux), else its architecture."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def seconds_per_epoch(adata: ad.AnnData, epochs: int, sparse: bool) -> float:

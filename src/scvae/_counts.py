@@ -30,11 +30,11 @@ def library_size(x: Tensor) -> Tensor:
     return torch.segment_reduce(x.values(), "sum", offsets=x.crow_indices()).unsqueeze(1)
 
 
-def csr_row_indices(x: Tensor) -> Tensor:
-    """Row index of each stored entry of the sparse CSR ``x`` (int64)."""
-    crow = x.crow_indices()
-    rows = torch.arange(x.shape[0], device=crow.device)
-    return torch.repeat_interleave(rows, crow.diff(), output_size=x.values().numel())
+def csr_row_indices(crow: Tensor, n_entries: int) -> Tensor:
+    """Row index (int64) of each of the ``n_entries`` stored entries of a CSR matrix with row
+    pointers ``crow``."""
+    rows = torch.arange(len(crow) - 1, device=crow.device)
+    return torch.repeat_interleave(rows, crow.diff(), output_size=n_entries)
 
 
 def csr_tensor(matrix: sp.csr_matrix | sp.csr_array) -> Tensor:

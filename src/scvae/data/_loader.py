@@ -30,7 +30,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from scvae._counts import csr_from_arrays, csr_tensor
+from scvae._counts import csr_from_arrays, csr_row_indices, csr_tensor
 
 #: Count matrices up to this many bytes as float32 are kept dense; larger ones as CSR.
 DENSE_LIMIT_BYTES = 2**30
@@ -101,11 +101,8 @@ class CountRows:
         row_ptr, col, values = csr_rows(self.crow, self.col, self.values, rows)
         if self.sparse:
             return csr_from_arrays(row_ptr, col, values, (len(rows), self.n_cols))
-        row_of_entry = torch.repeat_interleave(
-            torch.arange(len(rows), device=self.device), row_ptr.diff()
-        )
         out = torch.zeros(len(rows), self.n_cols, device=self.device)
-        out[row_of_entry, col] = values
+        out[csr_row_indices(row_ptr, len(col)), col] = values
         return out
 
     def load(self, rows: np.ndarray) -> None:

@@ -190,7 +190,8 @@ def _nonzero_positions(value: Tensor) -> _Positions:
 
 def _csr_positions(value: Tensor) -> _Positions:
     """Positions of the stored entries of the sparse CSR matrix ``value``."""
-    rows, cols = csr_row_indices(value), value.col_indices().long()
+    cols = value.col_indices().long()
+    rows = csr_row_indices(value.crow_indices(), len(cols))
     return _Positions(rows * value.shape[1] + cols, (rows, cols))
 
 

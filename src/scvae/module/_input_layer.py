@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import embedding_bag
 
+from scvae._counts import csr_row_indices, is_sparse_csr
+
 
 class CountInputLinear(nn.Module):
     """``x @ weight + bias`` for a ``(cells, genes)`` input, dense or torch sparse CSR.
@@ -57,7 +59,7 @@ class CountInputLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x`` (``(..., n_input)``, or a sparse CSR ``(cells, n_input)``) to ``n_output``."""
-        if x.layout == torch.sparse_csr:
+        if is_sparse_csr(x):
             values = x.values().to(self.weight.dtype)
             return _SparseRowsProduct.apply(
                 x.crow_indices(), x.col_indices(), values, self.weight, self.bias
@@ -134,10 +136,7 @@ def _transpose_csr_torch(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`transpose_csr` with torch operations only (any device)."""
     col = col.long()
-    n_rows = len(crow) - 1
-    row = torch.repeat_interleave(
-        torch.arange(n_rows, device=col.device), crow.diff(), output_size=len(col)
-    )
+    row = csr_row_indices(crow, len(col))
     order = torch.argsort(col, stable=True)
     col_ptr = torch.zeros(n_cols + 1, dtype=torch.long, device=col.device)
     col_ptr[1:] = torch.bincount(col, minlength=n_cols).cumsum(0)
