@@ -1,7 +1,7 @@
 """Training speed with sparse CSR minibatches against dense ones, by the counts' density.
 
 scvae serves training minibatches as torch sparse CSR tensors when at most
-``scvae.data._loader.SPARSE_DENSITY_LIMIT`` of the counts are non-zero: the encoders' input
+``scvae.data._splitter.SPARSE_DENSITY_LIMIT`` of the counts are non-zero: the encoders' input
 layer and the negative binomial then read only the non-zero counts. This script trains the
 same VAE (NB, 10 latent, 1 x 128 hidden, batch size 128) on each data set of
 ``../shared/data`` with ``load_sparse_tensor=True`` and ``False``, alternating within one
@@ -27,7 +27,7 @@ import torch
 from throughput import cpu_model  # this folder's throughput.py
 
 import scvae
-from scvae.data._loader import SPARSE_DENSITY_LIMIT
+from scvae.data._splitter import SPARSE_DENSITY_LIMIT
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {

@@ -1,6 +1,9 @@
 """The scvae command line: train/evaluate round trip, demo, help and errors."""
 
+import inspect
 import json
+import subprocess
+import sys
 
 import anndata as ad
 import matplotlib
@@ -9,8 +12,9 @@ import pytest
 matplotlib.use("Agg")
 
 import scvae
-from scvae.cli import main
+from scvae.cli import GMVAE_DEFAULT_CLUSTERS, LIKELIHOOD_NAMES, main
 from scvae.datasets import synthetic_counts
+from scvae.distributions import LIKELIHOODS
 
 FAST = ["--max-epochs", "2", "--no-progress-bar", "--n-latent", "4"]
 
@@ -80,15 +84,18 @@ def test_train_vae_then_evaluate_detects_the_class(counts_file, tmp_path, capsys
     assert metrics["model"] == "VAE" and "ari" not in metrics
 
 
-def test_train_gmvae_with_restarts_reports_their_agreement(counts_file, tmp_path, capsys):
+def test_train_prints_a_json_summary_with_the_restarts_agreement(counts_file, tmp_path, capsys):
     out = tmp_path / "out.h5ad"
     args = ["train", str(counts_file), "-o", str(out), "--model", "gmvae", "--n-clusters", "3"]
     assert main([*args, "--n-restarts", "2", *FAST]) == 0
-    err = capsys.readouterr().err
-    line = next(line for line in err.splitlines() if line.startswith("restarts' mean ARI"))
-    agreements = line.split(": ")[1].split(" (")[0].split(", ")
-    assert len(agreements) == 2  # one per restart
-    assert all(-1 <= float(value) <= 1 for value in agreements)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["output"] == str(out) and summary["model"] == "GMVAE"
+    assert summary["n_cells"] == 150 and summary["epochs"] == 2 and summary["n_clusters"] == 3
+    # With two restarts, each one's agreement is the other's: one value, twice.
+    (agreement,) = set(summary["restart_agreements"])
+    assert len(summary["restart_agreements"]) == 2 and agreement <= 1
+    assert f"wrote {out}" in captured.err
     assert "scvae_cluster" in ad.read_h5ad(out).obs
 
 
@@ -102,9 +109,11 @@ def test_train_gmvae_with_restarts_reports_their_agreement(counts_file, tmp_path
         (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-restarts", "0"], "at least 1"),
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),
         (["train", "{in}", "-o", "x.h5ad", "--likelihood", "gamma"], "invalid choice"),
+        (["train", "{in}", "-o", "no_dir/x.h5ad"], "does not exist"),
+        (["train", "{in}", "-o", "x.h5ad", "--save-model", "no_dir/model"], "does not exist"),
         (["train", "{in}"], "required"),
         (["evaluate", "no_model", "{in}"], "no such model directory"),
-        (["evaluate", "no_model", "{in}", "--labels-key", "nope"], "nope"),
+        (["evaluate", "no_model", "{in}", "--labels-key", "nope"], "no such model"),
     ],
 )
 def test_errors_exit_two_without_traceback(args, message, counts_file, capsys, monkeypatch):
@@ -130,3 +139,58 @@ def test_demo_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
     assert metrics["n_genes"] == 30 and metrics["n_train"] == 135 and metrics["n_heldout"] == 15
     assert {"ari", "nmi", "heldout_elbo", "heldout_log_likelihood"} <= set(metrics)
     assert "X_umap" in ad.read_h5ad(out / "paul15_scvae.h5ad").obsm
+
+
+def test_evaluate_names_the_columns_there_are_for_a_wrong_labels_key(counts_file, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    args = ["train", str(counts_file), "-o", str(tmp_path / "o.h5ad"), "--save-model"]
+    assert main([*args, str(model_dir), *FAST]) == 0
+    assert main(["evaluate", str(model_dir), str(counts_file), "--labels-key", "nope"]) == 2
+    assert "'cell_type', 'batch'" in capsys.readouterr().err
+
+
+def test_output_paths_are_checked_before_the_input_is_read(counts_file, tmp_path, monkeypatch):
+    def read_h5ad(*args, **kwargs):
+        raise AssertionError("the input was read before the output path was checked")
+
+    monkeypatch.setattr(ad, "read_h5ad", read_h5ad)
+    missing = tmp_path / "missing" / "out.h5ad"
+    assert main(["train", str(counts_file), "-o", str(missing)]) == 2
+    existing = tmp_path / "exists.h5ad"
+    existing.touch()
+    assert main(["train", str(counts_file), "-o", str(existing)]) == 2
+
+
+def test_non_integer_input_names_the_command_line_flag(tmp_path, capsys):
+    adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
+    adata.X = adata.X * 0.5
+    adata.write_h5ad(tmp_path / "half.h5ad")
+    assert main(["train", str(tmp_path / "half.h5ad"), "-o", str(tmp_path / "o.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-non-integer" in err and "allow_non_integer=True" not in err
+    args = ["train", str(tmp_path / "half.h5ad"), "-o", str(tmp_path / "o.h5ad")]
+    assert main([*args, "--allow-non-integer", *FAST]) == 0
+
+
+def test_version_names_scvae_torch_and_the_device(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"scvae-torch {scvae.__version__}\n") and "torch " in out
+    assert "GPU" in out
+
+
+def test_help_imports_neither_torch_nor_scvi_tools():
+    code = (
+        "import sys; from scvae.cli import main; main(['train', '--help']); "
+        "assert not {'torch', 'scvi'} & set(sys.modules), sorted(sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--n-clusters" in result.stdout
+
+
+def test_the_help_texts_defaults_are_the_librarys():
+    assert inspect.signature(scvae.GMVAE).parameters["n_clusters"].default == (
+        GMVAE_DEFAULT_CLUSTERS
+    )
+    assert LIKELIHOOD_NAMES == tuple(LIKELIHOODS)

@@ -1,22 +1,23 @@
-"""Names shared across scvae: where results land in AnnData and the supported options."""
+"""Where scvae's results land in an AnnData."""
 
-from typing import Literal
-
+#: Default ``key_added``: results go to ``obsm["X_scvae"]``, ``obs["scvae_cluster"]``, ...
+DEFAULT_KEY = "scvae"
 #: ``adata.obsm`` key of the posterior mean of the latent variable z.
-LATENT_KEY = "X_scvae"
+LATENT_KEY = f"X_{DEFAULT_KEY}"
 #: ``adata.obs`` key of the GMVAE cluster assignment (argmax of q(y|x)).
-CLUSTER_KEY = "scvae_cluster"
+CLUSTER_KEY = f"{DEFAULT_KEY}_cluster"
 #: ``adata.obsm`` key of the GMVAE cluster probabilities q(y|x) (cells x K).
-CLUSTER_PROBABILITIES_KEY = "scvae_cluster_probabilities"
+CLUSTER_PROBABILITIES_KEY = f"{CLUSTER_KEY}_probabilities"
 #: ``adata.obs`` key of the GMVAE cluster confidence (max of q(y|x)).
-CLUSTER_CONFIDENCE_KEY = "scvae_cluster_confidence"
+CLUSTER_CONFIDENCE_KEY = f"{CLUSTER_KEY}_confidence"
 
-Likelihood = Literal["poisson", "nb", "zip", "zinb", "constrained_poisson"]
-LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zip", "zinb", "constrained_poisson")
-#: Likelihoods that the piecewise-categorical variant can wrap.
-PIECEWISE_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "constrained_poisson")
-#: Likelihoods with an inverse-dispersion parameter.
-DISPERSED_LIKELIHOODS: tuple[str, ...] = ("nb", "zinb")
 
-Dispersion = Literal["gene", "gene-batch", "gene-cell"]
-DISPERSIONS: tuple[str, ...] = ("gene", "gene-batch", "gene-cell")
+def result_keys(key_added: str = DEFAULT_KEY) -> dict[str, str]:
+    """Where the results of a model go for ``key_added``: ``latent`` (``obsm``), ``cluster``
+    and ``confidence`` (``obs``), ``probabilities`` (``obsm``)."""
+    return {
+        "latent": f"X_{key_added}",
+        "cluster": f"{key_added}_cluster",
+        "probabilities": f"{key_added}_cluster_probabilities",
+        "confidence": f"{key_added}_cluster_confidence",
+    }

@@ -10,7 +10,14 @@ from scvi import REGISTRY_KEYS
 
 import scvae
 from scvae._counts import dense_counts, is_sparse_csr
-from scvae.data import BlockShuffleSampler, TensorDataLoader, TensorDataSplitter, _loader
+from scvae.data import (
+    BlockShuffleSampler,
+    TensorDataLoader,
+    TensorDataSplitter,
+    _count_rows,
+    counts_are_sparse,
+)
+from scvae.data._count_rows import csr_rows
 from tests.helpers import QUIET, mostly_zeros, requires_cuda
 
 
@@ -32,7 +39,7 @@ def test_minibatches_equal_the_anndata_rows(adata, storage, sparse, monkeypatch)
     if storage == "dense":
         adata.X = adata.X.toarray()
     if storage == "csr-too-big-to-densify":  # dense minibatches are then sliced from CSR
-        monkeypatch.setattr(_loader, "DENSE_LIMIT_BYTES", 0)
+        monkeypatch.setattr(_count_rows, "DENSE_LIMIT_BYTES", 0)
     if storage == "duplicates":  # each count stored as two entries that add up to it
         x = adata.X.tocsr()
         half = np.floor(x.data / 2)
@@ -125,7 +132,7 @@ def test_a_gmvae_places_its_components_from_a_backed_file(backed):
     model = scvae.GMVAE(backed, n_clusters=3, n_hidden=16)
     model.train(max_epochs=2, component_init_epochs=1, annotate=False, **QUIET)
     assert model.predict().shape == (300,)
-    assert np.isfinite(model.module.prior_means.detach().cpu().numpy()).all()
+    assert np.isfinite(model.module.prior.means.detach().cpu().numpy()).all()
 
 
 def test_block_shuffled_minibatches_are_full_and_come_from_the_loaded_buffer():
@@ -164,7 +171,7 @@ def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):
 @pytest.mark.parametrize("storage", ["dense", "csr", "sparse"])
 def test_minibatches_are_sliced_on_the_gpu_and_equal_the_anndata_rows(adata, storage, monkeypatch):
     if storage == "csr":
-        monkeypatch.setattr(_loader, "DENSE_LIMIT_BYTES", 0)
+        monkeypatch.setattr(_count_rows, "DENSE_LIMIT_BYTES", 0)
     indices = np.array([5, 3, 200, 17, 42, 0, 299])
     loader = TensorDataLoader(
         _manager(adata),
@@ -184,22 +191,22 @@ def test_csr_rows_sliced_with_torch_equal_the_scipy_rows(adata):
     matrix = adata.X.tocsr()
     rows = torch.tensor([5, 3, 200, 3, 0])
     arrays = [torch.as_tensor(a) for a in (matrix.indptr, matrix.indices, matrix.data)]
-    row_ptr, col, values = _loader.csr_rows(*arrays, rows)
+    row_ptr, col, values = csr_rows(*arrays, rows)
     gathered = sp.csr_matrix((values.numpy(), col.numpy(), row_ptr.numpy()), (5, adata.n_vars))
     np.testing.assert_array_equal(gathered.toarray(), matrix[rows.numpy()].toarray())
-    row_ptr, col, values = _loader.csr_rows(*arrays, torch.tensor([], dtype=torch.long))
+    row_ptr, col, values = csr_rows(*arrays, torch.tensor([], dtype=torch.long))
     assert row_ptr.tolist() == [0] and len(col) == len(values) == 0
 
 
 def test_minibatches_are_sparse_by_default_when_the_counts_are(adata):
-    assert not _loader.counts_are_sparse(_manager(adata))  # 98% non-zero
+    assert not counts_are_sparse(_manager(adata))  # 98% non-zero
     manager = _manager(mostly_zeros(adata))
-    assert _loader.counts_are_sparse(manager)
+    assert counts_are_sparse(manager)
     assert TensorDataSplitter(manager).load_sparse_tensor
     assert not TensorDataSplitter(manager, load_sparse_tensor=False).load_sparse_tensor
     adata.X = np.ones(adata.shape, dtype=np.float32)
     manager = _manager(adata)
-    assert not _loader.counts_are_sparse(manager)
+    assert not counts_are_sparse(manager)
     assert not TensorDataSplitter(manager).load_sparse_tensor
     assert TensorDataSplitter(manager, load_sparse_tensor=True).load_sparse_tensor
 

@@ -32,7 +32,7 @@ def _reference(x, logits, log_library):
 def test_log_prob_matches_float64_reference(data, log_library):
     x, logits = data
     library = torch.tensor([[math.exp(log_library)]], dtype=torch.float64)
-    distribution = ConstrainedPoisson(torch.tensor(logits)[None], library)
+    distribution = ConstrainedPoisson.from_logits(torch.tensor(logits)[None], library)
     ours = distribution.log_prob(torch.tensor(x)[None])[0].numpy()
     assert np.all(np.isfinite(ours))
     np.testing.assert_allclose(ours, _reference(x, logits, log_library), rtol=1e-5, atol=0)
@@ -43,7 +43,9 @@ def test_log_prob_matches_float64_reference(data, log_library):
 def test_float32_finite_with_finite_gradients(data, log_library):
     x, logits = data
     library = np.full((1, 1), math.exp(log_library))
-    ours, grads = float32_log_prob_and_grads(ConstrainedPoisson, [logits[None], library], x[None])
+    ours, grads = float32_log_prob_and_grads(
+        ConstrainedPoisson.from_logits, [logits[None], library], x[None]
+    )
     assert all(np.all(np.isfinite(g)) for g in grads)
     log_rate = special.log_softmax(logits) + log_library
     reference = poisson_logpmf(x, log_rate)
@@ -53,7 +55,7 @@ def test_float32_finite_with_finite_gradients(data, log_library):
 def test_rates_sum_to_library_and_normalized():
     logits = torch.randn(4, 3, 50, dtype=torch.float64) * 5  # (samples, cells, genes)
     library = torch.tensor([[10.0], [2000.0], [1e5]], dtype=torch.float64)
-    distribution = ConstrainedPoisson(logits, library)
+    distribution = ConstrainedPoisson.from_logits(logits, library)
     assert isinstance(distribution, Poisson)
     assert distribution.batch_shape == (4, 3, 50)
     torch.testing.assert_close(distribution.rate.sum(-1, keepdim=True), library.expand(4, 3, 1))

@@ -23,7 +23,7 @@ FACTORIES = {
     "nb": lambda: NegativeBinomial(LOG_MEAN, LOG_THETA),
     "zip": lambda: ZeroInflatedPoisson(LOG_MEAN, ZI_LOGITS),
     "zinb": lambda: ZeroInflatedNegativeBinomial(LOG_MEAN, LOG_THETA, ZI_LOGITS),
-    "constrained_poisson": lambda: ConstrainedPoisson(LOG_MEAN, torch.tensor([[35.3]])),
+    "constrained_poisson": lambda: ConstrainedPoisson.from_logits(LOG_MEAN, torch.tensor([[35.3]])),
     "piecewise_poisson": lambda: PiecewiseCategorical(Poisson(LOG_MEAN), CLASS_LOGITS.double()),
     "piecewise_nb": lambda: PiecewiseCategorical(
         NegativeBinomial(LOG_MEAN, LOG_THETA), CLASS_LOGITS.double()

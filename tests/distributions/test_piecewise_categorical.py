@@ -72,7 +72,7 @@ def test_constrained_poisson_base_matches_reference(inputs, log_library):
     (x, gene_logits), class_logits = inputs
     k = class_logits.shape[-1] - 1
     library = torch.tensor([[math.exp(log_library)]], dtype=torch.float64)
-    base = ConstrainedPoisson(torch.tensor(gene_logits)[None], library)
+    base = ConstrainedPoisson.from_logits(torch.tensor(gene_logits)[None], library)
     distribution = PiecewiseCategorical(base, torch.tensor(class_logits)[None])
     log_rate = special.log_softmax(gene_logits) + log_library
     reference = piecewise_logpmf(x, class_logits, poisson_logpmf(np.maximum(x - k, 0), log_rate))
@@ -101,7 +101,7 @@ def _bases() -> dict[str, object]:
         "nb": NegativeBinomial(
             log_mean, torch.log(torch.tensor([2.0, 0.5, 5.0, 30.0], dtype=torch.float64))
         ),
-        "constrained_poisson": ConstrainedPoisson(
+        "constrained_poisson": ConstrainedPoisson.from_logits(
             log_mean, torch.tensor([[48.01]], dtype=torch.float64)
         ),
     }
@@ -123,7 +123,9 @@ def test_probabilities_sum_to_one(base_name):
 
 
 def test_shapes_sampling_and_normalized():
-    base = ConstrainedPoisson(torch.randn(6, 3, 5), torch.tensor([[10.0], [100.0], [1e3]]))
+    base = ConstrainedPoisson.from_logits(
+        torch.randn(6, 3, 5), torch.tensor([[10.0], [100.0], [1e3]])
+    )
     distribution = PiecewiseCategorical(base, torch.randn(3, 5, 4))  # (cells, genes, k + 1)
     assert distribution.batch_shape == (6, 3, 5)
     assert distribution.log_prob(torch.ones(3, 5)).shape == (6, 3, 5)

@@ -15,7 +15,7 @@ from scvae._constants import (
     LATENT_KEY,
 )
 from scvae.datasets import synthetic_counts
-from scvae.model._gmvae import mean_agreements, select_restart
+from scvae.model._restarts import mean_agreements, select_restart
 from tests.helpers import QUIET
 
 

@@ -3,7 +3,7 @@
 import torch
 from scvi import REGISTRY_KEYS
 
-from scvae.module import GMVAEModule
+from scvae.module import ComponentGMVAEModule as GMVAEModule
 
 
 def _tensors(n_cells=16, n_genes=30, seed=0):

@@ -87,13 +87,13 @@ def test_a_learned_cluster_prior_starts_from_the_mixture_weights(monkeypatch):
     # Placement at the end of the last epoch: p(y) is then exactly the mixture's weights.
     model.train(max_epochs=3, component_init_epochs=3, **QUIET)
     ((_, means, _, weights),) = fitted
-    prior_means = model.module.prior_means.detach().cpu().numpy()
+    prior_means = model.module.prior.means.detach().cpu().numpy()
     # The fitted components are renumbered after the ones they replace: find that order.
     order = [int(np.argmin(np.abs(means - row).sum(1))) for row in prior_means]
     assert sorted(order) == [0, 1, 2]
     np.testing.assert_allclose(prior_means, means[order], rtol=1e-6)
     np.testing.assert_allclose(
-        model.module.log_prior_y().exp().detach().cpu().numpy(), weights[order], rtol=1e-5
+        model.module.prior.log_weights().exp().detach().cpu().numpy(), weights[order], rtol=1e-5
     )
 
 

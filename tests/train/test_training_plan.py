@@ -37,10 +37,10 @@ def test_epoch_metrics_are_cell_weighted_means_of_the_steps(adata):
     np.testing.assert_allclose(column(model, "train_loss_epoch"), expected, rtol=1e-5)
     for key in ("elbo_train", "reconstruction_loss_train", "kl_local_train", "kl_weight"):
         assert len(column(model, key)) == 3, key
-    # The ELBO's terms add up, as in scvi-tools (no global KL here).
+    # The ELBO's terms add up (no global KL here), with the sign of get_elbo.
     np.testing.assert_allclose(
         column(model, "elbo_train"),
-        column(model, "reconstruction_loss_train") + column(model, "kl_local_train"),
+        -(column(model, "reconstruction_loss_train") + column(model, "kl_local_train")),
         rtol=1e-5,
     )
     # The GMVAE's two KL terms make up its local KL.
@@ -50,6 +50,17 @@ def test_epoch_metrics_are_cell_weighted_means_of_the_steps(adata):
         rtol=1e-4,
     )
     np.testing.assert_allclose(column(model, "kl_weight"), [0.0, 1.0, 1.0])
+
+
+def test_the_history_and_get_elbo_share_one_sign(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16, dropout_rate=0.0)
+    model.train(max_epochs=5, **QUIET)
+    validation = column(model, "elbo_validation")[-1]
+    torch.manual_seed(0)
+    elbo = model.get_elbo(indices=model.validation_indices)
+    assert validation < 0 and elbo < 0
+    np.testing.assert_allclose(validation, elbo, rtol=0.02)
 
 
 def test_optimizer_is_scvi_tools_adam_with_the_fused_kernel(adata):

@@ -1,15 +1,23 @@
-"""Registering and checking AnnData count matrices."""
+"""Checking, registering and serving AnnData count matrices."""
 
-from ._loader import BlockShuffleSampler, RegisteredTensors, TensorDataLoader, TensorDataSplitter
-from ._setup import setup_anndata
-from ._validation import InvalidCountsError, validate_counts
+from ._count_rows import CountRows
+from ._dataset import RegisteredTensors
+from ._fields import CountLayerField
+from ._loader import TensorDataLoader
+from ._samplers import BlockShuffleSampler
+from ._splitter import TensorDataSplitter, counts_are_sparse
+from ._validation import InvalidCountsError, check_obs_key, count_matrix, validate_counts
 
 __all__ = [
     "BlockShuffleSampler",
+    "CountLayerField",
+    "CountRows",
     "InvalidCountsError",
     "RegisteredTensors",
     "TensorDataLoader",
     "TensorDataSplitter",
-    "setup_anndata",
+    "check_obs_key",
+    "count_matrix",
+    "counts_are_sparse",
     "validate_counts",
 ]

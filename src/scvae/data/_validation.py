@@ -14,6 +14,13 @@ class InvalidCountsError(ValueError):
     """The matrix given as counts cannot be raw counts (negative, non-finite, non-integer...)."""
 
 
+def check_obs_key(adata: AnnData, key: str | None, name: str) -> None:
+    """Raise a :class:`KeyError` listing ``adata.obs``'s columns unless ``key`` is one of them
+    (or ``None``); ``name`` is the argument's name in the message."""
+    if key is not None and key not in adata.obs:
+        raise KeyError(f"{name}={key!r} is not a column of adata.obs (columns: {list(adata.obs)}).")
+
+
 def count_matrix(adata: AnnData, layer: str | None):
     """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is missing."""
     if layer is None:

@@ -1,12 +1,14 @@
 """A finite mixture over a leading component axis, as produced by the GMVAE decoder."""
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution
 
 from scvae._counts import dense_counts
 
+from ._base import CountDistribution
 
-class ComponentMixture(Distribution):
+
+class ComponentMixture(CountDistribution):
     """Mixture of per-component count distributions with per-cell weights.
 
     ``components`` has batch shape ``(..., K, cells, genes)`` (the GMVAE decodes all K
@@ -23,7 +25,6 @@ class ComponentMixture(Distribution):
     """
 
     arg_constraints = {}  # noqa: RUF012 - torch's Distribution API declares it as a class attribute
-    support = constraints.nonnegative_integer
 
     def __init__(self, components: Distribution, log_weights: torch.Tensor):
         self.components = components
@@ -52,19 +53,17 @@ class ComponentMixture(Distribution):
         """Mixture of the components' normalised expression."""
         return (self._weights() * self.components.get_normalized("scale")).sum(-3)
 
-    def get_normalized(self, key: str) -> torch.Tensor:
-        """``"mu"``: the mixture mean; ``"scale"``: the mixture of normalised expression."""
-        if key == "mu":
-            return self.mean
-        if key == "scale":
-            return self.scale
-        raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
-
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Per-gene log-likelihood :math:`\\log \\sum_k w_k p_k(x)` (genes treated apart)."""
         value = dense_counts(value)
         log_probs = self.components.log_prob(value.unsqueeze(-3))
         return torch.logsumexp(self.log_weights.T.unsqueeze(-1) + log_probs, dim=-3)
+
+    def log_prob_sum(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of each cell under the mixture, :math:`\\log \\sum_k w_k \\prod_g
+        p_k(x_g)`: one component for all of a cell's genes."""
+        log_probs = self.components.log_prob_sum(value)  # (..., K, cells)
+        return torch.logsumexp(self.log_weights.T + log_probs, dim=-2)
 
     @torch.inference_mode()
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008

@@ -1,9 +1,6 @@
 """scVAE's constrained Poisson: rates are a softmax over genes times the library size."""
 
-from typing import ClassVar
-
 from torch import Tensor
-from torch.distributions import constraints
 
 from ._poisson import Poisson
 from ._utils import library_scaled
@@ -21,23 +18,26 @@ class ConstrainedPoisson(Poisson):
     of the cell, then :math:`\log p(x_g) = x_g \log\lambda_g - \lambda_g - \log\Gamma(x_g + 1)`
     as for :class:`~scvae.distributions.Poisson`. ``scale`` is :math:`\operatorname{softmax}(\ell)`.
 
+    The constructor takes the log-rates and the log normalised expression, as
+    :class:`~scvae.distributions.Poisson` does (the decoder computes both);
+    :meth:`from_logits` builds the distribution from :math:`\ell` and :math:`L`.
+
     Parameters
     ----------
-    logits
-        Unnormalised log-proportions, shape ``(..., cells, genes)``.
-    library
-        Positive library size per cell, shape ``(..., cells, 1)``.
+    log_rate
+        :math:`\log\lambda`, shape ``(..., cells, genes)``.
+    log_scale
+        :math:`\operatorname{log\_softmax}(\ell)`; defaults to the log of the rates
+        normalised over genes, which is the same.
     validate_args
         Check arguments and values against the constraints.
     """
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "log_rate": constraints.real,
-        "library": constraints.positive,
-    }
-
-    def __init__(self, logits: Tensor, library: Tensor, validate_args: bool = False) -> None:
-        self.logits = logits
-        self.library = library
+    @classmethod
+    def from_logits(
+        cls, logits: Tensor, library: Tensor, validate_args: bool = False
+    ) -> "ConstrainedPoisson":
+        """The constrained Poisson with gene logits ``logits`` (``(..., cells, genes)``) and
+        positive library sizes ``library`` (``(..., cells, 1)``)."""
         log_scale, log_rate = library_scaled(logits, library)
-        super().__init__(log_rate, log_scale=log_scale, validate_args=validate_args)
+        return cls(log_rate, log_scale=log_scale, validate_args=validate_args)

@@ -8,10 +8,11 @@ from torch.distributions import Categorical, Distribution, constraints
 
 from scvae._counts import dense_counts
 
-from ._utils import log_softmax, normalized
+from ._base import CountDistribution
+from ._utils import log_softmax
 
 
-class PiecewiseCategorical(Distribution):
+class PiecewiseCategorical(CountDistribution):
     r"""Categorical over the counts :math:`0, \dots, k-1` plus a shifted tail distribution.
 
     With cutoff :math:`k` (``logits.shape[-1] - 1``), class probabilities
@@ -41,7 +42,6 @@ class PiecewiseCategorical(Distribution):
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "logits": constraints.real_vector
     }
-    support = constraints.nonnegative_integer
 
     def __init__(self, base: Distribution, logits: Tensor, validate_args: bool = False) -> None:
         self.base = base
@@ -78,10 +78,6 @@ class PiecewiseCategorical(Distribution):
         """The mean normalised over the last (gene) axis."""
         mean = self.mean
         return mean / mean.sum(dim=-1, keepdim=True)
-
-    def get_normalized(self, key: str) -> Tensor:
-        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
-        return normalized(self, key)
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008

@@ -4,11 +4,12 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
 from scvae._counts import dense_counts
 
-from ._utils import normalized, normalized_expression, on_nonzero_counts
+from ._base import CountDistribution
+from ._utils import normalized_expression, on_nonzero_counts
 
 
 def _log_factorial(value: Tensor) -> Tensor:
@@ -20,7 +21,7 @@ def poisson_log_prob(value: Tensor, log_rate: Tensor) -> Tensor:
     return value * log_rate - log_rate.exp() - on_nonzero_counts(value, _log_factorial)
 
 
-class Poisson(Distribution):
+class Poisson(CountDistribution):
     r"""Poisson distribution with rate :math:`\lambda = e^{\text{log\_rate}}`.
 
     .. math::
@@ -43,7 +44,6 @@ class Poisson(Distribution):
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"log_rate": constraints.real}
-    support = constraints.nonnegative_integer
 
     def __init__(
         self, log_rate: Tensor, log_scale: Tensor | None = None, validate_args: bool = False
@@ -71,10 +71,6 @@ class Poisson(Distribution):
     def variance(self) -> Tensor:
         r""":math:`\lambda`."""
         return self.rate
-
-    def get_normalized(self, key: str) -> Tensor:
-        """``"mu"``: the mean; ``"scale"``: the normalised expression."""
-        return normalized(self, key)
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008

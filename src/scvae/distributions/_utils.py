@@ -57,15 +57,6 @@ def zero_inflated_log_prob(
     return torch.where(value == 0, log_prob_zero, log_prob_positive)
 
 
-def normalized(distribution: torch.distributions.Distribution, key: str) -> Tensor:
-    """``"mu"``: the mean; ``"scale"``: the normalised expression (scvi-tools' convention)."""
-    if key == "mu":
-        return distribution.mean
-    if key == "scale":
-        return distribution.scale
-    raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
-
-
 def normalized_expression(log_scale: Tensor | None, log_mean: Tensor) -> Tensor:
     """``exp(log_scale)`` if given, else the mean normalised over the last (gene) axis.
 

@@ -11,11 +11,8 @@ from torch.nn.functional import softplus
 
 from scvae._counts import dense_counts
 
-from ._negative_binomial import (
-    NegativeBinomial,
-    negative_binomial_log_prob,
-    negative_binomial_log_prob_zero,
-)
+from ._negative_binomial import NegativeBinomial
+from ._negative_binomial_log_prob import negative_binomial_log_prob, negative_binomial_log_prob_zero
 from ._utils import normalized_expression, zero_inflated_log_prob
 
 
@@ -105,3 +102,8 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
             negative_binomial_log_prob_zero(self.log_mu, self.log_theta),
             self.zi_logits,
         )
+
+    def log_prob_sum(self, value: Tensor) -> Tensor:
+        """Log-likelihood of each cell: the per-gene :meth:`log_prob` summed (not the NB's
+        shortcut, which has no zero inflation)."""
+        return self.log_prob(value).sum(-1)

@@ -1,26 +1,22 @@
-"""What every scvae model shares: registration, training and writing results into AnnData."""
+"""The base class of scvae's models: registration, training and results in the AnnData."""
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField, LayerField
+from scvi.data.fields import CategoricalObsField
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from scvae._constants import (
-    DISPERSIONS,
-    LATENT_KEY,
-    LIKELIHOODS,
-    PIECEWISE_LIKELIHOODS,
-)
-from scvae.data._loader import TensorDataLoader, TensorDataSplitter
-from scvae.data._validation import validate_counts
-from scvae.module._networks import hidden_widths
-from scvae.train import NonFiniteLossGuard, ScvaeTrainingPlan
+from scvae._constants import DEFAULT_KEY, result_keys
+from scvae.data import CountLayerField, TensorDataLoader, TensorDataSplitter, validate_counts
+from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
+
+from ._checks import check_same_genes
+from ._saved import read_saved_model
 
 
 class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -43,12 +39,13 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         layer: str | None = None,
         batch_key: str | None = None,
         labels_key: str | None = None,
+        allow_non_integer: bool = False,
         **kwargs,
     ) -> None:
-        """Register the raw counts (and optional batch and label columns) for this model class.
+        """Validate and register the raw counts (and batch and label columns) for this class.
 
         Prefer :func:`scvae.setup_anndata`, which registers ``adata`` for every scvae model at
-        once and validates it first.
+        once; the arguments are the same.
 
         Parameters
         ----------
@@ -60,12 +57,35 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             ``adata.obs`` column with the batch of each cell.
         labels_key
             ``adata.obs`` column with known cell labels (never used in training).
+        allow_non_integer
+            Accept non-negative non-integer values (see :func:`scvae.setup_anndata`).
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        setup_method_args = cls._get_setup_method_args(**locals())
+        validate_counts(adata, layer, allow_non_integer=allow_non_integer)
+        cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
+
+    @classmethod
+    def _register_counts(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        labels_key: str | None = None,
+        allow_non_integer: bool = False,
+        **kwargs,
+    ) -> None:
+        """:meth:`setup_anndata` without validating the counts (validated already)."""
+        setup_method_args = cls._get_setup_method_args(
+            cls=cls,
+            adata=adata,
+            layer=layer,
+            batch_key=batch_key,
+            labels_key=labels_key,
+            allow_non_integer=allow_non_integer,
+        )
         fields = [
-            LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=True),
+            CountLayerField(REGISTRY_KEYS.X_KEY, layer),
             CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
             CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]
@@ -76,6 +96,7 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
     def train(
         self,
         max_epochs: int | None = None,
+        *,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         train_size: float | None = None,
@@ -84,7 +105,9 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         early_stopping: bool = False,
         plan_kwargs: dict | None = None,
         annotate: bool = True,
+        key_added: str = DEFAULT_KEY,
         load_sparse_tensor: bool | None = None,
+        enable_progress_bar: bool = True,
         **kwargs,
     ) -> None:
         """Train the model with scvi-tools' training plan and Lightning trainer.
@@ -92,8 +115,8 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         Parameters
         ----------
         max_epochs
-            Number of passes through the training cells; by default scvi-tools' heuristic
-            (400 epochs for up to 20,000 cells, fewer for larger data).
+            Number of passes through the training cells; by default scvi-tools' rule (400
+            epochs for up to 20,000 cells, proportionally fewer for more).
         accelerator
             ``"auto"`` uses a GPU when there is one, else the CPU.
         devices
@@ -107,56 +130,89 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         early_stopping
             Stop when the validation ELBO stops improving (see ``early_stopping_patience``).
         plan_kwargs
-            Passed to :class:`scvi.train.TrainingPlan`, e.g. ``{"lr": 1e-3,
+            Passed to :class:`~scvae.train.ScvaeTrainingPlan`, e.g. ``{"lr": 1e-3,
             "n_epochs_kl_warmup": 400}``.
         annotate
             When training ends, write the results into the registered AnnData (see
             :meth:`annotate`). Nothing is written if training fails.
+        key_added
+            Where :meth:`annotate` writes the results (``obsm[f"X_{key_added}"]``, ...).
         load_sparse_tensor
             Serve minibatches as torch sparse CSR tensors, of which the encoders and the
             negative binomial read only the non-zero counts. By default they are sparse when
             the counts are (at most 30% non-zero, or a backed file), dense otherwise.
+        enable_progress_bar
+            Show a progress bar over the epochs with the training and validation ELBO.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
-            Lightning trainer (``strategy``, ``early_stopping_patience``, ``enable_progress_bar``,
+            Lightning trainer (``strategy``, ``early_stopping_patience``, ``callbacks``,
             ``datasplitter_kwargs``, ...).
 
         Raises
         ------
         ValueError
-            Fewer than two cells (batch normalisation needs two per minibatch).
+            Fewer than two cells (batch normalisation needs two per minibatch), or counts
+            changed since :func:`scvae.setup_anndata`.
         scvae.train.NonFiniteLossError
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
+        self._check_registered_data()
         if self.adata.n_obs < 2:
             raise ValueError(
                 f"Training needs at least 2 cells, the AnnData has {self.adata.n_obs}: batch "
                 "normalisation estimates statistics over the cells of a minibatch."
             )
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), NonFiniteLossGuard()]
+        callbacks = [*(kwargs.pop("callbacks", None) or []), NonFiniteLossGuard()]
+        if enable_progress_bar:
+            callbacks.append(EpochProgressBar())
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
+        kwargs.setdefault("simple_progress_bar", False)  # scvae's own bar, on stderr
+        if early_stopping:
+            kwargs.setdefault("early_stopping_mode", "max")  # the history's ELBO rises
         # A trained or loaded module is in eval mode, and Lightning keeps the modes it finds:
         # without this, training a second time would run without dropout and with frozen
         # batch-norm statistics.
         self.module.train()
         try:
-            super().train(
-                max_epochs=max_epochs,
-                accelerator=accelerator,
-                devices=devices,
-                train_size=train_size,
-                validation_size=validation_size,
-                batch_size=batch_size,
-                early_stopping=early_stopping,
-                plan_kwargs=plan_kwargs,
-                load_sparse_tensor=load_sparse_tensor,
-                **kwargs,
-            )
+            with quiet_training():
+                super().train(
+                    max_epochs=max_epochs,
+                    accelerator=accelerator,
+                    devices=devices,
+                    train_size=train_size,
+                    validation_size=validation_size,
+                    batch_size=batch_size,
+                    early_stopping=early_stopping,
+                    plan_kwargs=plan_kwargs,
+                    load_sparse_tensor=load_sparse_tensor,
+                    callbacks=callbacks,
+                    enable_progress_bar=enable_progress_bar,
+                    **kwargs,
+                )
         finally:
             self.module.eval()
         if annotate:
-            self.annotate()
+            self.annotate(key_added=key_added)
+
+    def summary(self) -> dict[str, Any]:
+        """The fit in a few numbers, as a JSON-serialisable dict: the model class, its data's
+        size, the likelihood, the epochs trained and the last training and validation ELBO
+        per cell (``None`` before training or without validation cells)."""
+        history = self.history if self.is_trained_ else {}
+
+        def last(key: str) -> float | None:
+            return float(history[key].iloc[-1, 0]) if key in history else None
+
+        return {
+            "model": type(self).__name__,
+            "n_cells": int(self.adata.n_obs),
+            "n_genes": int(self.adata.n_vars),
+            "likelihood": self.init_params_["non_kwargs"]["likelihood"],
+            "epochs": len(history["elbo_train"]) if "elbo_train" in history else 0,
+            "elbo_train": last("elbo_train"),
+            "elbo_validation": last("elbo_validation"),
+        }
 
     def get_elbo(
         self,
@@ -205,7 +261,13 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         )
         return {key: _on_host(value, return_mean) for key, value in errors.items()}
 
-    def annotate(self, adata: AnnData | None = None, batch_size: int | None = None) -> None:
+    def annotate(
+        self,
+        adata: AnnData | None = None,
+        *,
+        batch_size: int | None = None,
+        key_added: str = DEFAULT_KEY,
+    ) -> None:
         """Write the model's results into ``adata`` for scanpy to take over.
 
         Writes the posterior mean of z to ``adata.obsm["X_scvae"]``, so that
@@ -218,9 +280,12 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             A new (query) AnnData is validated and registered first.
         batch_size
             Cells per forward pass.
+        key_added
+            Results go to ``obsm[f"X_{key_added}"]``.
         """
         adata = self._validate_anndata(adata)
-        adata.obsm[LATENT_KEY] = self.get_latent_representation(adata, batch_size=batch_size)
+        latent = self.get_latent_representation(adata, batch_size=batch_size)
+        adata.obsm[result_keys(key_added)["latent"]] = latent
 
     @classmethod
     def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):
@@ -246,23 +311,33 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         GeneMismatchError
             ``adata`` lacks genes of the model, or has them in another order.
         """
-        saved_genes = _saved_var_names(dir_path, prefix)
+        saved = read_saved_model(dir_path, prefix)
         if adata is not None:
-            check_same_genes(adata.var_names, saved_genes)
+            check_same_genes(adata.var_names, saved["var_names"])
         return super().load(dir_path, adata=adata, prefix=prefix, **kwargs)
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""
         if piecewise_cutoff is None or self.adata is None:
             return
-        layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
-        validate_counts(self.adata, layer, allow_non_integer=False)
+        validate_counts(self.adata, self._registered_layer(), allow_non_integer=False)
+
+    def _registered_layer(self) -> str | None:
+        return self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
+
+    def _check_registered_data(self, adata: AnnData | None = None) -> None:
+        """Refuse counts that changed in place since they were registered (see
+        :func:`scvae.data.check_unchanged`)."""
+        manager = self.adata_manager if adata is None else self.get_anndata_manager(adata)
+        if manager is not None:
+            CountLayerField.check_unchanged(manager)
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         if adata is not None and self.get_anndata_manager(adata) is None:
             check_same_genes(adata.var_names, self.adata.var_names)
-            layer = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
-            validate_counts(adata, layer)
+            validate_counts(adata, self._registered_layer())
+        else:
+            self._check_registered_data(adata)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
 
@@ -270,87 +345,3 @@ def _on_host(value, return_mean: bool) -> float | np.ndarray:
     """A metric from scvi-tools (a tensor on the model's device) as a float or numpy array."""
     value = torch.as_tensor(value).detach().cpu()
     return float(value) if return_mean else value.numpy()
-
-
-class SavedModelError(ValueError):
-    """A directory does not hold a readable saved scvae model."""
-
-
-class GeneMismatchError(ValueError):
-    """An AnnData does not have the model's genes in the model's order."""
-
-
-def _saved_var_names(dir_path: str, prefix: str | None) -> np.ndarray:
-    path = Path(dir_path) / f"{prefix or ''}model.pt"
-    if not path.is_file():
-        raise SavedModelError(f"No saved model at {path}: pass the directory given to save().")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        return np.asarray(saved["var_names"])
-    except Exception as error:  # torch raises many types for a damaged or foreign file
-        raise SavedModelError(
-            f"{path} is not a readable scvae model ({type(error).__name__}: {error}); the file "
-            "may be truncated or written by another tool. Save the model again."
-        ) from error
-
-
-def check_same_genes(var_names, model_var_names) -> None:
-    """Raise :class:`GeneMismatchError` unless ``var_names`` equals the model's genes in order.
-
-    The message says how many genes are missing, or how to reorder when only the order
-    differs.
-    """
-    var_names, model_var_names = np.asarray(var_names), np.asarray(model_var_names)
-    if np.array_equal(var_names, model_var_names):
-        return
-    missing = np.setdiff1d(model_var_names, var_names)
-    if len(missing):
-        raise GeneMismatchError(
-            f"The AnnData lacks {len(missing)} of the model's {len(model_var_names)} genes "
-            f"(e.g. {list(missing[:3])}); subset and order it as the training data."
-        )
-    raise GeneMismatchError(
-        "The AnnData has the model's genes in a different order or with extra genes; select "
-        "them in the training order first: adata = adata[:, model.adata.var_names]."
-    )
-
-
-def check_architecture(
-    likelihood: str,
-    dispersion: str,
-    scale_by_library: bool,
-    piecewise_cutoff: int | None,
-    n_latent: int,
-    n_hidden: int | Sequence[int],
-    n_layers: int,
-    dropout_rate: float,
-) -> list[int]:
-    """Validate the architecture options of a model and return the hidden layer widths.
-
-    Raises a :class:`ValueError` naming the bad option and the accepted values, before any
-    module is built.
-    """
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood={likelihood!r} is not one of {LIKELIHOODS}.")
-    if dispersion not in DISPERSIONS:
-        raise ValueError(f"dispersion={dispersion!r} is not one of {DISPERSIONS}.")
-    if likelihood == "constrained_poisson" and not scale_by_library:
-        raise ValueError(
-            "likelihood='constrained_poisson' scales rates by the library size by definition; "
-            "use likelihood='poisson' for free (unconstrained) rates."
-        )
-    if piecewise_cutoff is not None:
-        if likelihood not in PIECEWISE_LIKELIHOODS:
-            raise ValueError(
-                f"The piecewise-categorical variant exists for {PIECEWISE_LIKELIHOODS}, "
-                f"not likelihood={likelihood!r}."
-            )
-        if int(piecewise_cutoff) != piecewise_cutoff or piecewise_cutoff < 1:
-            raise ValueError(
-                f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}."
-            )
-    if int(n_latent) != n_latent or n_latent < 1:
-        raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
-    if not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
-    return hidden_widths(n_hidden, n_layers)

@@ -1,54 +1,28 @@
 """User-facing GMVAE: clusters cells while it models their raw counts."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS, settings
-from scvi.model._utils import get_max_epochs_heuristic
-from sklearn.metrics import adjusted_rand_score
 
-from scvae._constants import (
-    CLUSTER_CONFIDENCE_KEY,
-    CLUSTER_KEY,
-    CLUSTER_PROBABILITIES_KEY,
-    LATENT_KEY,
-    Dispersion,
-    Likelihood,
-)
-from scvae.module import GMVAEModule
+from scvae._constants import DEFAULT_KEY, result_keys
+from scvae.module import ComponentGMVAEModule, GMVAEModule
 from scvae.train import ComponentInitialization
 
-from ._base import ScvaeModel, check_architecture
+from ._base import ScvaeModel
+from ._checks import check_architecture
+from ._restarts import RESTART_SELECTIONS, train_restarts
+from ._saved import migrated, read_saved_model
+from ._schedule import default_component_init_epochs, default_kl_warmup_epochs, default_max_epochs
 
-#: How :meth:`GMVAE.train` picks one of its restarts.
-RESTART_SELECTIONS = ("elbo", "agreement")
-
-
-def default_component_init_epochs(max_epochs: int) -> tuple[int, ...]:
-    """Epochs after which :meth:`GMVAE.train` places the components: 50% and 90% of training."""
-    return tuple(sorted({max(1, max_epochs // 2), max(1, (9 * max_epochs) // 10)}))
-
-
-def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean adjusted Rand index of each partition with each of the others (``nan`` alone)."""
-    n = len(clusters)
-    agreement = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            agreement[i, j] = agreement[j, i] = adjusted_rand_score(clusters[i], clusters[j])
-    return agreement.sum(1) / (n - 1) if n > 1 else np.full(n, np.nan)
-
-
-def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) -> int:
-    """Index of the restart that ``restart_selection=selection`` keeps (see :meth:`GMVAE.train`).
-
-    ``"elbo"``: the highest ELBO; ``"agreement"``: the highest agreement, ties to the higher ELBO.
-    """
-    keys = (elbos, agreements) if selection == "agreement" else (elbos,)
-    return int(np.lexsort(keys)[-1])  # lexsort sorts by its last key first
+#: The GMVAE's inference models (see :class:`GMVAE`).
+INFERENCES = ("responsibilities", "classifier", "per_component")
+#: What a model saved before ``inference`` existed was built as.
+SAVED_WITHOUT_INFERENCE = {"inference": "per_component"}
 
 
 class GMVAE(ScvaeModel):
@@ -56,7 +30,7 @@ class GMVAE(ScvaeModel):
 
     The prior over the latent space is a mixture of ``n_clusters`` Gaussians with a categorical
     cluster variable y; q(y | x) assigns each cell to a component. The ELBO sums over all
-    components exactly (see :class:`~scvae.module.GMVAEModule`).
+    components exactly.
 
     After :meth:`train`, the registered AnnData holds ``obsm["X_scvae"]`` (posterior mean of z),
     ``obs["scvae_cluster"]`` (argmax q(y|x)), ``obsm["scvae_cluster_probabilities"]`` and
@@ -68,6 +42,13 @@ class GMVAE(ScvaeModel):
         AnnData registered with :func:`scvae.setup_anndata`.
     n_clusters
         Number of mixture components K.
+    inference
+        The inference model. ``"responsibilities"``: one q(z | x) shared by every component,
+        and q(y | x) the mixture's responsibilities given it (no network of its own);
+        ``"classifier"``: the same q(z | x), with q(y | x) its own network (both
+        :class:`~scvae.module.GMVAEModule`, one decoder pass per cell). ``"per_component"``:
+        scVAE's q(y | x) q(z | x, y), one q(z | x, y) per component and K decoder passes per
+        cell (:class:`~scvae.module.ComponentGMVAEModule`).
     n_latent
         Dimension of the latent space.
     n_hidden
@@ -93,12 +74,12 @@ class GMVAE(ScvaeModel):
         a ``batch_key`` was registered: the encoders can then remove the batch effect from z
         (the decoder adds it back), so that the clusters follow cell types, not batches.
     marginal_cluster_kl
-        Regularise the minibatch-averaged cluster usage towards p(y) instead of each cell's
-        q(y|x) (see :class:`~scvae.module.GMVAEModule`). Off by default: with the components
-        placed by k-means and q(y|x) fitted to them, the exact per-cell term clustered planted
-        types better (see the ablation in the benchmarks).
+        ``inference="per_component"`` only: regularise the minibatch-averaged cluster usage
+        towards p(y) instead of each cell's q(y|x) (see
+        :class:`~scvae.module.ComponentGMVAEModule`).
     component_spread
-        Standard deviation of the initial component means.
+        Standard deviation of the initial component means; by default 1 for
+        ``"per_component"`` and 0 (every component at the origin) otherwise.
 
     Attributes
     ----------
@@ -123,12 +104,14 @@ class GMVAE(ScvaeModel):
     def __init__(
         self,
         adata: AnnData | None = None,
+        *,
         n_clusters: int = 10,
+        inference: str = "per_component",
         n_latent: int = 10,
         n_hidden: int | Sequence[int] = 128,
         n_layers: int = 1,
-        likelihood: Likelihood = "nb",
-        dispersion: Dispersion = "gene",
+        likelihood: str = "nb",
+        dispersion: str = "gene",
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
         prior: str = "uniform",
@@ -136,7 +119,7 @@ class GMVAE(ScvaeModel):
         dropout_rate: float = 0.1,
         encode_batch: bool | None = None,
         marginal_cluster_kl: bool = False,
-        component_spread: float = 1.0,
+        component_spread: float | None = None,
     ):
         widths = check_architecture(
             likelihood,
@@ -150,13 +133,18 @@ class GMVAE(ScvaeModel):
         )
         if int(n_clusters) != n_clusters or n_clusters < 1:
             raise ValueError(f"n_clusters must be a positive integer, got {n_clusters}.")
+        if inference not in INFERENCES:
+            raise ValueError(f"inference={inference!r} is not one of {INFERENCES}.")
         if prior not in ("uniform", "learned"):
             raise ValueError(f"prior={prior!r} is not one of ('uniform', 'learned').")
+        if marginal_cluster_kl and inference != "per_component":
+            raise ValueError("marginal_cluster_kl=True is an option of inference='per_component'.")
         super().__init__(adata)
         self._require_integer_counts(piecewise_cutoff)
         if encode_batch is None:
             encode_batch = self.summary_stats.n_batch > 1
-        # Kept to build fresh modules for the restarts of train(n_restarts=...).
+        if component_spread is None:
+            component_spread = 1.0 if inference == "per_component" else 0.0
         self._module_kwargs = dict(
             n_input=self.summary_stats.n_vars,
             n_clusters=n_clusters,
@@ -171,27 +159,38 @@ class GMVAE(ScvaeModel):
             use_batch_norm=use_batch_norm,
             dropout_rate=dropout_rate,
             encode_batch=encode_batch,
-            marginal_cluster_kl=marginal_cluster_kl,
             component_spread=component_spread,
         )
-        self.module = GMVAEModule(**self._module_kwargs)
+        if inference == "per_component":
+            self._module_kwargs["marginal_cluster_kl"] = marginal_cluster_kl
+        else:
+            self._module_kwargs["cluster_posterior"] = inference
+        self.inference = inference
+        self.module = self._build_module()
         self.restart_elbos_: np.ndarray | None = None
         self.restart_agreements_: np.ndarray | None = None
         self._model_summary_string = (
-            f"scvae GMVAE: {n_clusters} clusters ({prior} prior), {likelihood} likelihood, "
-            f"{n_latent} latent, hidden {widths}"
+            f"scvae GMVAE: {n_clusters} clusters ({prior} prior, {inference} inference), "
+            f"{likelihood} likelihood, {n_latent} latent, hidden {widths}"
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def _build_module(self) -> GMVAEModule | ComponentGMVAEModule:
+        """A module with fresh weights (from the global random state)."""
+        module_cls = ComponentGMVAEModule if self.inference == "per_component" else GMVAEModule
+        return module_cls(**self._module_kwargs)
 
     def train(
         self,
         max_epochs: int | None = None,
+        *,
         n_restarts: int = 1,
         restart_selection: str = "agreement",
         component_init_epochs: int | Sequence[int] | None = None,
         component_init_method: str = "kmeans",
         plan_kwargs: dict | None = None,
         annotate: bool = True,
+        key_added: str = DEFAULT_KEY,
         **kwargs,
     ) -> None:
         """Train the model; see :meth:`scvae.model.ScvaeModel.train` for all options.
@@ -199,12 +198,11 @@ class GMVAE(ScvaeModel):
         Parameters
         ----------
         max_epochs
-            Number of epochs (scvi-tools' heuristic by default).
+            Number of epochs (scvi-tools' rule by default: 400 up to 20,000 cells).
         n_restarts
             Train this many times (the first from the current weights, the others from fresh
             random ones) and keep one fit, chosen without labels by ``restart_selection``, as
-            k-means keeps the best of its ``n_init`` starts. The clustering of a single fit
-            can depend on the seed (see the clustering benchmark). Each restart costs one full
+            k-means keeps the best of its ``n_init`` starts. Each restart costs one full
             training; every restart's ELBO and agreement are left in :attr:`restart_elbos_` and
             :attr:`restart_agreements_`. If a restart fails, the model keeps the fit chosen
             among the finished ones and the error is raised (nothing is annotated).
@@ -212,27 +210,24 @@ class GMVAE(ScvaeModel):
             ``"agreement"`` (default): keep the fit whose clusters agree most with the other
             fits' (highest mean adjusted Rand index on the training cells; ties, as with two
             restarts, go to the higher ELBO), the most typical clustering. ``"elbo"``: keep the
-            fit with the highest ELBO on the training cells, the best model of the data, which
-            on real data did not pick the better clusterings (see the ten-seed clustering
-            benchmark).
+            fit with the highest ELBO on the training cells.
         component_init_epochs
             After each of these numbers of epochs, the mixture components are placed on
             clusters of the latent means (:class:`~scvae.train.ComponentInitialization`);
-            ``0`` or ``()`` keeps the random initialisation. Default: half-way through training
-            and again after 90% of the epochs, so that no component is left empty at the end
-            (see the clustering benchmark).
+            ``0`` or ``()`` keeps the initial placement. Default: half-way through training
+            and again after 90% of the epochs.
         component_init_method
             ``"kmeans"`` (default) or ``"gaussian_mixture"``: how the latent means are
             clustered at each placement.
         plan_kwargs
-            Passed to :class:`scvi.train.TrainingPlan`. Unless it sets ``n_epochs_kl_warmup``
-            or ``n_steps_kl_warmup``, the KL warm-up lasts the first 30% of the epochs (not
-            scvi-tools' 400): k-means then sees a latent space that has been under the full
-            KL pressure for a while, which removes what the decoder can explain from the batch
-            (see the ablation and the batch-effect benchmark in the documentation).
+            Passed to :class:`~scvae.train.ScvaeTrainingPlan`. Unless it sets
+            ``n_epochs_kl_warmup`` or ``n_steps_kl_warmup``, the KL warm-up lasts the first
+            30% of the epochs.
         annotate
             When training ends, write the results into the registered AnnData
             (:meth:`annotate`); with restarts, those of the kept fit.
+        key_added
+            Where :meth:`annotate` writes them.
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
@@ -244,7 +239,7 @@ class GMVAE(ScvaeModel):
             )
         self.restart_elbos_ = self.restart_agreements_ = None
         if max_epochs is None:
-            max_epochs = get_max_epochs_heuristic(self.adata.n_obs)
+            max_epochs = default_max_epochs(self.adata.n_obs)
         if component_init_epochs is None:
             component_init_epochs = default_component_init_epochs(max_epochs)
         # Validates the method before any training starts.
@@ -259,44 +254,40 @@ class GMVAE(ScvaeModel):
             )
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
-            plan_kwargs["n_epochs_kl_warmup"] = max(1, (3 * max_epochs) // 10)
+            plan_kwargs["n_epochs_kl_warmup"] = default_kl_warmup_epochs(max_epochs)
         if initialization.epochs:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), initialization]
-        if n_restarts == 1:
-            super().train(
-                max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=annotate, **kwargs
+
+        def fit(annotate_fit: bool) -> None:
+            super(GMVAE, self).train(
+                max_epochs,
+                plan_kwargs=plan_kwargs,
+                annotate=annotate_fit,
+                key_added=key_added,
+                **kwargs,
             )
+
+        if n_restarts == 1:
+            fit(annotate)
             return
-        fits, elbos, clusters = [], [], []
-        try:
-            for restart in range(int(n_restarts)):
-                if restart:  # new weights from the global random state, which the user seeded
-                    self.module = GMVAEModule(**self._module_kwargs)
-                    # A fresh history: scvi-tools would append to the previous fit's in place.
-                    self.history_, self.is_trained_ = None, False
-                super().train(
-                    max_epochs=max_epochs, plan_kwargs=plan_kwargs, annotate=False, **kwargs
-                )
-                elbo, partition = self._training_elbo(), self.predict(indices=self.train_indices)
-                fits.append((self.module, self.history_))
-                elbos.append(elbo)
-                clusters.append(partition)
-        finally:  # also when a restart fails: keep the chosen one of the finished fits
-            if fits:
-                self.restart_elbos_ = np.array(elbos)
-                self.restart_agreements_ = mean_agreements(clusters)
-                kept = select_restart(
-                    self.restart_elbos_, self.restart_agreements_, restart_selection
-                )
-                (self.module, self.history_), self.is_trained_ = fits[kept], True
+        train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
         if annotate:
-            self.annotate()
+            self.annotate(key_added=key_added)
 
     def _training_elbo(self) -> float:
         """ELBO per cell on the training cells, from the same draws of z for every fit."""
         with torch.random.fork_rng():
             torch.manual_seed(0)
             return self.get_elbo(indices=self.train_indices)
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`scvae.model.ScvaeModel.summary`, plus ``n_clusters``, ``inference`` and,
+        after restarts, each restart's ELBO and agreement."""
+        summary = {**super().summary(), "n_clusters": self.n_clusters, "inference": self.inference}
+        if self.restart_elbos_ is not None:
+            summary["restart_elbos"] = self.restart_elbos_.tolist()
+            summary["restart_agreements"] = self.restart_agreements_.tolist()
+        return summary
 
     @property
     def n_clusters(self) -> int:
@@ -312,7 +303,7 @@ class GMVAE(ScvaeModel):
         adata = self._validate_anndata(adata)
         latents, probabilities = [], []
         for tensors in self._make_data_loader(adata, indices=indices, batch_size=batch_size):
-            z_mean, qy = self.module.posterior_summary(tensors)
+            z_mean, _, qy = self.module.posterior_summary(tensors)
             latents.append(z_mean.cpu())
             probabilities.append(qy.cpu())
         return torch.cat(latents).numpy(), torch.cat(probabilities).numpy()
@@ -323,7 +314,8 @@ class GMVAE(ScvaeModel):
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """Posterior mean of z, :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]` (cells x latent).
+        """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
+        :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
 
         Parameters
         ----------
@@ -370,7 +362,13 @@ class GMVAE(ScvaeModel):
     def _cluster_names(self) -> list[str]:
         return [str(k) for k in range(self.n_clusters)]
 
-    def annotate(self, adata: AnnData | None = None, batch_size: int | None = None) -> None:
+    def annotate(
+        self,
+        adata: AnnData | None = None,
+        *,
+        batch_size: int | None = None,
+        key_added: str = DEFAULT_KEY,
+    ) -> None:
         """Write latent means and cluster assignments into ``adata``.
 
         Writes ``obsm["X_scvae"]``, ``obs["scvae_cluster"]`` (categorical, unused components
@@ -384,6 +382,10 @@ class GMVAE(ScvaeModel):
             AnnData to annotate; defaults to the one the model was set up with.
         batch_size
             Cells per forward pass.
+        key_added
+            Prefix of the keys: ``obsm[f"X_{key_added}"]``, ``obs[f"{key_added}_cluster"]``,
+            ``obsm[f"{key_added}_cluster_probabilities"]``,
+            ``obs[f"{key_added}_cluster_confidence"]``.
         """
         adata = self._validate_anndata(adata)
         latent, probabilities = self._posterior(adata, None, batch_size)
@@ -391,12 +393,12 @@ class GMVAE(ScvaeModel):
             np.asarray(self._cluster_names())[probabilities.argmax(1)],
             categories=self._cluster_names(),
         ).remove_unused_categories()
-        adata.obsm[LATENT_KEY] = latent
-        adata.obsm[CLUSTER_PROBABILITIES_KEY] = probabilities
-        adata.obs[CLUSTER_KEY] = pd.Categorical(clusters)
-        adata.obs[CLUSTER_CONFIDENCE_KEY] = probabilities.max(1)
+        keys = result_keys(key_added)
+        adata.obsm[keys["latent"]] = latent
+        adata.obsm[keys["probabilities"]] = probabilities
+        adata.obs[keys["cluster"]] = pd.Categorical(clusters)
+        adata.obs[keys["confidence"]] = probabilities.max(1)
 
-    @torch.inference_mode()
     def get_cluster_profiles(self, transform_batch: int = 0) -> pd.DataFrame:
         """Expected normalised expression at each component's mean (K x genes).
 
@@ -408,18 +410,11 @@ class GMVAE(ScvaeModel):
             Batch code to decode as, when a batch was registered.
         """
         self._check_if_trained(warn=False)
-        self.module.eval()
-        means = self.module.prior_means.detach()
-        library = torch.ones(self.n_clusters, 1, device=means.device)
-        batch = torch.full((self.n_clusters,), transform_batch, device=means.device)
-        px = self.module.decoder(means, library, batch)
-        profile = px.get_normalized("scale")
-        profile = profile / profile.sum(-1, keepdim=True)
+        profiles = self.module.eval().component_profiles(transform_batch)
         return pd.DataFrame(
-            profile.cpu().numpy(), index=self._cluster_names(), columns=self.adata.var_names
+            profiles.cpu().numpy(), index=self._cluster_names(), columns=self.adata.var_names
         )
 
-    @torch.inference_mode()
     def sample(
         self,
         n: int,
@@ -454,24 +449,22 @@ class GMVAE(ScvaeModel):
         generator = np.random.default_rng(seed)
         if seed is not None:
             torch.manual_seed(seed)
-        module = self.module.eval()
-        device = module.prior_means.device
-        if cluster is None:
-            prior_y = torch.distributions.Categorical(logits=module.prior_logits)
-            y = prior_y.sample((n,)).to(device)
-        else:
-            y = torch.full((n,), cluster, device=device)
-        pz = module.prior_z()
-        z = pz.loc[y, 0] + pz.scale[y, 0] * torch.randn(n, module.n_latent, device=device)
         if library_size is None:
-            totals = self._registered_library_sizes()
-            library = generator.choice(totals, size=n)
+            totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
+            library = generator.choice(np.asarray(totals).ravel(), size=n)
         else:
             library = np.full(n, library_size)
-        library = torch.as_tensor(library, dtype=z.dtype, device=device)[:, None]
-        batch = torch.full((n,), transform_batch, device=device)
-        return module.decoder(z, library, batch).sample().cpu().numpy()
+        library = torch.as_tensor(library, dtype=torch.float32)[:, None]
+        counts = self.module.eval().sample_prior(library, cluster, transform_batch)
+        return counts.cpu().numpy()
 
-    def _registered_library_sizes(self) -> np.ndarray:
-        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        return np.asarray(counts.sum(axis=1)).ravel()
+    @classmethod
+    def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):
+        """Load a GMVAE saved with :meth:`save`; see :meth:`scvae.model.ScvaeModel.load`.
+
+        A model saved by scvae 0.1.0 (before ``inference`` existed) loads as the
+        ``"per_component"`` model it is.
+        """
+        saved = read_saved_model(dir_path, prefix)
+        with migrated(dir_path, prefix, saved, SAVED_WITHOUT_INFERENCE) as path:
+            return super().load(path, adata=adata, prefix=prefix, **kwargs)

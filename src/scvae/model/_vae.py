@@ -4,10 +4,10 @@ from collections.abc import Sequence
 
 from anndata import AnnData
 
-from scvae._constants import Dispersion, Likelihood
 from scvae.module import VAEModule
 
-from ._base import ScvaeModel, check_architecture
+from ._base import ScvaeModel
+from ._checks import check_architecture
 
 
 class VAE(ScvaeModel):
@@ -28,7 +28,8 @@ class VAE(ScvaeModel):
         ``"poisson"``, ``"nb"`` (negative binomial), ``"zip"`` (zero-inflated Poisson),
         ``"zinb"`` (zero-inflated NB) or ``"constrained_poisson"`` (scVAE's: rates are a softmax
         over genes times the cell's total count; the same model as ``"poisson"`` with
-        ``scale_by_library=True``, kept under scVAE's name).
+        ``scale_by_library=True``, kept under scVAE's name), or any other name in
+        :data:`scvae.distributions.LIKELIHOODS`.
     dispersion
         Inverse dispersion of NB/ZINB per ``"gene"``, per ``"gene-batch"`` or per ``"gene-cell"``.
     scale_by_library
@@ -58,11 +59,12 @@ class VAE(ScvaeModel):
     def __init__(
         self,
         adata: AnnData | None = None,
+        *,
         n_latent: int = 10,
         n_hidden: int | Sequence[int] = 128,
         n_layers: int = 1,
-        likelihood: Likelihood = "nb",
-        dispersion: Dispersion = "gene",
+        likelihood: str = "nb",
+        dispersion: str = "gene",
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
         use_batch_norm: bool = True,

@@ -4,20 +4,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Distribution
 
-from scvae._constants import DISPERSED_LIKELIHOODS, PIECEWISE_LIKELIHOODS
-from scvae.distributions import (
-    ConstrainedPoisson,
-    NegativeBinomial,
-    PiecewiseCategorical,
-    Poisson,
-    ZeroInflatedNegativeBinomial,
-    ZeroInflatedPoisson,
-)
+from scvae.distributions import CountDistribution, PiecewiseCategorical, get_likelihood
 from scvae.distributions._utils import library_scaled
 
 from ._networks import MLP
+from ._parameter_heads import parameter_head
 
 
 class CountDecoder(nn.Module):
@@ -25,8 +17,10 @@ class CountDecoder(nn.Module):
 
     Means are either ``softmax(logits) * library`` with the cell's observed total count as
     library (``scale_by_library=True``, scVAE's constrained form and scvi-tools' default) or free
-    (``log mean = logits``, scVAE's unconstrained form). All parameters are produced in log
-    space: the likelihoods never see a rate that underflowed to zero.
+    (``log mean = logits``, scVAE's unconstrained form). The likelihood's other parameters
+    come from the heads its row of :data:`scvae.distributions.LIKELIHOODS` asks for. All
+    parameters are produced in log space: the likelihoods never see a rate that underflowed to
+    zero.
 
     Parameters
     ----------
@@ -37,11 +31,11 @@ class CountDecoder(nn.Module):
     n_output
         Number of genes.
     likelihood
-        One of ``"poisson"``, ``"nb"``, ``"zip"``, ``"zinb"``, ``"constrained_poisson"``.
+        A name in :data:`scvae.distributions.LIKELIHOODS`.
     dispersion
-        ``"gene"``, ``"gene-batch"`` or ``"gene-cell"`` (NB and ZINB only).
+        ``"gene"``, ``"gene-batch"`` or ``"gene-cell"``: how a dispersion parameter varies.
     scale_by_library
-        Scale means by the observed library size.
+        Scale means by the observed library size (always, for a likelihood defined so).
     piecewise_cutoff
         If set to k, counts below k come from a categorical distribution (scVAE's piecewise
         categorical variant).
@@ -52,6 +46,10 @@ class CountDecoder(nn.Module):
     dropout_rate
         Dropout on hidden layers.
     """
+
+    #: State-dict version: 2 keeps the likelihood's parameters under ``parameter_heads``;
+    #: version 1 (scvae 0.1.0) held them as ``log_theta``, ``log_theta_head`` and ``zi_logits``.
+    _version = 2
 
     def __init__(
         self,
@@ -67,31 +65,27 @@ class CountDecoder(nn.Module):
         dropout_rate: float = 0.0,
     ):
         super().__init__()
-        self.likelihood = likelihood
-        self.dispersion = dispersion
-        self.scale_by_library = scale_by_library or likelihood == "constrained_poisson"
+        self.likelihood = get_likelihood(likelihood)
+        self.scale_by_library = scale_by_library or bool(self.likelihood.library_scaled)
         self.piecewise_cutoff = piecewise_cutoff
         self.n_output = n_output
         self.network = MLP(n_latent, n_hidden, (n_batch,), use_batch_norm, dropout_rate)
         width = self.network.n_output
         self.mean_logits = nn.Linear(width, n_output)
-        if likelihood in DISPERSED_LIKELIHOODS:
-            if dispersion == "gene":
-                self.log_theta = nn.Parameter(torch.randn(n_output))
-            elif dispersion == "gene-batch":
-                self.log_theta = nn.Parameter(torch.randn(n_batch, n_output))
-            else:
-                self.log_theta_head = nn.Linear(width, n_output)
-        if likelihood in ("zip", "zinb"):
-            self.zi_logits = nn.Linear(width, n_output)
+        self.parameter_heads = nn.ModuleDict(
+            {
+                name: parameter_head(kind, dispersion, width, n_output, n_batch)
+                for name, kind in self.likelihood.parameters.items()
+            }
+        )
         if piecewise_cutoff is not None:
-            if likelihood not in PIECEWISE_LIKELIHOODS:
+            if not self.likelihood.piecewise:
                 raise ValueError(f"No piecewise-categorical variant of {likelihood!r}.")
             self.piece_logits = nn.Linear(width, n_output * (piecewise_cutoff + 1))
 
     def forward(
         self, z: torch.Tensor, library: torch.Tensor, batch_index: torch.Tensor
-    ) -> Distribution:
+    ) -> CountDistribution:
         """Return p(x | z) for latent ``z`` (``(..., cells, n_latent)``).
 
         Parameters
@@ -105,38 +99,27 @@ class CountDecoder(nn.Module):
         """
         h = self.network(z, (batch_index,))
         logits = self.mean_logits(h)
-        # Observed library sizes are positive for every valid cell; the floor keeps an empty
-        # cell from turning 0 * log(0) into NaN.
-        library = library.clamp(min=1.0)
-        if self.likelihood == "constrained_poisson":
-            base = ConstrainedPoisson(logits, library)
-        else:
-            log_mean, log_scale = logits, None  # scale: the mean normalised over genes
-            if self.scale_by_library:
-                log_scale, log_mean = library_scaled(logits, library)
-            base = self._base(h, log_mean, log_scale, batch_index)
+        log_mean, log_scale = logits, None  # scale: the mean normalised over genes
+        if self.scale_by_library:
+            # Observed library sizes are positive for every valid cell; the floor keeps an
+            # empty cell from turning 0 * log(0) into NaN.
+            log_scale, log_mean = library_scaled(logits, library.clamp(min=1.0))
+        parameters = {name: head(h, batch_index) for name, head in self.parameter_heads.items()}
+        base = self.likelihood.distribution(log_mean, log_scale=log_scale, **parameters)
         if self.piecewise_cutoff is None:
             return base
         piece_logits = self.piece_logits(h).unflatten(-1, (self.n_output, -1))
         return PiecewiseCategorical(base, piece_logits)
 
-    def _base(
-        self, h: torch.Tensor, log_mean: torch.Tensor, log_scale: torch.Tensor | None, batch_index
-    ) -> Distribution:
-        if self.likelihood == "poisson":
-            return Poisson(log_mean, log_scale=log_scale)
-        if self.likelihood == "zip":
-            return ZeroInflatedPoisson(log_mean, self.zi_logits(h), log_scale=log_scale)
-        log_theta = self._log_theta(h, batch_index)
-        if self.likelihood == "nb":
-            return NegativeBinomial(log_mean, log_theta, log_scale=log_scale)
-        return ZeroInflatedNegativeBinomial(
-            log_mean, log_theta, self.zi_logits(h), log_scale=log_scale
-        )
-
-    def _log_theta(self, h: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        if self.dispersion == "gene":
-            return self.log_theta
-        if self.dispersion == "gene-batch":
-            return self.log_theta[batch_index]
-        return self.log_theta_head(h)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Also load a decoder saved by scvae 0.1.0 (state-dict version 1)."""
+        if (local_metadata.get("version") or 1) < 2:
+            for name in self.likelihood.parameters:
+                old_names = {f"{name}": "value", f"{name}_head.weight": "weight"}
+                old_names |= {f"{name}.weight": "weight", f"{name}_head.bias": "bias"}
+                old_names |= {f"{name}.bias": "bias"}
+                for old, new in old_names.items():
+                    if prefix + old in state_dict:
+                        value = state_dict.pop(prefix + old)
+                        state_dict[f"{prefix}parameter_heads.{name}.{new}"] = value
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)

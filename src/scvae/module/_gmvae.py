@@ -1,37 +1,43 @@
-"""The GMVAE module: a VAE whose prior is a Gaussian mixture with a categorical cluster y."""
+"""The GMVAE module: one q(z | x) for every mixture component, y summed out in latent space."""
 
 import math
 from collections.abc import Sequence
 
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
-from torch.distributions import Distribution, Normal, kl_divergence
+from torch.distributions import Distribution
 
-from scvae._counts import library_size
-from scvae.distributions import ComponentMixture, summed_log_prob
-
-from ._decoder import CountDecoder
-from ._encoder import MIN_SCALE, GaussianEncoder
+from ._mixture_prior import MixturePrior
+from ._mixture_queries import MixtureQueries
 from ._networks import MLP
-from ._vae import _as_codes
+from ._vae import VAEModule, _as_codes
+
+#: How q(y | x) is computed (see :class:`GMVAEModule`).
+CLUSTER_POSTERIORS: tuple[str, ...] = ("responsibilities", "classifier")
 
 
-class GMVAEModule(BaseModuleClass):
-    """Gaussian-mixture VAE with the cluster variable summed out exactly.
+class GMVAEModule(MixtureQueries, VAEModule):
+    """Gaussian-mixture VAE whose components share one posterior q(z | x).
 
-    Generative model: :math:`y \\sim Cat(\\pi)`, :math:`z \\mid y \\sim N(\\mu_y, \\sigma^2_y)`,
-    :math:`x \\mid z \\sim p_\\theta(x \\mid z)`. Inference model:
-    :math:`q(y \\mid x)\\,q(z \\mid x, y)`. The ELBO per cell is
+    Generative model: :math:`y \\sim Cat(\\pi)`, :math:`z \\mid y \\sim N(\\mu_y,
+    \\sigma^2_y)`, :math:`x \\mid z \\sim p_\\theta(x \\mid z)`. Inference model:
+    :math:`q(y \\mid x)\\, q(z \\mid x)`. The ELBO per cell,
 
     .. math::
-        \\sum_k q(k \\mid x) \\big[E_{q(z \\mid x, k)} \\log p(x \\mid z)
-        - KL(q(z \\mid x, k) \\| p(z \\mid k))\\big] - KL(q(y \\mid x) \\| p(y)),
+        E_{q(z \\mid x)} \\log p(x \\mid z) - \\sum_k q(k \\mid x)\\, KL_k
+        - KL(q(y \\mid x) \\| p(y)), \\qquad KL_k = KL(q(z \\mid x) \\| p(z \\mid k)),
 
-    evaluated for all K components in one batched pass: the encoder's first layer adds a
-    learned embedding of y to a single projection of x, and the decoder runs once on the
-    ``(K, cells, n_latent)`` tensor of samples.
+    sums y out exactly, and only in latent space: the decoder and the likelihood run once per
+    cell, the K Gaussian KL terms are closed-form. ``cluster_posterior`` chooses q(y | x):
+
+    * ``"responsibilities"``: :math:`q(k \\mid x) \\propto \\pi_k e^{-KL_k}`, the q(y | x) that
+      maximises the ELBO for the current q(z | x) and prior (the E-step of variational EM).
+      Its KL terms add up to :math:`-\\log \\sum_k \\pi_k e^{-KL_k}`. It is the prior's
+      responsibilities :math:`p(y \\mid z)` of VaDE (Jiang et al. 2017) taken in expectation
+      over q(z | x) (the two agree as q(z | x) narrows), and needs no network of its own.
+    * ``"classifier"``: q(y | x) is its own network on the counts, as in M2-style GMVAEs.
 
     Parameters
     ----------
@@ -44,7 +50,7 @@ class GMVAEModule(BaseModuleClass):
     n_latent
         Dimension of z.
     n_hidden
-        Hidden layer widths of the encoders; the decoder mirrors them.
+        Hidden layer widths of the encoder(s); the decoder mirrors them.
     likelihood, dispersion, scale_by_library, piecewise_cutoff
         Count likelihood options, see :class:`~scvae.module.CountDecoder`.
     prior
@@ -55,15 +61,12 @@ class GMVAEModule(BaseModuleClass):
         Dropout on the encoders' hidden layers.
     encode_batch
         Also condition the encoders on the batch.
-    marginal_cluster_kl
-        Train with :math:`KL(\\bar q(y) \\| p(y))` of the minibatch-averaged q(y|x) in place
-        of the per-cell :math:`KL(q(y \\mid x) \\| p(y))`. The per-cell term equals the
-        marginal one plus the mutual information between x and y (Hoffman & Johnson 2016,
-        "ELBO surgery"), so this stops the objective from pushing q(y|x) towards the uniform
-        prior (collapse) while still keeping components in use. The reported ELBO is always
-        the exact one.
+    cluster_posterior
+        ``"responsibilities"`` or ``"classifier"``, see above.
     component_spread
-        Standard deviation of the initial component means of p(z|y).
+        Standard deviation of the initial component means; 0 (the default) starts every
+        component at :math:`N(0, I)`, so that until the components are placed the model is a
+        VAE with a standard normal prior.
     """
 
     def __init__(
@@ -81,133 +84,71 @@ class GMVAEModule(BaseModuleClass):
         use_batch_norm: bool = True,
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
-        marginal_cluster_kl: bool = False,
-        component_spread: float = 1.0,
+        cluster_posterior: str = "responsibilities",
+        component_spread: float = 0.0,
     ):
-        super().__init__()
-        self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
-        self.n_clusters = n_clusters
-        self.encode_batch = encode_batch
-        self.marginal_cluster_kl = marginal_cluster_kl
-        categories = (n_batch,) if encode_batch else ()
-        self.cluster_encoder = MLP(
-            n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
-        )
-        self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
-        self.latent_encoder = GaussianEncoder(
-            n_input, n_hidden, n_latent, categories, use_batch_norm, dropout_rate
-        )
-        # One-hot y entering q(z|x,y)'s first layer, stored as the rows of that layer's weight.
-        self.cluster_embedding = nn.Parameter(torch.randn(n_clusters, n_hidden[0]) * 0.1)
-        self.prior_means = nn.Parameter(torch.randn(n_clusters, n_latent) * component_spread)
-        self.prior_scales_raw = nn.Parameter(torch.full((n_clusters, n_latent), 0.5413))
-        if prior == "learned":
-            self.prior_logits = nn.Parameter(torch.zeros(n_clusters))
-        else:
-            self.register_buffer("prior_logits", torch.zeros(n_clusters))
-        self.decoder = CountDecoder(
-            n_latent,
-            list(reversed(n_hidden)),
+        if cluster_posterior not in CLUSTER_POSTERIORS:
+            raise ValueError(
+                f"cluster_posterior={cluster_posterior!r} is not one of {CLUSTER_POSTERIORS}."
+            )
+        super().__init__(
             n_input,
+            n_batch=n_batch,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
             likelihood=likelihood,
             dispersion=dispersion,
             scale_by_library=scale_by_library,
             piecewise_cutoff=piecewise_cutoff,
-            n_batch=n_batch,
             use_batch_norm=use_batch_norm,
+            dropout_rate=dropout_rate,
+            encode_batch=encode_batch,
         )
+        self.n_clusters = n_clusters
+        self.cluster_posterior = cluster_posterior
+        self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
+        if cluster_posterior == "classifier":
+            categories = (n_batch,) if encode_batch else ()
+            self.cluster_encoder = MLP(
+                n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
+            )
+            self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
 
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY]}
-
-    def _get_generative_input(
-        self, tensors: dict[str, torch.Tensor], inference_outputs: dict
-    ) -> dict[str, torch.Tensor]:
-        return {
-            "z_components": inference_outputs["z_components"],
-            "library": inference_outputs["library"],
-            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
-            "qy_logits": inference_outputs["qy_logits"],
-        }
-
-    def prior_z(self) -> Normal:
-        """p(z | y) for all components, batch shape ``(K, 1, n_latent)``."""
-        scales = nn.functional.softplus(self.prior_scales_raw) + MIN_SCALE
-        return Normal(self.prior_means[:, None, :], scales[:, None, :], validate_args=False)
-
-    def log_prior_y(self) -> torch.Tensor:
-        """log p(y), shape ``(K,)``."""
-        return torch.log_softmax(self.prior_logits, dim=-1)
-
-    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (_as_codes(batch_index),) if self.encode_batch else ()
+    def _classifier_logits(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        categories = self._encoder_categories(_as_codes(batch_index))
+        return self.cluster_logits(self.cluster_encoder(torch.log1p(x), categories))
 
     def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of q(y|x) alone, without encoding z (``(cells, K)``)."""
-        inputs = self._get_inference_input(tensors)
-        device = self.prior_means.device
-        categories = self._encoder_categories(inputs["batch_index"].to(device))
-        return self.cluster_logits(
-            self.cluster_encoder(torch.log1p(inputs["x"].to(device)), categories)
-        )
-
-    @torch.inference_mode()
-    def posterior_summary(
-        self, tensors: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean of z, :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`, and q(y|x)."""
-        outputs = self.inference(**self._get_inference_input(tensors))
-        qy = torch.softmax(outputs["qy_logits"], dim=-1)  # (cells, K)
-        return (qy.T.unsqueeze(-1) * outputs["qz"].loc).sum(0), qy
+        """Logits of the classifier's q(y|x) (``(cells, K)``); only with ``"classifier"``."""
+        device = self.prior.means.device
+        x = tensors[REGISTRY_KEYS.X_KEY].to(device)
+        return self._classifier_logits(x, tensors[REGISTRY_KEYS.BATCH_KEY].to(device))
 
     @auto_move_data
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
-        """Encode counts (dense, or torch sparse CSR) into q(y|x) (logits) and q(z|x,y) for
-        every y at once.
-
-        ``z_components`` has shape ``(K, cells, n_latent)``, or
-        ``(n_samples, K, cells, n_latent)``; ``z`` is one draw per cell from the mixture.
-        """
-        categories = self._encoder_categories(batch_index)
-        log_x = torch.log1p(x)
-        qy_logits = self.cluster_logits(self.cluster_encoder(log_x, categories))
-        qz = self.latent_encoder(log_x, categories, self.cluster_embedding[:, None, :])
-        z_components = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
-        # One z per cell from the mixture q(z|x) = sum_k q(k|x) q(z|x,k), for scvi-tools'
-        # generic queries; the ELBO itself uses every component's sample.
-        y = torch.distributions.Categorical(logits=qy_logits).sample(z_components.shape[:-3])
-        index = y.unsqueeze(-2).unsqueeze(-1).expand(*y.shape[:-1], 1, y.shape[-1], self.n_latent)
-        z = z_components.gather(-3, index).squeeze(-3)
-        return {
-            "qy_logits": qy_logits,
-            "qz": qz,
-            "z_components": z_components,
-            "z": z,
-            "library": library_size(x),
-        }
+        """q(z | x) with ``n_samples`` draws of z, and the logits of q(y | x) (``(cells, K)``)."""
+        outputs = super().inference(x, batch_index, n_samples)
+        if self.cluster_posterior == "classifier":
+            outputs["qy_logits"] = self._classifier_logits(x, batch_index)
+        else:
+            outputs["qy_logits"] = self.prior.log_weights() - self.prior.kl_from(outputs["qz"])
+        return outputs
 
     @auto_move_data
     def generative(
         self,
-        z_components: torch.Tensor,
+        z: torch.Tensor,
         library: torch.Tensor,
         batch_index: torch.Tensor,
-        qy_logits: torch.Tensor,
         transform_batch: int | None = None,
     ) -> dict[str, Distribution]:
-        """Decode every component's z in one pass.
-
-        Returns ``px_components`` (batch shape ``(..., K, cells, genes)``), ``px`` (their
-        mixture under q(y|x), for expression queries and sampling) and ``pz`` (p(z|y)).
-        """
+        """Decode z into p(x | z) once per cell; ``transform_batch`` decodes as that batch."""
         batch_index = _as_codes(batch_index)
         if transform_batch is not None:
             batch_index = torch.full_like(batch_index, int(transform_batch))
-        px_components = self.decoder(z_components, library, batch_index)
-        px = ComponentMixture(px_components, torch.log_softmax(qy_logits, dim=-1))
-        return {"px_components": px_components, "px": px, "pz": self.prior_z()}
+        return {"px": self.decoder(z, library, batch_index)}
 
     def loss(
         self,
@@ -216,22 +157,14 @@ class GMVAEModule(BaseModuleClass):
         generative_outputs: dict,
         kl_weight: float = 1.0,
     ) -> LossOutput:
-        """Negative ELBO with y summed out exactly; KL terms for z and y reported apart."""
+        """Negative ELBO; ``kl_weight`` scales the KL terms of z and y together."""
         x = tensors[REGISTRY_KEYS.X_KEY]
-        log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)  # (cells, K)
+        reconstruction_loss = -generative_outputs["px"].log_prob_sum(x)
+        log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)
         qy = log_qy.exp()
-        rec_k = -summed_log_prob(generative_outputs["px_components"], x)  # (K, cells)
-        kl_z_k = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)
-        reconstruction_loss = (qy * rec_k.T).sum(-1)
-        kl_z = (qy * kl_z_k.T).sum(-1)
-        log_py = self.log_prior_y()
-        kl_y = (qy * (log_qy - log_py)).sum(-1)
-        if self.marginal_cluster_kl:
-            qy_mean = qy.mean(0)
-            kl_y_train = (qy_mean * (torch.log(qy_mean.clamp(min=1e-30)) - log_py)).sum()
-        else:
-            kl_y_train = kl_y.mean()
-        loss = torch.mean(reconstruction_loss + kl_weight * kl_z) + kl_y_train
+        kl_z = (qy * self.prior.kl_from(inference_outputs["qz"])).sum(-1)
+        kl_y = (qy * (log_qy - self.prior.log_weights())).sum(-1)
+        loss = torch.mean(reconstruction_loss + kl_weight * (kl_z + kl_y))
         return LossOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
@@ -240,21 +173,13 @@ class GMVAEModule(BaseModuleClass):
         )
 
     @torch.inference_mode()
-    def sample(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_samples: int = 1,
-        generative_kwargs: dict | None = None,
-    ) -> torch.Tensor:
-        """Posterior predictive counts, ``(cells, genes)`` or ``(cells, genes, n_samples)``."""
-        _, generative_outputs = self.forward(
-            tensors,
-            inference_kwargs={"n_samples": n_samples},
-            generative_kwargs=generative_kwargs,
-            compute_loss=False,
-        )
-        counts = generative_outputs["px"].sample().cpu()
-        return counts if n_samples == 1 else counts.permute(1, 2, 0)
+    def posterior_summary(
+        self, tensors: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance of z and q(y | x), each ``(cells, ...)``."""
+        outputs = self.inference(**self._get_inference_input(tensors))
+        qz = outputs["qz"]
+        return qz.loc, qz.scale**2, torch.softmax(outputs["qy_logits"], dim=-1)
 
     @torch.inference_mode()
     def marginal_ll(
@@ -262,30 +187,26 @@ class GMVAEModule(BaseModuleClass):
         tensors: dict[str, torch.Tensor],
         n_mc_samples: int = 1000,
         return_mean: bool = False,
-        n_mc_samples_per_pass: int = 20,
+        n_mc_samples_per_pass: int = 100,
     ) -> torch.Tensor | float:
-        """Importance-weighted log p(x), summing y exactly and sampling z from q(z|x,y).
-
-        :math:`\\log p(x) \\approx \\log \\frac{1}{S} \\sum_s \\sum_k
-        \\frac{p(x \\mid z_{sk}) p(z_{sk} \\mid k) p(k)}{q(z_{sk} \\mid x, k)}`.
-        """
+        """Importance-weighted log p(x) with q(z | x) as the proposal and y summed exactly:
+        :math:`\\log \\frac{1}{S} \\sum_s \\frac{p(x \\mid z_s) \\sum_k \\pi_k p(z_s \\mid k)}
+        {q(z_s \\mid x)}`."""
         log_weights = []
         remaining = n_mc_samples
-        log_py = self.log_prior_y()[:, None]
         while remaining > 0:
             n = min(n_mc_samples_per_pass, remaining)
             inference_outputs, generative_outputs = self.forward(
                 tensors, inference_kwargs={"n_samples": n}, compute_loss=False
             )
-            z = inference_outputs["z_components"]
-            if n == 1:
-                z = z.unsqueeze(0)
+            z = inference_outputs["z"]
             x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_px_z = summed_log_prob(generative_outputs["px_components"], x)
-            log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
-            log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
-            log_w = (log_px_z.reshape(log_pz.shape) + log_pz - log_qz + log_py).logsumexp(1)
-            log_weights.append(log_w)
+            log_w = (
+                generative_outputs["px"].log_prob_sum(x)
+                + self.prior.log_prob(z)
+                - inference_outputs["qz"].log_prob(z).sum(-1)
+            )
+            log_weights.append(log_w if n > 1 else log_w.unsqueeze(0))
             remaining -= n
         log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
         return log_px.mean().item() if return_mean else log_px.cpu()

@@ -9,7 +9,6 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch.distributions import Distribution, Normal, kl_divergence
 
 from scvae._counts import library_size
-from scvae.distributions import summed_log_prob
 
 from ._decoder import CountDecoder
 from ._encoder import GaussianEncoder
@@ -134,7 +133,7 @@ class VAEModule(BaseModuleClass):
     ) -> LossOutput:
         """Negative ELBO: reconstruction loss plus ``kl_weight`` times KL(q(z|x) || p(z))."""
         x = tensors[REGISTRY_KEYS.X_KEY]
-        reconstruction_loss = -summed_log_prob(generative_outputs["px"], x)
+        reconstruction_loss = -generative_outputs["px"].log_prob_sum(x)
         kl_z = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)
         loss = torch.mean(reconstruction_loss + kl_weight * kl_z)
         return LossOutput(loss=loss, reconstruction_loss=reconstruction_loss, kl_local=kl_z)
@@ -179,7 +178,7 @@ class VAEModule(BaseModuleClass):
             )
             z = inference_outputs["z"]
             x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_px_z = summed_log_prob(generative_outputs["px"], x)
+            log_px_z = generative_outputs["px"].log_prob_sum(x)
             log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
             log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
             log_w = log_px_z + log_pz - log_qz

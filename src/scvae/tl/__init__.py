@@ -1,6 +1,14 @@
-"""Tools: compare and evaluate scvae models (``scvae.tl``, as in scanpy)."""
+"""Tools: fit, load, evaluate and compare scvae models (``scvae.tl``, as in scanpy)."""
 
 from ._compare import compare_models
-from ._workflow import evaluate_model
+from ._demo import run_demo
+from ._workflow import evaluate_model, fit_model, load_model, select_variable_genes
 
-__all__ = ["compare_models", "evaluate_model"]
+__all__ = [
+    "compare_models",
+    "evaluate_model",
+    "fit_model",
+    "load_model",
+    "run_demo",
+    "select_variable_genes",
+]

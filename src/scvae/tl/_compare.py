@@ -6,6 +6,8 @@ from typing import Any
 import pandas as pd
 from anndata import AnnData
 
+from scvae.data import check_obs_key
+
 from ._workflow import (
     clustering_scores,
     evaluate_model,
@@ -76,8 +78,7 @@ def compare_models(
     >>> df = scvae.tl.compare_models(adata, labels_key="cell_type", max_epochs=50)
     >>> scvae.pl.model_comparison(df, metric="heldout_log_likelihood")
     """
-    if labels_key is not None and labels_key not in adata.obs:
-        raise KeyError(f"labels_key={labels_key!r} is not a column of adata.obs.")
+    check_obs_key(adata, labels_key, "labels_key")
     train_idx, heldout_idx = heldout_split(adata.n_obs, heldout_fraction, seed)
     heldout = unregistered_copy(adata, heldout_idx)
     train_kwargs = {"enable_progress_bar": False, **(train_kwargs or {}), "max_epochs": max_epochs}

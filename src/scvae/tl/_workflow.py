@@ -1,15 +1,18 @@
 """Shared steps of the scvae workflows: clean copies, splits, model building, evaluation."""
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scanpy as sc
 import scvi
 from anndata import AnnData
+from scvi.model.base import BaseModelClass
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from scvae.data import setup_anndata
-from scvae.model import GMVAE, VAE, ScvaeModel
+from scvae.data import check_obs_key
+from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
 
 #: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
 SCVI_PRIVATE_PREFIX = "_scvi_"
@@ -52,6 +55,28 @@ def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None
     return strip_registration(copy)
 
 
+def select_variable_genes(adata: AnnData, n_genes: int) -> AnnData:
+    """``adata`` restricted to its ``n_genes`` most variable genes (all when 0 or more).
+
+    Genes are ranked as scanpy's standard pipeline ranks them (``flavor="seurat"`` on
+    ``normalize_total`` and ``log1p`` of a copy); the returned counts stay raw.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts in ``X``; not modified.
+    n_genes
+        Number of genes to keep; 0, or at least the number of genes, keeps them all.
+    """
+    if n_genes <= 0 or n_genes >= adata.n_vars:
+        return adata
+    normalised = adata.copy()
+    sc.pp.normalize_total(normalised)
+    sc.pp.log1p(normalised)
+    sc.pp.highly_variable_genes(normalised, n_top_genes=n_genes, flavor="seurat")
+    return adata[:, normalised.var["highly_variable"].to_numpy()].copy()
+
+
 def heldout_split(n_obs: int, heldout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random split of ``n_obs`` cells into training and held-out indices (both sorted).
 
@@ -88,11 +113,38 @@ def build_model(adata: AnnData, n_clusters: int | None = None, **model_kwargs: A
     return GMVAE(adata, n_clusters=n_clusters, **model_kwargs)
 
 
+def load_model(model_dir: str | Path, adata: AnnData | None = None) -> ScvaeModel:
+    """Load a saved :class:`~scvae.VAE` or :class:`~scvae.GMVAE`, whichever it is.
+
+    The class is read from the registry that scvi-tools saves with the model.
+
+    Parameters
+    ----------
+    model_dir
+        Directory written by ``model.save``.
+    adata
+        AnnData with the model's genes, registered by transfer from the saved setup; by
+        default the AnnData saved with the model.
+
+    Returns
+    -------
+    The loaded model.
+    """
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such model directory")
+    name = BaseModelClass.load_registry(str(model_dir))["model_name"]
+    classes = {cls.__name__: cls for cls in (VAE, GMVAE)}
+    if name not in classes:
+        raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
+    return classes[name].load(str(model_dir), adata=adata)
+
+
 def fit_model(
     adata: AnnData,
     n_clusters: int | None = None,
     layer: str | None = None,
     batch_key: str | None = None,
+    allow_non_integer: bool = False,
     seed: int = 0,
     train_kwargs: dict[str, Any] | None = None,
     **model_kwargs: Any,
@@ -105,7 +157,7 @@ def fit_model(
         AnnData with raw counts; it is registered (and annotated by training) in place.
     n_clusters
         ``None`` for a VAE, else the number of GMVAE components.
-    layer, batch_key
+    layer, batch_key, allow_non_integer
         Passed to :func:`scvae.setup_anndata`.
     seed
         Seed of scvi-tools (``scvi.settings.seed``: Python, NumPy and PyTorch).
@@ -114,7 +166,7 @@ def fit_model(
     **model_kwargs
         Passed to the model's constructor.
     """
-    setup_anndata(adata, layer=layer, batch_key=batch_key)
+    setup_anndata(adata, layer=layer, batch_key=batch_key, allow_non_integer=allow_non_integer)
     scvi.settings.seed = seed
     model = build_model(adata, n_clusters, **model_kwargs)
     model.train(**(train_kwargs or {}))
@@ -172,8 +224,7 @@ def evaluate_model(
     ``log_likelihood`` are means per cell (nats, higher is better).
     """
     adata = model.adata if adata is None else adata
-    if labels_key is not None and labels_key not in adata.obs:
-        raise KeyError(f"labels_key={labels_key!r} is not a column of adata.obs.")
+    check_obs_key(adata, labels_key, "labels_key")
     metrics: dict[str, Any] = {
         "model": type(model).__name__,
         "n_cells": int(adata.n_obs),

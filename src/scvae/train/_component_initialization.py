@@ -9,8 +9,6 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from scvae.module._encoder import MIN_SCALE
-
 
 class ComponentInitialization(Callback):
     """Re-initialise p(z|y) from clusters of the latent means after the given epochs.
@@ -85,19 +83,14 @@ class ComponentInitialization(Callback):
         # Every process reads all training cells in the same order, so the assignment is
         # identical on every DDP rank; rank 0's copy is broadcast to rule out float drift.
         latents = _latent_means(module, loader.dataset, batch_size)
-        current = module.prior_means.detach().cpu().numpy()
+        current = module.prior.means.detach().cpu().numpy()
         fitted = match_components(self.fit(latents, module.n_clusters), current)
         assignment, means, scales, weights = trainer.strategy.broadcast(fitted, src=0)
-        device = module.prior_means.device
-        with torch.no_grad():
-            module.prior_means.copy_(torch.as_tensor(means, device=device))
-            raw = torch.as_tensor(scales, device=device)
-            module.prior_scales_raw.copy_(_inverse_softplus(raw - MIN_SCALE))
-            if isinstance(module.prior_logits, torch.nn.Parameter):  # learned p(y)
-                module.prior_logits.copy_(torch.as_tensor(np.log(weights), device=device))
-        _fit_cluster_encoder(module, loader.dataset, assignment, batch_size, self.max_passes)
-        state = trainer.strategy.broadcast(_cluster_encoder_state(module), src=0)
-        module.load_state_dict(state, strict=False)
+        module.prior.set(means, scales, weights)
+        if hasattr(module, "cluster_encoder"):  # q(y|x) has a network of its own
+            _fit_cluster_encoder(module, loader.dataset, assignment, batch_size, self.max_passes)
+            state = trainer.strategy.broadcast(_cluster_encoder_state(module), src=0)
+            module.load_state_dict(state, strict=False)
 
     def fit(
         self, latents: np.ndarray, n_clusters: int
@@ -216,7 +209,3 @@ def _cluster_encoder_state(module) -> dict[str, torch.Tensor]:
         for key, value in module.state_dict().items()
         if key.startswith(("cluster_encoder.", "cluster_logits."))
     }
-
-
-def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
-    return y + torch.log(-torch.expm1(-y))

@@ -1,129 +1,191 @@
-"""scvi-tools' training plan, with metrics accumulated per epoch instead of logged per step."""
+"""scvi-tools' training plan with per-epoch metrics, ELBOs with the user's sign and fused Adam."""
 
 import torch
 from scvi.module.base import LossOutput
 from scvi.train import TrainingPlan
-from scvi.train._metrics import ElboMetric
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+#: Optimisers given a fused kernel (``optimizer=`` of :class:`scvi.train.TrainingPlan`).
+FUSED_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "Adam": torch.optim.Adam,
+    "AdamW": torch.optim.AdamW,
+}
 #: Device types with a fused Adam/AdamW kernel in torch.
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda", "mps", "xpu")
+#: Monitored metrics that improve upwards (the ELBOs); every other one is a loss.
+INCREASING_METRICS = ("elbo_train", "elbo_validation")
+
+
+def fused_optimizer_creator(optimizer_cls: type[torch.optim.Optimizer], **options):
+    """An ``optimizer_creator`` for :class:`scvi.train.TrainingPlan`: ``optimizer_cls`` with
+    ``options``, fused when every parameter is on a device with a fused kernel.
+
+    The fused kernel updates all parameters in one pass instead of a dozen elementwise
+    operations per parameter tensor, which matters on a CPU with wide input and output layers
+    (tens of thousands of genes).
+    """
+
+    def create(parameters) -> torch.optim.Optimizer:
+        parameters = list(parameters)
+        fused = all(
+            p.is_floating_point() and p.device.type in FUSED_OPTIMIZER_DEVICES for p in parameters
+        )
+        return optimizer_cls(parameters, fused=fused or None, **options)
+
+    return create
+
+
+class EpochSums:
+    """Running sums of a step's loss terms over an epoch, reduced across processes at its end.
+
+    The ELBO terms are summed over cells; the loss and the module's extra metrics (0-d
+    tensors, minibatch means) are weighted by the minibatch's cells; the global KL is one value
+    per minibatch, as in scvi-tools.
+    """
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n_obs = self.n_batches = 0
+
+    def add(self, loss_output: LossOutput) -> None:
+        """Add one minibatch's terms."""
+        n_obs = loss_output.n_obs_minibatch
+        sums = {
+            "reconstruction_loss": loss_output.reconstruction_loss_sum,
+            "kl_local": loss_output.kl_local_sum,
+            "kl_global": loss_output.kl_global_sum,
+            "loss": loss_output.loss * n_obs,
+        }
+        for key, value in loss_output.extra_metrics.items():
+            if isinstance(value, torch.Tensor) and value.dim() == 0:
+                sums[key] = value * n_obs
+        for key, value in sums.items():
+            self.sums[key] = self.sums.get(key, 0) + torch.as_tensor(value).detach()
+        self.n_obs += n_obs
+        self.n_batches += 1
+
+    def means(self, strategy, device: torch.device, n_obs_total: int) -> dict[str, torch.Tensor]:
+        """Means per cell over every process (one collective sum), and the ELBO.
+
+        ``elbo`` is minus the per-cell reconstruction loss and local KL and the per-minibatch
+        global KL spread over ``n_obs_total`` cells, so that it has the sign of
+        :meth:`~scvae.model.ScvaeModel.get_elbo` (higher is better).
+        """
+        totals = [total.float().reshape(1).to(device) for total in self.sums.values()]
+        counts = torch.tensor([float(self.n_obs), float(self.n_batches)], device=device)
+        reduced = strategy.reduce(torch.cat([*totals, counts]), reduce_op="sum")
+        n_obs, n_batches = reduced[-2], reduced[-1]
+        means = {
+            key: total / (n_batches if key == "kl_global" else n_obs)
+            for key, total in zip(self.sums, reduced[:-2], strict=True)
+        }
+        means["elbo"] = -(
+            means["reconstruction_loss"]
+            + means["kl_local"]
+            + means["kl_global"] / max(n_obs_total, 1)
+        )
+        return means
 
 
 class ScvaeTrainingPlan(TrainingPlan):
-    """:class:`scvi.train.TrainingPlan` with a leaner training step and DDP-safe extra metrics.
+    """:class:`scvi.train.TrainingPlan` with per-epoch metrics and a fused optimiser.
 
-    scvi-tools logs every training metric at every step (four ELBO metrics, the loss, the KL
-    weight and each extra metric, each a Lightning ``log`` call), which on a CPU costs about as
-    much as a small model's forward pass. Here a training step only adds to running sums
-    (plain tensors, not torchmetrics objects, whose bookkeeping costs more than the sums);
-    the epoch means are logged once, when the epoch ends, under the same names
-    (``elbo_train``, ``reconstruction_loss_train``, ``kl_local_train``, ``kl_global_train``,
-    ``train_loss_epoch``, ``kl_weight``, and ``<metric>_train`` for the module's extra metrics
-    such as the GMVAE's ``kl_z_train`` and ``kl_y_train``). Under DDP the sums are added
-    across processes before the means are taken.
+    scvi-tools logs every training metric at every step, which on a CPU costs about as much as
+    a small model's forward pass. Here a step only adds to running sums (:class:`EpochSums`);
+    the epoch means are logged once, when the epoch ends (under DDP, summed across processes
+    first):
 
-    Validation runs scvi-tools' step unchanged, except that extra metrics are logged as
-    ordinary detached tensors: scvi-tools logs them from inside ``torch.inference_mode``, and
-    Lightning's cross-process reduction at the end of a DDP epoch fails on inference tensors.
+    * ``elbo_train`` and ``elbo_validation``: the ELBO per cell, with the sign of
+      :meth:`~scvae.model.ScvaeModel.get_elbo` (higher is better; scvi-tools' own history
+      holds its negative). Both are shown on the progress bar.
+    * ``reconstruction_loss_*``, ``kl_local_*``, ``kl_global_*``: its terms, as losses;
+      ``train_loss_epoch`` and ``validation_loss``: the optimised loss (KL weight applied);
+      ``kl_weight``; and ``<metric>_train`` / ``<metric>_validation`` for the module's extra
+      metrics (the GMVAE's ``kl_z`` and ``kl_y``).
+
+    ``optimizer="Adam"`` or ``"AdamW"`` (with ``lr``, ``eps``, ``weight_decay`` as in
+    scvi-tools) gets the fused kernel (:func:`fused_optimizer_creator`), and
+    ``reduce_lr_on_plateau`` watches its metric in the direction it improves.
+
+    Parameters
+    ----------
+    module
+        The module to train.
+    **kwargs
+        As for :class:`scvi.train.TrainingPlan`.
     """
 
-    def _optimizer_creator_fn(self, optimizer_cls: type[torch.optim.Optimizer]):
-        """scvi-tools' Adam or AdamW (same ``lr``, ``eps``, ``weight_decay``), fused.
-
-        The fused kernel updates all parameters in one pass instead of a dozen elementwise
-        operations per parameter tensor, which matters on a CPU with wide input and output
-        layers (tens of thousands of genes). Parameters on a device without a fused kernel
-        get the default implementation.
-        """
-
-        def create(parameters) -> torch.optim.Optimizer:
-            parameters = list(parameters)
-            fused = all(
-                p.is_floating_point() and p.device.type in FUSED_OPTIMIZER_DEVICES
-                for p in parameters
+    def __init__(self, module, **kwargs):
+        optimizer = kwargs.get("optimizer", "Adam")
+        if optimizer in FUSED_OPTIMIZERS and kwargs.get("optimizer_creator") is None:
+            options = {key: kwargs[key] for key in ("lr", "eps", "weight_decay") if key in kwargs}
+            defaults = {"lr": 1e-3, "eps": 0.01, "weight_decay": 1e-6}  # scvi-tools' defaults
+            kwargs["optimizer_creator"] = fused_optimizer_creator(
+                FUSED_OPTIMIZERS[optimizer], **(defaults | options)
             )
-            return optimizer_cls(
-                parameters,
-                lr=self.lr,
-                eps=self.eps,
-                weight_decay=self.weight_decay,
-                fused=fused or None,
-            )
+            kwargs["optimizer"] = "Custom"
+        super().__init__(module, **kwargs)
+        self._sums = {"train": EpochSums(), "validation": EpochSums()}
 
-        return create
+    def configure_optimizers(self):
+        """scvi-tools' optimiser; the plateau scheduler, if asked for, knows the ELBO rises."""
+        config = super().configure_optimizers()
+        if self.reduce_lr_on_plateau:
+            metric = self.lr_scheduler_metric
+            config["lr_scheduler"]["scheduler"] = ReduceLROnPlateau(
+                config["optimizer"],
+                mode="max" if metric in INCREASING_METRICS else "min",
+                patience=self.lr_patience,
+                factor=self.lr_factor,
+                threshold=self.lr_threshold,
+                min_lr=self.lr_min,
+                threshold_mode="abs",
+            )
+        return config
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's running sums."""
-        self._epoch_sums: dict[str, torch.Tensor] = {}
-        self._epoch_n_obs = self._epoch_n_batches = 0
+        self._sums["train"] = EpochSums()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Loss of one minibatch; metrics are accumulated for the end of the epoch."""
+        """Loss of one minibatch; its terms are added to the epoch's sums."""
         if "kl_weight" in self.loss_kwargs:
             self.loss_kwargs["kl_weight"] = self.kl_weight
         _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
-        n_obs = loss_output.n_obs_minibatch
-        # Sums over cells (the ELBO terms) or cell-weighted means (loss, extra metrics); the
-        # global KL is one value per minibatch, as in scvi-tools' ElboMetric.
-        sums = {
-            "reconstruction_loss_train": loss_output.reconstruction_loss_sum,
-            "kl_local_train": loss_output.kl_local_sum,
-            "kl_global_train": loss_output.kl_global_sum,
-        }
-        values = {"train_loss_epoch": loss_output.loss, **loss_output.extra_metrics}
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor) and value.dim() == 0:
-                name = key if key == "train_loss_epoch" else f"{key}_train"
-                sums[name] = value * n_obs
-        for key, value in sums.items():
-            value = torch.as_tensor(value).detach()
-            self._epoch_sums[key] = self._epoch_sums.get(key, 0) + value
-        self._epoch_n_obs += n_obs
-        self._epoch_n_batches += 1
+        self._sums["train"].add(loss_output)
         return loss_output.loss
 
+    def on_validation_epoch_start(self) -> None:
+        """Start the validation pass's running sums."""
+        self._sums["validation"] = EpochSums()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Add one validation minibatch's terms (loss with the current KL weight)."""
+        _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        self._sums["validation"].add(loss_output)
+
     def on_train_epoch_end(self) -> None:
-        """Log the epoch's means under scvi-tools' metric names.
-
-        ``elbo_train`` is scvi-tools' training ELBO: per-cell reconstruction loss and local KL
-        plus the per-minibatch global KL divided by the number of training cells.
-        """
-        if not self._epoch_n_obs:
-            return
-        # One cross-process sum for every running sum and the two counts (last).
-        totals = [total.float().reshape(1).to(self.device) for total in self._epoch_sums.values()]
-        counts = [float(self._epoch_n_obs), float(self._epoch_n_batches)]
-        sums = torch.cat([*totals, torch.tensor(counts, device=self.device)])
-        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        n_obs, n_batches = sums[-2], sums[-1]
-        logged = {
-            key: total / (n_batches if key == "kl_global_train" else n_obs)
-            for key, total in zip(self._epoch_sums, sums[:-2], strict=True)
-        }
-        logged["elbo_train"] = (
-            logged["reconstruction_loss_train"]
-            + logged["kl_local_train"]
-            + logged["kl_global_train"] / max(self.n_obs_training or 1, 1)
-        )
+        """Log the training epoch's means."""
+        logged = self._epoch_means("train")
         if "kl_weight" in self.loss_kwargs:
-            logged["kl_weight"] = torch.as_tensor(
-                self.loss_kwargs["kl_weight"], dtype=torch.float32
-            )
-        self.log_dict(logged, on_step=False, on_epoch=True, sync_dist=self.use_sync_dist)
+            logged["kl_weight"] = torch.as_tensor(float(self.kl_weight), device=self.device)
+        self._log(logged)
 
-    def compute_and_log_metrics(
-        self, loss_output: LossOutput, metrics: dict[str, ElboMetric], mode: str
-    ) -> None:
-        """Log the ELBO metrics (scvi-tools) and then the extra metrics of ``loss_output``."""
-        extra_metrics, loss_output.extra_metrics = loss_output.extra_metrics, {}
-        super().compute_and_log_metrics(loss_output, metrics, mode)
-        loss_output.extra_metrics = extra_metrics
-        for key, value in extra_metrics.items():
-            self.log(
-                f"{key}_{mode}",
-                value.detach().clone(),
-                on_step=self.on_step,
-                on_epoch=self.on_epoch,
-                batch_size=loss_output.n_obs_minibatch,
-                sync_dist=self.use_sync_dist,
-            )
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation pass's means (not during Lightning's sanity check)."""
+        if not self.trainer.sanity_checking:
+            self._log(self._epoch_means("validation"))
+
+    def _epoch_means(self, mode: str) -> dict[str, torch.Tensor]:
+        sums = self._sums[mode]
+        if not sums.n_obs:
+            return {}
+        n_total = self.n_obs_training if mode == "train" else self.n_obs_validation
+        means = sums.means(self.trainer.strategy, self.device, n_total or 1)
+        loss_name = "train_loss_epoch" if mode == "train" else "validation_loss"
+        return {(loss_name if key == "loss" else f"{key}_{mode}"): v for key, v in means.items()}
+
+    def _log(self, logged: dict[str, torch.Tensor]) -> None:
+        # Already reduced across processes: logging must not reduce again.
+        for key, value in logged.items():
+            self.log(key, value, on_step=False, on_epoch=True, prog_bar=key in INCREASING_METRICS)

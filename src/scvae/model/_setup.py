@@ -2,7 +2,9 @@
 
 from anndata import AnnData
 
-from ._validation import validate_counts
+from scvae.data import check_obs_key, validate_counts
+
+from ._base import ScvaeModel
 
 
 def setup_anndata(
@@ -10,6 +12,7 @@ def setup_anndata(
     layer: str | None = None,
     batch_key: str | None = None,
     labels_key: str | None = None,
+    *,
     allow_non_integer: bool = False,
 ) -> None:
     """Validate the raw counts of ``adata`` and register them for every scvae model.
@@ -17,7 +20,9 @@ def setup_anndata(
     Registration is done the scvi-tools way (an :class:`~scvi.data.AnnDataManager` with a
     count layer and categorical batch/label fields) for each model class, so that
     ``scvae.VAE(adata)`` and ``scvae.GMVAE(adata)`` both work afterwards. The data are checked
-    first: on bad input nothing is written into ``adata``.
+    first: on bad input nothing is written into ``adata``. Changing the registered counts in
+    place afterwards (normalising them, removing genes or cells) is refused when a model next
+    reads them; register again after such a change.
 
     Parameters
     ----------
@@ -41,16 +46,17 @@ def setup_anndata(
     scvae.data.InvalidCountsError
         The matrix is not raw counts (see :func:`scvae.data.validate_counts`).
     """
-    from scvae.model import ScvaeModel
-
-    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
-        if key is not None and key not in adata.obs:
-            raise KeyError(
-                f"{name}={key!r} is not a column of adata.obs (columns: {list(adata.obs)})."
-            )
+    check_obs_key(adata, batch_key, "batch_key")
+    check_obs_key(adata, labels_key, "labels_key")
     validate_counts(adata, layer, allow_non_integer=allow_non_integer)
     for model_cls in _model_classes(ScvaeModel):
-        model_cls.setup_anndata(adata, layer=layer, batch_key=batch_key, labels_key=labels_key)
+        model_cls._register_counts(
+            adata,
+            layer=layer,
+            batch_key=batch_key,
+            labels_key=labels_key,
+            allow_non_integer=allow_non_integer,
+        )
 
 
 def _model_classes(base: type) -> list[type]:

@@ -1,0 +1,120 @@
+"""The registered count matrix, with a fingerprint that tells when it changed in place."""
+
+import hashlib
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
+from scvi.data.fields import LayerField
+
+#: Cells whose counts the fingerprint summarises, spread evenly over the matrix.
+N_FINGERPRINT_CELLS = 32
+
+
+class CountLayerField(LayerField):
+    """scvi-tools' :class:`~scvi.data.fields.LayerField` for raw counts, with a fingerprint.
+
+    Registration records, beside scvi-tools' state, the matrix's shape, a hash of its cell and
+    gene names, and the total and sum of squares of :data:`N_FINGERPRINT_CELLS` evenly spaced
+    cells. :meth:`check_unchanged` compares them with the AnnData as it is now, which catches
+    the in-place changes of a scanpy session (``sc.pp.normalize_total``, ``sc.pp.log1p``,
+    ``sc.pp.filter_genes``, ``sc.pp.filter_cells``) at the cost of reading those few cells.
+    The counts themselves are checked by :func:`scvae.data.validate_counts`, not here.
+
+    Parameters
+    ----------
+    registry_key
+        Key of the field in the data registry.
+    layer
+        Layer holding the counts, ``None`` for ``adata.X``.
+    """
+
+    FINGERPRINT_KEY = "fingerprint"
+
+    def __init__(self, registry_key: str, layer: str | None):
+        super().__init__(registry_key, layer, is_count_data=False)
+
+    def register_field(self, adata: AnnData) -> dict:
+        """Register the counts and record their fingerprint."""
+        state = super().register_field(adata)
+        state[self.FINGERPRINT_KEY] = fingerprint(self.get_field_data(adata), adata)
+        return state
+
+    @classmethod
+    def check_unchanged(cls, adata_manager: AnnDataManager) -> None:
+        """Raise a :class:`ValueError` naming what changed if the registered counts are no
+        longer those that were registered (nothing to check for a model saved without a
+        fingerprint)."""
+        state = adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY)
+        recorded = state.get(cls.FINGERPRINT_KEY)
+        if recorded is None:
+            return
+        adata, layer = adata_manager.adata, state.get("layer")
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        setup = "scvae.setup_anndata(adata" + ("" if layer is None else f", layer={layer!r}") + ")"
+        again = (
+            f"Run {setup} again on the data as they are now and build the model anew, or undo "
+            "the change."
+        )
+        n_obs, n_vars = recorded["shape"]
+        if adata.n_vars != n_vars:
+            raise ValueError(
+                f"The AnnData has {adata.n_vars} genes, but {n_vars} were registered by "
+                f"scvae.setup_anndata: genes were removed or added in place after setup (e.g. "
+                f"by sc.pp.filter_genes). {again}"
+            )
+        if adata.n_obs != n_obs:
+            raise ValueError(
+                f"The AnnData has {adata.n_obs} cells, but {n_obs} were registered by "
+                f"scvae.setup_anndata: cells were removed or added in place after setup (e.g. "
+                f"by sc.pp.filter_cells). {again}"
+            )
+        if _names_hash(adata) != recorded["names"]:
+            raise ValueError(
+                "The cell or gene names of the AnnData changed after scvae.setup_anndata. " + again
+            )
+        now = fingerprint(adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), adata)
+        changed = ~np.isclose(now["totals"], recorded["totals"], rtol=1e-6, atol=1e-6)
+        changed |= ~np.isclose(now["squares"], recorded["squares"], rtol=1e-6, atol=1e-6)
+        if changed.any():
+            i = int(np.flatnonzero(changed)[0])
+            cell = adata.obs_names[int(recorded["rows"][i])]
+            raise ValueError(
+                f"The registered counts in {where} changed after scvae.setup_anndata (cell "
+                f"{cell!r} had a total of {recorded['totals'][i]:g}, now {now['totals'][i]:g}): "
+                "they look normalised or log-transformed in place (sc.pp.normalize_total and "
+                "sc.pp.log1p change adata.X unless given a layer). scvae models raw counts: "
+                "keep them in a layer before normalising, adata.layers['counts'] = "
+                "adata.X.copy(), and register that layer with "
+                "scvae.setup_anndata(adata, layer='counts')."
+            )
+
+
+def fingerprint(matrix, adata: AnnData) -> dict:
+    """Shape, name hash, and per-cell totals and sums of squares of evenly spaced cells."""
+    n_obs = matrix.shape[0]
+    rows = np.unique(np.linspace(0, n_obs - 1, min(n_obs, N_FINGERPRINT_CELLS)).astype(int))
+    chunk = matrix[rows]
+    if sp.issparse(chunk):
+        totals = np.asarray(chunk.sum(axis=1), dtype=np.float64).ravel()
+        squares = np.asarray(chunk.multiply(chunk).sum(axis=1), dtype=np.float64).ravel()
+    else:
+        chunk = np.asarray(chunk, dtype=np.float64)
+        totals, squares = chunk.sum(1), (chunk**2).sum(1)
+    return {
+        "shape": (int(matrix.shape[0]), int(matrix.shape[1])),
+        "names": _names_hash(adata),
+        "rows": rows,
+        "totals": totals,
+        "squares": squares,
+    }
+
+
+def _names_hash(adata: AnnData) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for names in (adata.obs_names, adata.var_names):
+        digest.update("\x1f".join(map(str, names)).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()

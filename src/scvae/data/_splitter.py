@@ -1,0 +1,92 @@
+"""scvi-tools' data splitter serving scvae's loaders, with tensors on the GPU when they fit."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
+from scvi.dataloaders import DataSplitter
+from torch.utils.data import DataLoader
+
+from ._loader import TensorDataLoader
+
+#: Counts with at most this share of non-zero entries are served as sparse CSR minibatches:
+#: below it the encoders' sparse input layer beats a dense matrix product (pbmc10x is 10%
+#: non-zero, mouse_bladder 5%; ``docs/scaling.md``).
+SPARSE_DENSITY_LIMIT = 0.3
+#: Share of free GPU memory the counts may take to be kept on the device.
+DEVICE_MEMORY_SHARE = 0.5
+
+
+class TensorDataSplitter(DataSplitter):
+    """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` serving :class:`TensorDataLoader`.
+
+    Splits cells exactly like scvi-tools. When training on a GPU and the counts take less than
+    half of its free memory, the tensors are put on the GPU once and minibatches are sliced
+    there; otherwise minibatches are served in pinned memory for asynchronous copies.
+
+    ``load_sparse_tensor`` (an argument of the models' ``train``) chooses between sparse CSR
+    and dense training and validation minibatches; by default (``None``) they are sparse when
+    the counts are (at most :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read
+    from a backed file).
+    """
+
+    data_loader_cls = TensorDataLoader
+
+    def __init__(
+        self,
+        adata_manager: AnnDataManager,
+        *args,
+        load_sparse_tensor: bool | None = None,
+        **kwargs,
+    ):
+        sparse = bool(load_sparse_tensor)
+        super().__init__(adata_manager, *args, load_sparse_tensor=sparse, **kwargs)
+        if load_sparse_tensor is None:
+            self.load_sparse_tensor = counts_are_sparse(adata_manager)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split the cells and choose where the tensors live."""
+        super().setup(stage)
+        device = self._device()
+        self.data_loader_kwargs["device"] = device
+        on_gpu_from_host = self._trainer_device().type == "cuda" and device.type == "cpu"
+        self.pin_memory = self.pin_memory or on_gpu_from_host
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """The minibatch as it is: scvi-tools densifies sparse counts here, scvae reads them."""
+        return batch
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation minibatches; an empty list (not ``None``) when there is no validation set.
+
+        Lightning refuses ``None`` when validation runs every epoch, which scvae asks for so
+        that the history holds the validation ELBO.
+        """
+        return super().val_dataloader() or []
+
+    def _trainer_device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _device(self) -> torch.device:
+        device = self._trainer_device()
+        if device.type != "cuda" or self.adata_manager.adata.isbacked:
+            return torch.device("cpu")
+        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        n_bytes = 12 * counts.nnz if sp.issparse(counts) else 4 * np.prod(counts.shape)
+        free, _ = torch.cuda.mem_get_info(device)
+        return device if n_bytes < DEVICE_MEMORY_SHARE * free else torch.device("cpu")
+
+
+def counts_are_sparse(adata_manager: AnnDataManager) -> bool:
+    """Whether the registered counts are sparse enough to be served as sparse CSR minibatches.
+
+    Backed counts always are: they are read from the file as CSR rows.
+    """
+    if adata_manager.adata.isbacked:
+        return True
+    counts = adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+    n_entries = counts.shape[0] * counts.shape[1]
+    n_nonzero = counts.nnz if sp.issparse(counts) else np.count_nonzero(counts)
+    return n_entries > 0 and n_nonzero <= SPARSE_DENSITY_LIMIT * n_entries

@@ -1,0 +1,75 @@
+"""Checks of a model's options and of the genes of an AnnData, run before anything is built."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from scvae.distributions import LIKELIHOODS, get_likelihood
+from scvae.module._networks import hidden_widths
+from scvae.module._parameter_heads import DISPERSIONS
+
+
+class GeneMismatchError(ValueError):
+    """An AnnData does not have the model's genes in the model's order."""
+
+
+def check_same_genes(var_names, model_var_names) -> None:
+    """Raise :class:`GeneMismatchError` unless ``var_names`` equals the model's genes in order.
+
+    The message says how many genes are missing, or how to reorder when only the order
+    differs.
+    """
+    var_names, model_var_names = np.asarray(var_names), np.asarray(model_var_names)
+    if np.array_equal(var_names, model_var_names):
+        return
+    missing = np.setdiff1d(model_var_names, var_names)
+    if len(missing):
+        raise GeneMismatchError(
+            f"The AnnData lacks {len(missing)} of the model's {len(model_var_names)} genes "
+            f"(e.g. {list(missing[:3])}); subset and order it as the training data."
+        )
+    raise GeneMismatchError(
+        "The AnnData has the model's genes in a different order or with extra genes; select "
+        "them in the training order first: adata = adata[:, model.adata.var_names]."
+    )
+
+
+def check_architecture(
+    likelihood: str,
+    dispersion: str,
+    scale_by_library: bool,
+    piecewise_cutoff: int | None,
+    n_latent: int,
+    n_hidden: int | Sequence[int],
+    n_layers: int,
+    dropout_rate: float,
+) -> list[int]:
+    """Validate the architecture options of a model and return the hidden layer widths.
+
+    Raises a :class:`ValueError` naming the bad option and the accepted values, before any
+    module is built.
+    """
+    row = get_likelihood(likelihood)
+    if dispersion not in DISPERSIONS:
+        raise ValueError(f"dispersion={dispersion!r} is not one of {DISPERSIONS}.")
+    if row.library_scaled and not scale_by_library:
+        raise ValueError(
+            f"likelihood={likelihood!r} scales rates by the library size by definition; "
+            "use an unconstrained likelihood (e.g. likelihood='poisson') for free rates."
+        )
+    if piecewise_cutoff is not None:
+        if not row.piecewise:
+            wrappable = tuple(name for name, other in LIKELIHOODS.items() if other.piecewise)
+            raise ValueError(
+                f"The piecewise-categorical variant exists for {wrappable}, "
+                f"not likelihood={likelihood!r}."
+            )
+        if int(piecewise_cutoff) != piecewise_cutoff or piecewise_cutoff < 1:
+            raise ValueError(
+                f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}."
+            )
+    if int(n_latent) != n_latent or n_latent < 1:
+        raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    return hidden_widths(n_hidden, n_layers)

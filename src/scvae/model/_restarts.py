@@ -1,0 +1,56 @@
+"""Several GMVAE fits from fresh weights, and the rule that keeps one of them."""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+#: How :meth:`GMVAE.train` picks one of its restarts.
+RESTART_SELECTIONS = ("elbo", "agreement")
+
+
+def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean adjusted Rand index of each partition with each of the others (``nan`` alone)."""
+    n = len(clusters)
+    agreement = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            agreement[i, j] = agreement[j, i] = adjusted_rand_score(clusters[i], clusters[j])
+    return agreement.sum(1) / (n - 1) if n > 1 else np.full(n, np.nan)
+
+
+def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) -> int:
+    """Index of the restart that ``restart_selection=selection`` keeps (see :meth:`GMVAE.train`).
+
+    ``"elbo"``: the highest ELBO; ``"agreement"``: the highest agreement, ties to the higher ELBO.
+    """
+    keys = (elbos, agreements) if selection == "agreement" else (elbos,)
+    return int(np.lexsort(keys)[-1])  # lexsort sorts by its last key first
+
+
+def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], None]) -> None:
+    """Fit ``model`` ``n_restarts`` times and keep the fit ``selection`` picks.
+
+    The first fit starts from the current weights, the others from a fresh module
+    (``model._build_module()``). Each restart's ELBO on the training cells and its mean
+    agreement with the other restarts are left in ``model.restart_elbos_`` and
+    ``model.restart_agreements_``. If a restart fails, the model keeps the fit chosen among
+    the finished ones and the error is raised.
+    """
+    fits, elbos, clusters = [], [], []
+    try:
+        for restart in range(n_restarts):
+            if restart:  # new weights from the global random state, which the user seeded
+                model.module = model._build_module()
+                # A fresh history: scvi-tools would append to the previous fit's in place.
+                model.history_, model.is_trained_ = None, False
+            fit()
+            fits.append((model.module, model.history_))
+            elbos.append(model._training_elbo())
+            clusters.append(model.predict(indices=model.train_indices))
+    finally:  # also when a restart fails: keep the chosen one of the finished fits
+        if fits:
+            model.restart_elbos_ = np.array(elbos)
+            model.restart_agreements_ = mean_agreements(clusters)
+            kept = select_restart(model.restart_elbos_, model.restart_agreements_, selection)
+            (model.module, model.history_), model.is_trained_ = fits[kept], True

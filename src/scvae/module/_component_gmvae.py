@@ -1,0 +1,290 @@
+"""scVAE's GMVAE: q(z | x, y) per mixture component, every component decoded (K decoder passes)."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+from torch.distributions import Distribution, kl_divergence
+
+from scvae._counts import library_size
+from scvae.distributions import ComponentMixture
+
+from ._decoder import CountDecoder
+from ._encoder import GaussianEncoder
+from ._mixture_prior import MixturePrior
+from ._mixture_queries import MixtureQueries
+from ._networks import MLP
+from ._vae import _as_codes
+
+
+class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
+    """scVAE's Gaussian-mixture VAE (Grønbech et al. 2020), the cluster variable summed out exactly.
+
+    Generative model: :math:`y \\sim Cat(\\pi)`, :math:`z \\mid y \\sim N(\\mu_y, \\sigma^2_y)`,
+    :math:`x \\mid z \\sim p_\\theta(x \\mid z)`. Inference model:
+    :math:`q(y \\mid x)\\,q(z \\mid x, y)`. The ELBO per cell is
+
+    .. math::
+        \\sum_k q(k \\mid x) \\big[E_{q(z \\mid x, k)} \\log p(x \\mid z)
+        - KL(q(z \\mid x, k) \\| p(z \\mid k))\\big] - KL(q(y \\mid x) \\| p(y)),
+
+    evaluated for all K components in one batched pass: the encoder's first layer adds a
+    learned embedding of y to a single projection of x, and the decoder runs once on the
+    ``(K, cells, n_latent)`` tensor of samples.
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_clusters
+        Number of mixture components K.
+    n_batch
+        Number of batches.
+    n_latent
+        Dimension of z.
+    n_hidden
+        Hidden layer widths of the encoders; the decoder mirrors them.
+    likelihood, dispersion, scale_by_library, piecewise_cutoff
+        Count likelihood options, see :class:`~scvae.module.CountDecoder`.
+    prior
+        ``"uniform"`` p(y), or ``"learned"`` mixture weights.
+    use_batch_norm
+        Batch norm on hidden layers.
+    dropout_rate
+        Dropout on the encoders' hidden layers.
+    encode_batch
+        Also condition the encoders on the batch.
+    marginal_cluster_kl
+        Train with :math:`KL(\\bar q(y) \\| p(y))` of the minibatch-averaged q(y|x) in place
+        of the per-cell :math:`KL(q(y \\mid x) \\| p(y))`. The per-cell term equals the
+        marginal one plus the mutual information between x and y (Hoffman & Johnson 2016,
+        "ELBO surgery"), so this stops the objective from pushing q(y|x) towards the uniform
+        prior (collapse) while still keeping components in use. The reported ELBO is always
+        the exact one.
+    component_spread
+        Standard deviation of the initial component means of p(z|y).
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_clusters: int = 10,
+        n_batch: int = 1,
+        n_latent: int = 10,
+        n_hidden: Sequence[int] = (128,),
+        likelihood: str = "nb",
+        dispersion: str = "gene",
+        scale_by_library: bool = True,
+        piecewise_cutoff: int | None = None,
+        prior: str = "uniform",
+        use_batch_norm: bool = True,
+        dropout_rate: float = 0.1,
+        encode_batch: bool = False,
+        marginal_cluster_kl: bool = False,
+        component_spread: float = 1.0,
+    ):
+        super().__init__()
+        self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
+        self.n_clusters = n_clusters
+        self.encode_batch = encode_batch
+        self.marginal_cluster_kl = marginal_cluster_kl
+        categories = (n_batch,) if encode_batch else ()
+        self.cluster_encoder = MLP(
+            n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
+        )
+        self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
+        self.latent_encoder = GaussianEncoder(
+            n_input, n_hidden, n_latent, categories, use_batch_norm, dropout_rate
+        )
+        # One-hot y entering q(z|x,y)'s first layer, stored as the rows of that layer's weight.
+        self.cluster_embedding = nn.Parameter(torch.randn(n_clusters, n_hidden[0]) * 0.1)
+        self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
+        self.decoder = CountDecoder(
+            n_latent,
+            list(reversed(n_hidden)),
+            n_input,
+            likelihood=likelihood,
+            dispersion=dispersion,
+            scale_by_library=scale_by_library,
+            piecewise_cutoff=piecewise_cutoff,
+            n_batch=n_batch,
+            use_batch_norm=use_batch_norm,
+        )
+
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY]}
+
+    def _get_generative_input(
+        self, tensors: dict[str, torch.Tensor], inference_outputs: dict
+    ) -> dict[str, torch.Tensor]:
+        return {
+            "z_components": inference_outputs["z_components"],
+            "library": inference_outputs["library"],
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+            "qy_logits": inference_outputs["qy_logits"],
+        }
+
+    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (_as_codes(batch_index),) if self.encode_batch else ()
+
+    def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of q(y|x) alone, without encoding z (``(cells, K)``)."""
+        inputs = self._get_inference_input(tensors)
+        device = self.prior.means.device
+        categories = self._encoder_categories(inputs["batch_index"].to(device))
+        return self.cluster_logits(
+            self.cluster_encoder(torch.log1p(inputs["x"].to(device)), categories)
+        )
+
+    @torch.inference_mode()
+    def posterior_summary(
+        self, tensors: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance of z under :math:`\\sum_k q(k \\mid x) q(z \\mid x, k)`,
+        and q(y|x)."""
+        outputs = self.inference(**self._get_inference_input(tensors))
+        qy = torch.softmax(outputs["qy_logits"], dim=-1)  # (cells, K)
+        weights, qz = qy.T.unsqueeze(-1), outputs["qz"]
+        mean = (weights * qz.loc).sum(0)
+        variance = (weights * (qz.scale**2 + qz.loc**2)).sum(0) - mean**2
+        return mean, variance.clamp(min=0), qy
+
+    @auto_move_data
+    def inference(
+        self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
+    ) -> dict[str, torch.Tensor | Distribution]:
+        """Encode counts (dense, or torch sparse CSR) into q(y|x) (logits) and q(z|x,y) for
+        every y at once.
+
+        ``z_components`` has shape ``(K, cells, n_latent)``, or
+        ``(n_samples, K, cells, n_latent)``; ``z`` is one draw per cell from the mixture.
+        """
+        categories = self._encoder_categories(batch_index)
+        log_x = torch.log1p(x)
+        qy_logits = self.cluster_logits(self.cluster_encoder(log_x, categories))
+        qz = self.latent_encoder(log_x, categories, self.cluster_embedding[:, None, :])
+        z_components = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
+        # One z per cell from the mixture q(z|x) = sum_k q(k|x) q(z|x,k), for scvi-tools'
+        # generic queries; the ELBO itself uses every component's sample.
+        y = torch.distributions.Categorical(logits=qy_logits).sample(z_components.shape[:-3])
+        index = y.unsqueeze(-2).unsqueeze(-1).expand(*y.shape[:-1], 1, y.shape[-1], self.n_latent)
+        z = z_components.gather(-3, index).squeeze(-3)
+        return {
+            "qy_logits": qy_logits,
+            "qz": qz,
+            "z_components": z_components,
+            "z": z,
+            "library": library_size(x),
+        }
+
+    @auto_move_data
+    def generative(
+        self,
+        z_components: torch.Tensor,
+        library: torch.Tensor,
+        batch_index: torch.Tensor,
+        qy_logits: torch.Tensor,
+        transform_batch: int | None = None,
+    ) -> dict[str, Distribution]:
+        """Decode every component's z in one pass.
+
+        Returns ``px_components`` (batch shape ``(..., K, cells, genes)``), ``px`` (their
+        mixture under q(y|x), for expression queries and sampling) and ``pz`` (p(z|y)).
+        """
+        batch_index = _as_codes(batch_index)
+        if transform_batch is not None:
+            batch_index = torch.full_like(batch_index, int(transform_batch))
+        px_components = self.decoder(z_components, library, batch_index)
+        px = ComponentMixture(px_components, torch.log_softmax(qy_logits, dim=-1))
+        return {"px_components": px_components, "px": px, "pz": self.prior.components()}
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        kl_weight: float = 1.0,
+    ) -> LossOutput:
+        """Negative ELBO with y summed out exactly; KL terms for z and y reported apart."""
+        x = tensors[REGISTRY_KEYS.X_KEY]
+        log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)  # (cells, K)
+        qy = log_qy.exp()
+        rec_k = -generative_outputs["px_components"].log_prob_sum(x)  # (K, cells)
+        kl_z_k = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)
+        reconstruction_loss = (qy * rec_k.T).sum(-1)
+        kl_z = (qy * kl_z_k.T).sum(-1)
+        log_py = self.prior.log_weights()
+        kl_y = (qy * (log_qy - log_py)).sum(-1)
+        if self.marginal_cluster_kl:
+            qy_mean = qy.mean(0)
+            kl_y_train = (qy_mean * (torch.log(qy_mean.clamp(min=1e-30)) - log_py)).sum()
+        else:
+            kl_y_train = kl_y.mean()
+        loss = torch.mean(reconstruction_loss + kl_weight * kl_z) + kl_y_train
+        return LossOutput(
+            loss=loss,
+            reconstruction_loss=reconstruction_loss,
+            kl_local={"kl_z": kl_z, "kl_y": kl_y},
+            extra_metrics={"kl_z": kl_z.mean().detach(), "kl_y": kl_y.mean().detach()},
+        )
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_samples: int = 1,
+        generative_kwargs: dict | None = None,
+    ) -> torch.Tensor:
+        """Posterior predictive counts, ``(cells, genes)`` or ``(cells, genes, n_samples)``."""
+        _, generative_outputs = self.forward(
+            tensors,
+            inference_kwargs={"n_samples": n_samples},
+            generative_kwargs=generative_kwargs,
+            compute_loss=False,
+        )
+        counts = generative_outputs["px"].sample().cpu()
+        return counts if n_samples == 1 else counts.permute(1, 2, 0)
+
+    @torch.inference_mode()
+    def marginal_ll(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_mc_samples: int = 1000,
+        return_mean: bool = False,
+        n_mc_samples_per_pass: int = 20,
+    ) -> torch.Tensor | float:
+        """Importance-weighted log p(x), summing y exactly and sampling z from q(z|x,y).
+
+        :math:`\\log p(x) \\approx \\log \\frac{1}{S} \\sum_s \\sum_k
+        \\frac{p(x \\mid z_{sk}) p(z_{sk} \\mid k) p(k)}{q(z_{sk} \\mid x, k)}`.
+        """
+        log_weights = []
+        remaining = n_mc_samples
+        log_py = self.prior.log_weights()[:, None]
+        while remaining > 0:
+            n = min(n_mc_samples_per_pass, remaining)
+            inference_outputs, generative_outputs = self.forward(
+                tensors, inference_kwargs={"n_samples": n}, compute_loss=False
+            )
+            z = inference_outputs["z_components"]
+            if n == 1:
+                z = z.unsqueeze(0)
+            x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
+            log_px_z = generative_outputs["px_components"].log_prob_sum(x)
+            log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
+            log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
+            log_w = (log_px_z.reshape(log_pz.shape) + log_pz - log_qz + log_py).logsumexp(1)
+            log_weights.append(log_w)
+            remaining -= n
+        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
+        return log_px.mean().item() if return_mean else log_px.cpu()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Also load a module saved by scvae 0.1.0, whose prior lay in ``prior_*`` parameters."""
+        for old, new in (("means", "means"), ("scales_raw", "scales_raw"), ("logits", "logits")):
+            if prefix + f"prior_{old}" in state_dict:
+                state_dict[f"{prefix}prior.{new}"] = state_dict.pop(prefix + f"prior_{old}")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)

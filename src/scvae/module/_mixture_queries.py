@@ -1,0 +1,38 @@
+"""What both GMVAE modules answer from their generative model alone: profiles and new cells."""
+
+import torch
+
+
+class MixtureQueries:
+    """Decoding of the mixture prior, shared by :class:`~scvae.module.GMVAEModule` and
+    :class:`~scvae.module.ComponentGMVAEModule` (which provide ``prior``, ``decoder`` and
+    ``n_clusters``)."""
+
+    @torch.inference_mode()
+    def component_profiles(self, transform_batch: int = 0) -> torch.Tensor:
+        """Normalised expression decoded at each component's mean :math:`\\mu_k` (``(K,
+        genes)``, rows summing to one), decoded as batch ``transform_batch``."""
+        means = self.prior.means.detach()
+        library = torch.ones(self.n_clusters, 1, device=means.device)
+        batch = torch.full((self.n_clusters,), transform_batch, device=means.device)
+        profile = self.decoder(means, library, batch).get_normalized("scale")
+        return profile / profile.sum(-1, keepdim=True)
+
+    @torch.inference_mode()
+    def sample_prior(
+        self, library: torch.Tensor, cluster: int | None = None, transform_batch: int = 0
+    ) -> torch.Tensor:
+        """Counts of new cells drawn from the generative model, one per entry of ``library``.
+
+        Parameters
+        ----------
+        library
+            Total count of each new cell, ``(cells, 1)`` (read by library-scaled likelihoods).
+        cluster
+            Draw every cell from this component; by default y is drawn from p(y).
+        transform_batch
+            Batch code to decode as.
+        """
+        z, _ = self.prior.sample(len(library), cluster)
+        batch = torch.full((len(library),), transform_batch, device=z.device)
+        return self.decoder(z, library.to(z), batch).sample()

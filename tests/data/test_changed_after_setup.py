@@ -1,0 +1,83 @@
+"""Counts changed in place after setup are refused, with the cause, before anything is written."""
+
+import numpy as np
+import pytest
+import scanpy as sc
+
+import scvae
+from tests.helpers import QUIET
+
+
+def _normalise(adata):
+    sc.pp.normalize_total(adata)
+
+
+def _log1p(adata):
+    sc.pp.log1p(adata)
+
+
+def _filter_genes(adata):
+    sc.pp.filter_genes(adata, min_cells=290)
+
+
+def _filter_cells(adata):
+    sc.pp.filter_cells(adata, min_counts=int(np.median(np.asarray(adata.X.sum(1)))))
+
+
+CHANGES = {
+    "normalize_total": (_normalise, "look normalised or log-transformed in place"),
+    "log1p": (_log1p, "look normalised or log-transformed in place"),
+    "filter_genes": (_filter_genes, "genes were removed or added in place"),
+    "filter_cells": (_filter_cells, "cells were removed or added in place"),
+}
+
+
+def _snapshot(adata):
+    return set(adata.obsm), set(adata.obs.columns), set(adata.uns), set(adata.layers)
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+def test_train_refuses_counts_changed_after_setup(adata, change, model_cls):
+    scvae.setup_anndata(adata)  # adata.X, which scanpy's functions change in place
+    model = model_cls(adata, n_latent=2, n_hidden=8)
+    function, cause = CHANGES[change]
+    function(adata)
+    before = _snapshot(adata)
+    with pytest.raises(ValueError, match=cause) as error:
+        model.train(max_epochs=1, **QUIET)
+    first_line = str(error.value).splitlines()[0]
+    assert cause in first_line and "setup_anndata" in first_line
+    assert _snapshot(adata) == before and not model.is_trained_
+
+
+def test_the_normalisation_message_says_how_to_keep_the_raw_counts(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    sc.pp.normalize_total(adata)
+    with pytest.raises(ValueError, match=r"layers\['counts'\].*layer='counts'"):
+        model.train(max_epochs=1, **QUIET)
+
+
+@pytest.mark.parametrize("change", ["normalize_total", "filter_genes"])
+def test_queries_of_a_trained_model_refuse_changed_counts(adata, change):
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    latent = adata.obsm["X_scvae"].copy()
+    CHANGES[change][0](adata)
+    for query in (model.get_latent_representation, model.annotate, model.predict):
+        with pytest.raises(ValueError, match=CHANGES[change][1]):
+            query()
+    np.testing.assert_array_equal(adata.obsm["X_scvae"], latent)
+
+
+def test_counts_in_a_layer_survive_normalising_x_and_setting_up_again_works(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    sc.pp.normalize_total(adata)  # X only: the registered layer is untouched
+    sc.pp.log1p(adata)
+    model.train(max_epochs=1, **QUIET)
+    sc.pp.filter_genes(adata, min_cells=290)
+    scvae.setup_anndata(adata, layer="counts")
+    scvae.VAE(adata, n_latent=2, n_hidden=8).train(max_epochs=1, **QUIET)
