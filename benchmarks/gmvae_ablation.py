@@ -36,7 +36,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import scvae
 from scvae.datasets import synthetic_counts
-from scvae.model._gmvae import default_component_init_epochs
+from scvae.model._schedule import default_component_init_epochs
 from scvae.train import ComponentInitialization
 
 ROOT = Path(__file__).resolve().parents[1]

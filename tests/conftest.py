@@ -3,12 +3,21 @@
 import anndata as ad
 import pytest
 import scvi
+import torch
 
 import scvae
 from scvae.datasets import synthetic_counts
 
 scvi.settings.verbosity = 40
 scvi.settings.progress_bar_style = "tqdm"
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same random state (Python, NumPy, torch: scvi-tools' seed)."""
+    scvi.settings.seed = 0
+    yield
+    torch.set_grad_enabled(True)
 
 
 @pytest.fixture

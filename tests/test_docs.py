@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 BUILD_TIMEOUT_S = 300
 
+pytestmark = pytest.mark.slow  # a full Sphinx build
+
 
 def test_docs_build_without_warnings(tmp_path):
     out = tmp_path / "html"

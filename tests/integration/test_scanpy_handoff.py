@@ -1,11 +1,14 @@
 """Results hand over to scanpy and to scvi-tools' differential expression as users expect."""
 
 import numpy as np
+import pytest
 import scanpy as sc
 
 import scvae
 from scvae.datasets import synthetic_counts
 from tests.helpers import QUIET
+
+pytestmark = pytest.mark.slow  # neighbours, UMAP and differential expression on a trained model
 
 
 def test_neighbors_umap_rank_genes_groups_and_differential_expression():

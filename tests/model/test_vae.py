@@ -31,11 +31,11 @@ def test_every_likelihood_trains_and_writes_the_latent_space(adata, options):
     model = scvae.VAE(adata, n_latent=4, n_hidden=32, **options)
     model.train(max_epochs=3, **QUIET)
     elbo = model.history["elbo_train"]["elbo_train"].to_numpy(dtype=float)
-    assert np.isfinite(elbo).all()
     assert elbo[-1] > elbo[0]  # the ELBO goes up
     assert adata.obsm[LATENT_KEY].shape == (adata.n_obs, 4)
-    assert np.isfinite(model.get_elbo())
-    assert np.isfinite(model.get_marginal_ll(n_mc_samples=5))
+    np.testing.assert_allclose(adata.obsm[LATENT_KEY], model.get_latent_representation())
+    # The ELBO bounds the importance-weighted log-likelihood from below.
+    assert model.get_elbo() <= model.get_marginal_ll(n_mc_samples=20) + 1.0
 
 
 def test_annotate_can_be_switched_off(adata):
@@ -62,7 +62,8 @@ def test_queries_have_the_shapes_scanpy_and_scvi_users_expect(adata):
     assert per_cell.shape == (300,)
     assert model.get_elbo() <= model.get_marginal_ll(n_mc_samples=50) + 1.0
     error = model.get_reconstruction_error()
-    assert np.isfinite(error["reconstruction_loss"])
+    # The ELBO is the negative reconstruction loss minus the (non-negative) KL.
+    assert -error["reconstruction_loss"] >= model.get_elbo() - 1.0
     history = model.history
     for key in ("elbo_train", "reconstruction_loss_train", "kl_local_train", "elbo_validation"):
         assert key in history
@@ -79,11 +80,12 @@ def test_save_load_round_trip_gives_identical_latents(adata, tmp_path):
     )
 
 
-def test_deep_scvae_style_encoder_trains_with_finite_loss(adata):
+def test_deep_scvae_style_encoder_trains_and_learns(adata):
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.VAE(adata, n_hidden=[1000, 500, 250, 100], likelihood="poisson")
     model.train(max_epochs=5, plan_kwargs={"lr": 1e-3}, **QUIET)  # guard raises on non-finite
-    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+    elbo = model.history["elbo_train"]["elbo_train"].to_numpy(dtype=float)
+    assert elbo[-1] > elbo[0]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import scvi
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
-from scvae.model._gmvae import default_component_init_epochs
 from scvae.train import ComponentInitialization
 from scvae.train._component_initialization import match_components
 from tests.helpers import QUIET
@@ -95,13 +94,6 @@ def test_a_learned_cluster_prior_starts_from_the_mixture_weights(monkeypatch):
     np.testing.assert_allclose(
         model.module.prior.log_weights().exp().detach().cpu().numpy(), weights[order], rtol=1e-5
     )
-
-
-@pytest.mark.parametrize(
-    ("max_epochs", "expected"), [(100, (50, 90)), (10, (5, 9)), (2, (1,)), (1, (1,))]
-)
-def test_by_default_components_are_placed_half_way_and_again_at_90_percent(max_epochs, expected):
-    assert default_component_init_epochs(max_epochs) == expected
 
 
 def test_each_placement_epoch_fits_the_mixture_once(monkeypatch):

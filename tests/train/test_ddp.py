@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -37,6 +38,8 @@ SCRIPT = textwrap.dedent(
                       f"{'kl_y_train' in model.history} {elbos}")
     """
 )
+
+pytestmark = pytest.mark.slow  # two training processes per test
 
 
 def run_on_two_processes(tmp_path, n_restarts: int) -> list[tuple[str, ...]]:

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 from ._loader import TensorDataLoader
 
-#: Counts with at most this share of non-zero entries are served as sparse CSR minibatches:
-#: below it the encoders' sparse input layer beats a dense matrix product (pbmc10x is 10%
-#: non-zero, mouse_bladder 5%; ``docs/scaling.md``).
+#: Counts with at most this share of non-zero entries are served as sparse CSR minibatches,
+#: for which the encoders' sparse input layer beats a dense matrix product (see
+#: ``docs/scaling.md``).
 SPARSE_DENSITY_LIMIT = 0.3
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5

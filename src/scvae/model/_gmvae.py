@@ -1,23 +1,31 @@
 """User-facing GMVAE: clusters cells while it models their raw counts."""
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from anndata import AnnData
-from scvi import REGISTRY_KEYS, settings
+from scvi import settings
 
 from scvae._constants import DEFAULT_KEY, result_keys
 from scvae.module import ComponentGMVAEModule, GMVAEModule
-from scvae.train import ComponentInitialization
+from scvae.train import ClusterConvergence, ComponentInitialization
 
 from ._base import ScvaeModel
 from ._checks import check_architecture
+from ._cluster_queries import ClusterQueriesMixin
+from ._cluster_selection import (
+    CELLS_PER_COMPONENT,
+    ClusterSelection,
+    cluster_use,
+    component_log_likelihoods,
+    select_clusters,
+)
 from ._restarts import RESTART_SELECTIONS, train_restarts
 from ._saved import migrated, read_saved_model
-from ._schedule import default_component_init_epochs, default_kl_warmup_epochs, default_max_epochs
+from ._schedule import GMVAESchedule
 
 #: The GMVAE's inference models (see :class:`GMVAE`).
 INFERENCES = ("responsibilities", "classifier", "per_component")
@@ -25,7 +33,7 @@ INFERENCES = ("responsibilities", "classifier", "per_component")
 SAVED_WITHOUT_INFERENCE = {"inference": "per_component"}
 
 
-class GMVAE(ScvaeModel):
+class GMVAE(ClusterQueriesMixin, ScvaeModel):
     """Gaussian-mixture VAE of raw UMI counts: a latent space and a clustering in one model.
 
     The prior over the latent space is a mixture of ``n_clusters`` Gaussians with a categorical
@@ -105,8 +113,9 @@ class GMVAE(ScvaeModel):
         self,
         adata: AnnData | None = None,
         *,
-        n_clusters: int = 10,
-        inference: str = "per_component",
+        n_clusters: int | str = 10,
+        max_clusters: int = 30,
+        inference: str = "responsibilities",
         n_latent: int = 10,
         n_hidden: int | Sequence[int] = 128,
         n_layers: int = 1,
@@ -131,8 +140,15 @@ class GMVAE(ScvaeModel):
             n_layers,
             dropout_rate,
         )
-        if int(n_clusters) != n_clusters or n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters}.")
+        auto = isinstance(n_clusters, str)
+        if (auto and n_clusters != "auto") or (
+            not auto and (int(n_clusters) != n_clusters or n_clusters < 1)
+        ):
+            raise ValueError(
+                f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}."
+            )
+        if int(max_clusters) != max_clusters or max_clusters < 2:
+            raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters}.")
         if inference not in INFERENCES:
             raise ValueError(f"inference={inference!r} is not one of {INFERENCES}.")
         if prior not in ("uniform", "learned"):
@@ -147,7 +163,7 @@ class GMVAE(ScvaeModel):
             component_spread = 1.0 if inference == "per_component" else 0.0
         self._module_kwargs = dict(
             n_input=self.summary_stats.n_vars,
-            n_clusters=n_clusters,
+            n_clusters=int(max_clusters if auto else n_clusters),
             n_batch=self.summary_stats.n_batch,
             n_latent=n_latent,
             n_hidden=widths,
@@ -166,7 +182,13 @@ class GMVAE(ScvaeModel):
         else:
             self._module_kwargs["cluster_posterior"] = inference
         self.inference = inference
+        self.auto_clusters = auto
         self.module = self._build_module()
+        self.cluster_selection_: ClusterSelection | None = None
+        self.component_sizes_: np.ndarray | None = None
+        self.component_clusters_: np.ndarray | None = None
+        self.cluster_sizes_: np.ndarray | None = None
+        self.n_clusters_used_: int | None = None
         self.restart_elbos_: np.ndarray | None = None
         self.restart_agreements_: np.ndarray | None = None
         self._model_summary_string = (
@@ -186,8 +208,10 @@ class GMVAE(ScvaeModel):
         *,
         n_restarts: int = 1,
         restart_selection: str = "agreement",
+        warmup_epochs: int | None = None,
         component_init_epochs: int | Sequence[int] | None = None,
         component_init_method: str = "kmeans",
+        stop_when_converged: bool = True,
         plan_kwargs: dict | None = None,
         annotate: bool = True,
         key_added: str = DEFAULT_KEY,
@@ -195,34 +219,44 @@ class GMVAE(ScvaeModel):
     ) -> None:
         """Train the model; see :meth:`scvae.model.ScvaeModel.train` for all options.
 
+        A fit is a VAE phase, then a mixture phase (see :class:`~scvae.model.GMVAESchedule`):
+        the KL weight warms up while the components wait at the origin, k-means on the
+        latent means places them (:class:`~scvae.train.ComponentInitialization`), and the
+        mixture trains until its clustering and validation ELBO have settled
+        (:class:`~scvae.train.ClusterConvergence`) or ``max_epochs`` is reached.
+
         Parameters
         ----------
         max_epochs
-            Number of epochs (scvi-tools' rule by default: 400 up to 20,000 cells).
+            Epochs at most; by default scvi-tools' number for the data size (400 epochs up
+            to 20,000 cells), or more when the default placement comes late.
         n_restarts
             Train this many times (the first from the current weights, the others from fresh
-            random ones) and keep one fit, chosen without labels by ``restart_selection``, as
-            k-means keeps the best of its ``n_init`` starts. Each restart costs one full
-            training; every restart's ELBO and agreement are left in :attr:`restart_elbos_` and
-            :attr:`restart_agreements_`. If a restart fails, the model keeps the fit chosen
-            among the finished ones and the error is raised (nothing is annotated).
+            random ones) and keep one fit, chosen without labels by ``restart_selection``.
+            Each restart costs one full training; every restart's ELBO and agreement are
+            left in :attr:`restart_elbos_` and :attr:`restart_agreements_`. If a restart fails,
+            the model keeps the fit chosen among the finished ones and the error is raised
+            (nothing is annotated).
         restart_selection
             ``"agreement"`` (default): keep the fit whose clusters agree most with the other
-            fits' (highest mean adjusted Rand index on the training cells; ties, as with two
-            restarts, go to the higher ELBO), the most typical clustering. ``"elbo"``: keep the
-            fit with the highest ELBO on the training cells.
+            fits' (highest mean adjusted Rand index on the training cells; ties go to the
+            higher ELBO), the most typical clustering. ``"elbo"``: keep the fit with the
+            highest ELBO on the training cells.
+        warmup_epochs
+            Epochs over which the KL weight rises from 0 to 1; by default those of
+            :data:`~scvae.model.GMVAESchedule`'s warm-up steps (overridden by a warm-up in
+            ``plan_kwargs``).
         component_init_epochs
-            After each of these numbers of epochs, the mixture components are placed on
-            clusters of the latent means (:class:`~scvae.train.ComponentInitialization`);
-            ``0`` or ``()`` keeps the initial placement. Default: half-way through training
-            and again after 90% of the epochs.
+            After each of these epochs (counted from 1) the components are placed; ``0`` or
+            ``()`` keeps the initial placement. By default once, a few epochs after the
+            warm-up.
         component_init_method
             ``"kmeans"`` (default) or ``"gaussian_mixture"``: how the latent means are
             clustered at each placement.
+        stop_when_converged
+            Stop once the clustering and the ELBO have settled after the last placement.
         plan_kwargs
-            Passed to :class:`~scvae.train.ScvaeTrainingPlan`. Unless it sets
-            ``n_epochs_kl_warmup`` or ``n_steps_kl_warmup``, the KL warm-up lasts the first
-            30% of the epochs.
+            Passed to :class:`~scvae.train.ScvaeTrainingPlan`.
         annotate
             When training ends, write the results into the registered AnnData
             (:meth:`annotate`); with restarts, those of the kept fit.
@@ -238,41 +272,79 @@ class GMVAE(ScvaeModel):
                 f"restart_selection must be one of {RESTART_SELECTIONS}, got {restart_selection!r}."
             )
         self.restart_elbos_ = self.restart_agreements_ = None
-        if max_epochs is None:
-            max_epochs = default_max_epochs(self.adata.n_obs)
-        if component_init_epochs is None:
-            component_init_epochs = default_component_init_epochs(max_epochs)
-        # Validates the method before any training starts.
-        initialization = ComponentInitialization(
-            component_init_epochs, seed=settings.seed or 0, method=component_init_method
+        schedule = GMVAESchedule.default(
+            self.adata.n_obs,
+            max_epochs=max_epochs,
+            warmup_epochs=warmup_epochs,
+            placement_epochs=component_init_epochs,
+            train_size=kwargs.get("train_size"),
+            batch_size=kwargs.get("batch_size", 128),
         )
-        late = [epoch for epoch in initialization.epochs if epoch > max_epochs]
-        if late:
-            raise ValueError(
-                f"component_init_epochs {late} are beyond max_epochs={max_epochs}: the "
-                "components would never be placed. Use epochs <= max_epochs."
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if schedule.placement_epochs:
+            seed = settings.seed or 0
+            callbacks.append(
+                ComponentInitialization(
+                    schedule.placement_epochs, seed=seed, method=component_init_method
+                )
             )
+        if stop_when_converged:
+            callbacks.append(ClusterConvergence(start_epoch=schedule.last_placement))
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
-            plan_kwargs["n_epochs_kl_warmup"] = default_kl_warmup_epochs(max_epochs)
-        if initialization.epochs:
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), initialization]
+            plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
+        self.schedule_ = schedule
 
         def fit(annotate_fit: bool) -> None:
             super(GMVAE, self).train(
-                max_epochs,
+                schedule.max_epochs,
                 plan_kwargs=plan_kwargs,
                 annotate=annotate_fit,
                 key_added=key_added,
+                callbacks=callbacks,
                 **kwargs,
             )
 
+        self.component_clusters_ = None  # the components of a new fit are the clusters
         if n_restarts == 1:
-            fit(annotate)
-            return
-        train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
+            fit(False)
+        else:
+            train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
+        self._select_clusters()
         if annotate:
             self.annotate(key_added=key_added)
+            clusters = self.adata.obs[result_keys(key_added)["cluster"]].astype(int).to_numpy()
+        else:
+            clusters = self.predict()
+        self._record_cluster_use(clusters)
+
+    def _select_clusters(self) -> None:
+        """Merge the components into clusters (:mod:`scvae.model._cluster_selection`); with
+        ``n_clusters="auto"`` the merged groups become the model's clusters."""
+        components = self.predict(indices=self.train_indices, components=True)
+        sizes = np.bincount(components, minlength=self.module.n_clusters)
+        self.component_sizes_ = sizes
+        rng = np.random.default_rng(settings.seed or 0)
+        chosen = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(components == k))[:CELLS_PER_COMPONENT]
+                for k in range(self.module.n_clusters)
+            ]
+        )
+        indices = np.asarray(self.train_indices)[chosen]
+        loader = self._make_data_loader(self.adata, indices=indices, batch_size=256)
+        log_likelihoods = component_log_likelihoods(self.module, loader)
+        means = self.module.prior.means.detach().cpu().numpy()
+        self.cluster_selection_ = select_clusters(log_likelihoods, components[chosen], sizes, means)
+        if self.auto_clusters:
+            self.component_clusters_ = self.cluster_selection_.component_clusters
+
+    def _record_cluster_use(self, clusters: np.ndarray) -> None:
+        """Keep the cells per cluster and warn when clusters are (nearly) empty."""
+        self.cluster_sizes_ = np.bincount(clusters, minlength=self.n_clusters)
+        self.n_clusters_used_, message = cluster_use(self.cluster_sizes_)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _training_elbo(self) -> float:
         """ELBO per cell on the training cells, from the same draws of z for every fit."""
@@ -284,6 +356,9 @@ class GMVAE(ScvaeModel):
         """:meth:`scvae.model.ScvaeModel.summary`, plus ``n_clusters``, ``inference`` and,
         after restarts, each restart's ELBO and agreement."""
         summary = {**super().summary(), "n_clusters": self.n_clusters, "inference": self.inference}
+        if self.n_clusters_used_ is not None:
+            summary["n_clusters_used"] = self.n_clusters_used_
+            summary["cluster_sizes"] = self.cluster_sizes_.tolist()
         if self.restart_elbos_ is not None:
             summary["restart_elbos"] = self.restart_elbos_.tolist()
             summary["restart_agreements"] = self.restart_agreements_.tolist()
@@ -291,172 +366,15 @@ class GMVAE(ScvaeModel):
 
     @property
     def n_clusters(self) -> int:
-        """Number of mixture components K."""
+        """Number of clusters: K, or with ``n_clusters="auto"`` the number chosen."""
+        if self.component_clusters_ is None:
+            return self.module.n_clusters
+        return int(self.component_clusters_.max() + 1)
+
+    @property
+    def n_components(self) -> int:
+        """Number of mixture components: K, or ``max_clusters`` with ``n_clusters="auto"``."""
         return self.module.n_clusters
-
-    @torch.inference_mode()
-    def _posterior(
-        self, adata: AnnData | None, indices: Sequence[int] | None, batch_size: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Stream the data once; return E_q[z] (cells x latent) and q(y|x) (cells x K)."""
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        latents, probabilities = [], []
-        for tensors in self._make_data_loader(adata, indices=indices, batch_size=batch_size):
-            z_mean, _, qy = self.module.posterior_summary(tensors)
-            latents.append(z_mean.cpu())
-            probabilities.append(qy.cpu())
-        return torch.cat(latents).numpy(), torch.cat(probabilities).numpy()
-
-    def get_latent_representation(
-        self,
-        adata: AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
-        :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
-
-        Parameters
-        ----------
-        adata
-            AnnData with the registered genes; defaults to the model's.
-        indices
-            Cells to use; all by default.
-        batch_size
-            Cells per forward pass (memory stays bounded by it).
-        """
-        return self._posterior(adata, indices, batch_size)[0]
-
-    def predict(
-        self,
-        adata: AnnData | None = None,
-        soft: bool = False,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-    ) -> np.ndarray | pd.DataFrame:
-        """Cluster of each cell.
-
-        Parameters
-        ----------
-        adata
-            AnnData with the registered genes; defaults to the model's.
-        soft
-            Return q(y|x) as a cells x K DataFrame instead of the argmax.
-        indices
-            Cells to use; all by default.
-        batch_size
-            Cells per forward pass.
-
-        Returns
-        -------
-        Integer cluster per cell, or the DataFrame of cluster probabilities.
-        """
-        probabilities = self._posterior(adata, indices, batch_size)[1]
-        if not soft:
-            return probabilities.argmax(1)
-        adata = self._validate_anndata(adata)
-        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
-        return pd.DataFrame(probabilities, index=obs_names, columns=self._cluster_names())
-
-    def _cluster_names(self) -> list[str]:
-        return [str(k) for k in range(self.n_clusters)]
-
-    def annotate(
-        self,
-        adata: AnnData | None = None,
-        *,
-        batch_size: int | None = None,
-        key_added: str = DEFAULT_KEY,
-    ) -> None:
-        """Write latent means and cluster assignments into ``adata``.
-
-        Writes ``obsm["X_scvae"]``, ``obs["scvae_cluster"]`` (categorical, unused components
-        dropped), ``obsm["scvae_cluster_probabilities"]`` (cells x K) and
-        ``obs["scvae_cluster_confidence"]``. Works for the training data and for any query
-        AnnData with the registered genes.
-
-        Parameters
-        ----------
-        adata
-            AnnData to annotate; defaults to the one the model was set up with.
-        batch_size
-            Cells per forward pass.
-        key_added
-            Prefix of the keys: ``obsm[f"X_{key_added}"]``, ``obs[f"{key_added}_cluster"]``,
-            ``obsm[f"{key_added}_cluster_probabilities"]``,
-            ``obs[f"{key_added}_cluster_confidence"]``.
-        """
-        adata = self._validate_anndata(adata)
-        latent, probabilities = self._posterior(adata, None, batch_size)
-        clusters = pd.Categorical(
-            np.asarray(self._cluster_names())[probabilities.argmax(1)],
-            categories=self._cluster_names(),
-        ).remove_unused_categories()
-        keys = result_keys(key_added)
-        adata.obsm[keys["latent"]] = latent
-        adata.obsm[keys["probabilities"]] = probabilities
-        adata.obs[keys["cluster"]] = pd.Categorical(clusters)
-        adata.obs[keys["confidence"]] = probabilities.max(1)
-
-    def get_cluster_profiles(self, transform_batch: int = 0) -> pd.DataFrame:
-        """Expected normalised expression at each component's mean (K x genes).
-
-        Decodes the mean :math:`\\mu_k` of each p(z | y=k); rows sum to one.
-
-        Parameters
-        ----------
-        transform_batch
-            Batch code to decode as, when a batch was registered.
-        """
-        self._check_if_trained(warn=False)
-        profiles = self.module.eval().component_profiles(transform_batch)
-        return pd.DataFrame(
-            profiles.cpu().numpy(), index=self._cluster_names(), columns=self.adata.var_names
-        )
-
-    def sample(
-        self,
-        n: int,
-        cluster: int | None = None,
-        library_size: float | None = None,
-        transform_batch: int = 0,
-        seed: int | None = None,
-    ) -> np.ndarray:
-        """Draw counts for ``n`` new cells from the generative model.
-
-        Parameters
-        ----------
-        n
-            Number of cells.
-        cluster
-            Draw all cells from this component; by default y is drawn from p(y).
-        library_size
-            Total count of each simulated cell (for library-scaled likelihoods); by default
-            drawn from the registered cells' observed totals.
-        transform_batch
-            Batch code to decode as.
-        seed
-            Seed of the random draws.
-
-        Returns
-        -------
-        Counts, ``n`` x genes.
-        """
-        self._check_if_trained(warn=False)
-        if cluster is not None and not 0 <= cluster < self.n_clusters:
-            raise ValueError(f"cluster={cluster} is not in 0..{self.n_clusters - 1}.")
-        generator = np.random.default_rng(seed)
-        if seed is not None:
-            torch.manual_seed(seed)
-        if library_size is None:
-            totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
-            library = generator.choice(np.asarray(totals).ravel(), size=n)
-        else:
-            library = np.full(n, library_size)
-        library = torch.as_tensor(library, dtype=torch.float32)[:, None]
-        counts = self.module.eval().sample_prior(library, cluster, transform_batch)
-        return counts.cpu().numpy()
 
     @classmethod
     def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):

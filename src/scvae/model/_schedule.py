@@ -1,8 +1,23 @@
-"""How long a fit trains, and when in it the GMVAE's components are placed."""
+"""How long a fit trains, and when in it the GMVAE's components are placed.
+
+A GMVAE fit has two phases. Until its components are placed it is a VAE (every component at
+the origin) whose KL weight warms up from 0 to 1; then k-means on the latent means places the
+components, and the mixture trains until its clustering and its ELBO have settled
+(:class:`~scvae.train.ClusterConvergence`). Both phases are measured in optimisation steps,
+not epochs, so that a data set of any size gets the same schedule in steps: a million cells
+warm up within the first epoch, a thousand cells over tens of epochs.
+"""
+
+import math
+from dataclasses import dataclass
 
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.
 EPOCH_RULE_CELLS, EPOCH_RULE_EPOCHS = 20_000, 400
+#: Steps of KL warm-up of a GMVAE before its components are placed.
+WARMUP_STEPS = 1000
+#: Steps at full KL weight between the end of the warm-up and the placement.
+SETTLE_STEPS = 500
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -10,11 +25,83 @@ def default_max_epochs(n_obs: int) -> int:
     return max(1, min(EPOCH_RULE_EPOCHS, round(EPOCH_RULE_CELLS * EPOCH_RULE_EPOCHS / n_obs)))
 
 
-def default_component_init_epochs(max_epochs: int) -> tuple[int, ...]:
-    """Epochs after which :meth:`GMVAE.train` places the components: 50% and 90% of training."""
-    return tuple(sorted({max(1, max_epochs // 2), max(1, (9 * max_epochs) // 10)}))
+def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
+    """Optimisation steps in one epoch over the training share of ``n_obs`` cells."""
+    n_train = math.ceil((0.9 if train_size is None else train_size) * n_obs)
+    return max(1, math.ceil(n_train / batch_size))
 
 
-def default_kl_warmup_epochs(max_epochs: int) -> int:
-    """Epochs of KL warm-up of a GMVAE fit: the first 30% of training."""
-    return max(1, (3 * max_epochs) // 10)
+def epochs_for(steps: int, steps_in_epoch: int) -> int:
+    """Whole epochs (at least one) that contain about ``steps`` steps."""
+    return max(1, round(steps / steps_in_epoch))
+
+
+@dataclass(frozen=True)
+class GMVAESchedule:
+    """The epochs of a GMVAE fit (see the module docstring).
+
+    Parameters
+    ----------
+    max_epochs
+        Epochs at most.
+    warmup_epochs
+        Epochs of KL warm-up (the weight rises linearly from 0 to 1).
+    placement_epochs
+        Epochs (counted from 1) after which the components are placed.
+    """
+
+    max_epochs: int
+    warmup_epochs: int
+    placement_epochs: tuple[int, ...]
+
+    @classmethod
+    def default(
+        cls,
+        n_obs: int,
+        *,
+        max_epochs: int | None = None,
+        warmup_epochs: int | None = None,
+        placement_epochs: int | tuple[int, ...] | None = None,
+        train_size: float | None = None,
+        batch_size: int = 128,
+    ) -> "GMVAESchedule":
+        """The schedule of a fit on ``n_obs`` cells; given values override the defaults.
+
+        By default the warm-up lasts :data:`WARMUP_STEPS` steps, the components are placed
+        :data:`SETTLE_STEPS` steps later, and training lasts at most scvi-tools' number of
+        epochs for the data size, or a little longer than the placement if that is more. A
+        ``max_epochs`` too short for that schedule gets it compressed into its length: the
+        warm-up over the first 30% of the epochs, the placement after half of them.
+        """
+        steps = steps_per_epoch(n_obs, train_size, batch_size)
+        settle = epochs_for(SETTLE_STEPS, steps)
+        default_end = epochs_for(WARMUP_STEPS, steps) + 2 * settle
+        if max_epochs is not None and max_epochs < default_end:
+            if warmup_epochs is None:
+                warmup_epochs = max(1, (3 * max_epochs) // 10)
+            if placement_epochs is None:
+                placement_epochs = (max(1, max_epochs // 2),)
+        if warmup_epochs is None:
+            warmup_epochs = epochs_for(WARMUP_STEPS, steps)
+        if placement_epochs is None:
+            placement_epochs = (warmup_epochs + settle,)
+        placement_epochs = tuple(sorted({int(e) for e in _as_tuple(placement_epochs) if e > 0}))
+        if max_epochs is None:
+            last = max(placement_epochs, default=warmup_epochs)
+            max_epochs = max(default_max_epochs(n_obs), last + settle)
+        late = [epoch for epoch in placement_epochs if epoch > max_epochs]
+        if late:
+            raise ValueError(
+                f"component_init_epochs {late} are beyond max_epochs={max_epochs}: the "
+                "components would never be placed. Use epochs <= max_epochs."
+            )
+        return cls(int(max_epochs), int(warmup_epochs), placement_epochs)
+
+    @property
+    def last_placement(self) -> int:
+        """The epoch after which the components are last placed (0: never)."""
+        return max(self.placement_epochs, default=0)
+
+
+def _as_tuple(epochs: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (epochs,) if isinstance(epochs, int) else tuple(epochs)

@@ -44,7 +44,8 @@ class MixturePrior(nn.Module):
         super().__init__()
         self.n_components, self.n_latent = n_components, n_latent
         self.means = nn.Parameter(torch.randn(n_components, n_latent) * spread)
-        self.scales_raw = nn.Parameter(torch.full((n_components, n_latent), 0.5413))
+        raw_scale = _inverse_softplus(torch.tensor(INITIAL_SCALE - MIN_SCALE, dtype=torch.float64))
+        self.scales_raw = nn.Parameter(torch.full((n_components, n_latent), raw_scale.item()))
         logits = torch.zeros(n_components)
         if learn_weights:
             self.logits = nn.Parameter(logits)

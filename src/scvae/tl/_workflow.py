@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from scvae.data import check_obs_key
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
+from scvae.train import quiet_training
 
 #: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
 SCVI_PRIVATE_PREFIX = "_scvi_"
@@ -136,7 +137,8 @@ def load_model(model_dir: str | Path, adata: AnnData | None = None) -> ScvaeMode
     classes = {cls.__name__: cls for cls in (VAE, GMVAE)}
     if name not in classes:
         raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
-    return classes[name].load(str(model_dir), adata=adata)
+    with quiet_training():  # scvi-tools announces each file it reads
+        return classes[name].load(str(model_dir), adata=adata)
 
 
 def fit_model(
@@ -167,7 +169,8 @@ def fit_model(
         Passed to the model's constructor.
     """
     setup_anndata(adata, layer=layer, batch_key=batch_key, allow_non_integer=allow_non_integer)
-    scvi.settings.seed = seed
+    with quiet_training():  # Lightning announces the seed otherwise
+        scvi.settings.seed = seed
     model = build_model(adata, n_clusters, **model_kwargs)
     model.train(**(train_kwargs or {}))
     return model

@@ -2,11 +2,13 @@
 
 from ._callbacks import NonFiniteLossError, NonFiniteLossGuard
 from ._component_initialization import ComponentInitialization
+from ._convergence import ClusterConvergence
 from ._progress import EpochProgressBar
 from ._quiet import quiet_training
 from ._training_plan import ScvaeTrainingPlan
 
 __all__ = [
+    "ClusterConvergence",
     "ComponentInitialization",
     "EpochProgressBar",
     "NonFiniteLossError",

@@ -7,71 +7,68 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
+
+#: How the latent means are clustered at a placement.
+PLACEMENT_METHODS = ("kmeans", "gaussian_mixture")
 
 
 class ComponentInitialization(Callback):
-    """Re-initialise p(z|y) from clusters of the latent means after the given epochs.
+    """Place p(z | y) on clusters of the latent means after the given epochs.
 
-    Randomly placed components make the GMVAE's clustering depend on the seed: some
-    components start far from any cell and stay empty, others merge types. After a short
-    warm-up the encoder already separates cell types, so k-means (``n_init`` restarts) on the
-    posterior means of z gives components that sit on the data: each cluster's mean and
-    per-dimension standard deviation become p(z|y=k), and with a learned p(y) the cluster
-    sizes become p(y). ``method="gaussian_mixture"`` fits the mixture the prior p(z) is
-    instead (K Gaussians with diagonal covariances, by EM), which lets components differ in
-    size and spread; it is measured against k-means in the GMVAE ablation and clustering
-    benchmarks and is not the default (on pbmc10x it let components empty during the rest
-    of training). Left to the ELBO's gradient, q(y|x) takes tens of epochs to follow the
-    moved components (and may merge types meanwhile), so its network is first fitted to the
-    assignments by cross-entropy, for at most ``max_passes`` passes over the training data
-    or until it agrees on 98% of the cells.
+    The latent means of the training cells are clustered into K groups, and each group's
+    mean, per-dimension spread and share become :math:`\\mu_k`, :math:`\\sigma_k` and (with
+    learned weights) :math:`\\pi_k`. The spread is the M-step's: :math:`\\sigma_k^2` is the
+    group's mean of :math:`s^2 + (m - \\mu_k)^2` over its cells' posterior means :math:`m`
+    and variances :math:`s^2`, the value that maximises the ELBO for the current q(z | x).
 
-    Placing the components again late in training keeps them on the data: components placed
-    once can lose their cells to their neighbours in the rest of training (measured on pbmc10x
-    and mouse_bladder in the clustering benchmark). Each placement is matched to the components
-    it replaces (the fitted cluster nearest to component k becomes component k, by an optimal
-    one-to-one assignment), so that what q(z | x, y) and q(y | x) learned for a component
-    carries over to the cells it holds after the move.
+    ``method="kmeans"`` runs k-means ``n_init`` times from single random starts and keeps the
+    partition that agrees most with the others (the highest mean adjusted Rand index), the
+    most typical partition of the runs, rather than the one of lowest inertia, which on
+    overlapping cell types changes from one set of starts to the next.
+    ``method="gaussian_mixture"`` fits K diagonal Gaussians by EM (``n_init`` restarts).
+
+    Each placement is matched to the components it replaces (the fitted group nearest to
+    component k becomes component k, by an optimal one-to-one assignment), so that what the
+    networks learned for a component carries over to the cells it holds after the move. A
+    q(y | x) with a network of its own (``cluster_encoder``) is then fitted to the assignment
+    by cross-entropy, for at most ``max_passes`` passes or until it agrees on 98% of the cells.
 
     Parameters
     ----------
     epochs
-        Number of epochs of training after which the components are placed, or several such
-        numbers (a placement after each); 0 entries are ignored.
+        Epochs (counted from 1) after which the components are placed; 0 entries are ignored.
     n_init
-        Restarts of the mixture fit (or of k-means).
+        k-means runs (or EM restarts).
     seed
-        Random state of the fit.
+        Random state of the clustering.
     max_passes
-        Passes of cross-entropy fitting of q(y|x) to the assignments.
+        Passes of cross-entropy fitting of a q(y | x) network to the assignment.
     method
-        ``"kmeans"`` or ``"gaussian_mixture"`` (diagonal covariances, ``n_init`` EM restarts).
+        ``"kmeans"`` or ``"gaussian_mixture"``.
     max_cells
-        k-means or the mixture is fitted to at most this many cells drawn at random (all
-        cells are then assigned), which bounds its cost on millions of cells.
+        The clustering is fitted to at most this many cells drawn at random (all cells are
+        then assigned), which bounds its cost on millions of cells.
     """
 
     def __init__(
         self,
         epochs: int | Sequence[int],
-        n_init: int = 10,
+        n_init: int = 30,
         seed: int = 0,
         max_passes: int = 10,
         method: str = "kmeans",
-        max_cells: int = 100_000,
+        max_cells: int = 50_000,
     ):
-        if method not in ("gaussian_mixture", "kmeans"):
-            raise ValueError(f"method={method!r} is not known: use 'kmeans' or 'gaussian_mixture'.")
+        if method not in PLACEMENT_METHODS:
+            raise ValueError(f"method={method!r} is not one of {PLACEMENT_METHODS}.")
         epochs = np.atleast_1d(epochs)
         if (epochs < 0).any():
             raise ValueError(f"Placement epochs must be >= 0 (0 disables), got {epochs.tolist()}.")
         self.epochs = sorted({int(e) for e in epochs if e > 0})
-        self.n_init = n_init
-        self.seed = seed
-        self.max_passes = max_passes
-        self.method = method
-        self.max_cells = max_cells
+        self.n_init, self.seed, self.max_passes = n_init, seed, max_passes
+        self.method, self.max_cells = method, max_cells
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """After each of ``epochs``, cluster the latent means and copy that into the prior."""
@@ -82,46 +79,24 @@ class ComponentInitialization(Callback):
         batch_size = getattr(loader.batch_sampler, "batch_size", None) or 128
         # Every process reads all training cells in the same order, so the assignment is
         # identical on every DDP rank; rank 0's copy is broadcast to rule out float drift.
-        latents = _latent_means(module, loader.dataset, batch_size)
+        means, variances = latent_posteriors(module, loader.dataset, batch_size)
         current = module.prior.means.detach().cpu().numpy()
-        fitted = match_components(self.fit(latents, module.n_clusters), current)
-        assignment, means, scales, weights = trainer.strategy.broadcast(fitted, src=0)
-        module.prior.set(means, scales, weights)
+        fitted = match_components(self.fit(means, module.n_clusters, variances), current)
+        assignment, centres, scales, weights = trainer.strategy.broadcast(fitted, src=0)
+        module.prior.set(centres, scales, weights)
         if hasattr(module, "cluster_encoder"):  # q(y|x) has a network of its own
             _fit_cluster_encoder(module, loader.dataset, assignment, batch_size, self.max_passes)
             state = trainer.strategy.broadcast(_cluster_encoder_state(module), src=0)
             module.load_state_dict(state, strict=False)
 
-    def fit(
-        self, latents: np.ndarray, n_clusters: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Cluster ``latents`` (cells x latent) into at most ``n_clusters`` components.
-
-        Returns
-        -------
-        The component of each cell, and each component's mean, per-dimension standard
-        deviation and weight. With fewer distinct cells than components, the spare
-        components are put on cells, with the overall spread and a tiny weight.
-        """
+    def cluster(self, latents: np.ndarray, n_clusters: int) -> np.ndarray:
+        """Group of each of ``latents`` (cells x latent), at most ``n_clusters`` groups."""
         rng = np.random.default_rng(self.seed)
         sample = latents
         if len(latents) > self.max_cells:
             sample = latents[rng.choice(len(latents), self.max_cells, replace=False)]
         n_fit = min(n_clusters, len(np.unique(sample, axis=0)))
-        overall = _spread(latents, None)
-        if self.method == "kmeans":
-            kmeans = KMeans(n_fit, n_init=self.n_init, random_state=self.seed).fit(sample)
-            assignment = kmeans.labels_ if sample is latents else kmeans.predict(latents)
-            members = [latents[assignment == k] for k in range(n_fit)]
-            fit_means = np.stack(
-                [
-                    m.mean(0) if len(m) else centre
-                    for m, centre in zip(members, kmeans.cluster_centers_, strict=True)
-                ]
-            )
-            fit_scales = np.stack([_spread(m, overall) for m in members])
-            fit_weights = np.bincount(assignment, minlength=n_fit) / len(latents)
-        else:
+        if self.method == "gaussian_mixture":
             mixture = GaussianMixture(
                 n_fit,
                 covariance_type="diag",
@@ -129,15 +104,56 @@ class ComponentInitialization(Callback):
                 n_init=self.n_init,
                 random_state=self.seed,
             ).fit(sample)
-            assignment = mixture.predict(latents)
-            fit_means, fit_weights = mixture.means_, mixture.weights_
-            fit_scales = np.sqrt(mixture.covariances_) + 1e-3
+            return mixture.predict(latents)
+        runs = [
+            KMeans(n_fit, n_init=1, random_state=self.seed + run).fit(sample)
+            for run in range(self.n_init)
+        ]
+        partitions = [run.labels_ for run in runs]
+        agreement = np.zeros((len(runs), len(runs)))
+        for i in range(len(runs)):
+            for j in range(i + 1, len(runs)):
+                agreement[i, j] = agreement[j, i] = adjusted_rand_score(
+                    partitions[i], partitions[j]
+                )
+        typical = runs[int(agreement.sum(1).argmax())]
+        return typical.labels_ if sample is latents else typical.predict(latents)
+
+    def fit(
+        self, latents: np.ndarray, n_clusters: int, variances: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Cluster ``latents`` (posterior means, cells x latent) into ``n_clusters`` components.
+
+        Parameters
+        ----------
+        latents
+            Posterior means of z.
+        n_clusters
+            Number of components K.
+        variances
+            Posterior variances of z, as ``latents``; ``None`` takes them as zero.
+
+        Returns
+        -------
+        The component of each cell, and each component's mean, per-dimension standard
+        deviation and weight. Components left without cells (fewer distinct cells than
+        components) are put on cells, with the overall spread and a tiny weight.
+        """
+        assignment = self.cluster(latents, n_clusters)
+        if variances is None:
+            variances = np.zeros_like(latents)
+        overall = _spread(latents, variances, latents.mean(0))
         means = np.empty((n_clusters, latents.shape[1]), dtype=np.float32)
-        scales, weights = np.empty_like(means), np.full(n_clusters, 1e-3)
-        means[:n_fit], scales[:n_fit], weights[:n_fit] = fit_means, fit_scales, fit_weights
-        spare = np.arange(n_fit, n_clusters)
-        means[spare] = latents[spare % len(latents)]
-        scales[spare] = overall
+        scales, weights = np.empty_like(means), np.zeros(n_clusters)
+        for k in range(n_clusters):
+            members = assignment == k
+            if members.sum() > 1:
+                means[k] = latents[members].mean(0)
+                scales[k] = _spread(latents[members], variances[members], means[k])
+            else:  # a spare component: on a cell, with the overall spread
+                means[k] = latents[members][0] if members.any() else latents[k % len(latents)]
+                scales[k] = overall
+            weights[k] = members.mean()
         weights = np.maximum(weights, 1e-3)  # an empty cluster must not get log p(y) = -inf
         return assignment, means, scales, weights / weights.sum()
 
@@ -158,24 +174,23 @@ def match_components(
     return renumber[assignment], means[order], scales[order], weights[order]
 
 
-def _spread(members: np.ndarray, fallback: np.ndarray | None) -> np.ndarray:
-    """Per-dimension standard deviation plus 1e-3; ``fallback`` for fewer than two cells."""
-    if len(members) > 1 or fallback is None:
-        return members.std(0) + 1e-3
-    return fallback
+def _spread(means: np.ndarray, variances: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """:math:`\\sqrt{E[s^2 + (m - c)^2]}` per dimension, plus 1e-3."""
+    return np.sqrt((variances + (means - centre) ** 2).mean(0)) + 1e-3
 
 
 @torch.inference_mode()
-def _latent_means(module, dataset, batch_size: int) -> np.ndarray:
-    """Posterior means of z, :math:`\\sum_k q(k|x) E[z|x,k]`, of every cell of ``dataset``."""
+def latent_posteriors(module, dataset, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and variances of z of every cell of ``dataset`` (cells x latent)."""
     was_training = module.training
     module.eval()
-    latents = [
-        module.posterior_summary(dataset[positions])[0].cpu()
-        for positions in dataset.minibatches(batch_size)
-    ]
+    means, variances = [], []
+    for positions in dataset.minibatches(batch_size):
+        mean, variance, _ = module.posterior_summary(dataset[positions])
+        means.append(mean.cpu())
+        variances.append(variance.cpu())
     module.train(was_training)
-    return torch.cat(latents).numpy()
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
 def _fit_cluster_encoder(

@@ -1,12 +1,14 @@
-"""Training without Lightning's start-up chatter: what a user did not ask for is not printed."""
+"""Training without Lightning's and scvi-tools' chatter: what a user did not ask for is not
+printed."""
 
 import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: Loggers whose INFO lines (accelerators found, "Trainer.fit stopped", tips) are hidden.
-CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning")
+#: Loggers whose INFO lines (accelerators found, "Trainer.fit stopped", tips, the seed, files
+#: read) are hidden.
+CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning", "scvi")
 #: Warnings from Lightning and its dependencies about nothing the user can act on.
 IGNORED_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",  # torch's pytree deprecation inside Lightning
@@ -18,7 +20,8 @@ IGNORED_WARNINGS = (
 
 @contextmanager
 def quiet_training() -> Iterator[None]:
-    """Raise Lightning's loggers to WARNING and drop :data:`IGNORED_WARNINGS` for a block.
+    """Raise Lightning's and scvi-tools' loggers to WARNING and drop :data:`IGNORED_WARNINGS`
+    for a block.
 
     Errors and every other warning still come through; the loggers' levels are restored.
     """

@@ -126,6 +126,10 @@ class ScvaeTrainingPlan(TrainingPlan):
             kwargs["optimizer"] = "Custom"
         super().__init__(module, **kwargs)
         self._sums = {"train": EpochSums(), "validation": EpochSums()}
+        #: q(y | x) of each validation cell at the last validation pass (this process's cells,
+        #: in order), for modules with a cluster variable; else ``None``.
+        self.validation_clusters: torch.Tensor | None = None
+        self._clusters: list[torch.Tensor] = []
 
     def configure_optimizers(self):
         """scvi-tools' optimiser; the plateau scheduler, if asked for, knows the ELBO rises."""
@@ -158,11 +162,15 @@ class ScvaeTrainingPlan(TrainingPlan):
     def on_validation_epoch_start(self) -> None:
         """Start the validation pass's running sums."""
         self._sums["validation"] = EpochSums()
+        self._clusters = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Add one validation minibatch's terms (loss with the current KL weight)."""
-        _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        """Add one validation minibatch's terms (loss with the current KL weight) and, for a
+        module with a cluster variable, its cells' q(y | x)."""
+        inference_outputs, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
         self._sums["validation"].add(loss_output)
+        if "qy_logits" in inference_outputs:
+            self._clusters.append(torch.softmax(inference_outputs["qy_logits"].detach(), -1))
 
     def on_train_epoch_end(self) -> None:
         """Log the training epoch's means."""
@@ -175,6 +183,8 @@ class ScvaeTrainingPlan(TrainingPlan):
         """Log the validation pass's means (not during Lightning's sanity check)."""
         if not self.trainer.sanity_checking:
             self._log(self._epoch_means("validation"))
+            if self._clusters:
+                self.validation_clusters = torch.cat(self._clusters)
 
     def _epoch_means(self, mode: str) -> dict[str, torch.Tensor]:
         sums = self._sums[mode]

@@ -1,0 +1,235 @@
+"""What a trained GMVAE answers: latent means, clusters, component profiles, new cells."""
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+
+from scvae._constants import DEFAULT_KEY, result_keys
+
+
+class ClusterQueriesMixin:
+    """The GMVAE's queries (a mixin of :class:`~scvae.GMVAE`, whose module provides
+    ``posterior_summary``, ``component_profiles`` and ``sample_prior``)."""
+
+    @torch.inference_mode()
+    def _posterior(
+        self,
+        adata: AnnData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        components: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stream the data once; return E_q[z] (cells x latent) and the cluster probabilities
+        (cells x clusters; with ``components``, q(y|x) over the mixture components)."""
+        self._check_if_trained(warn=False)
+        adata = self._validate_anndata(adata)
+        latents, probabilities = [], []
+        for tensors in self._make_data_loader(adata, indices=indices, batch_size=batch_size):
+            z_mean, _, qy = self.module.posterior_summary(tensors)
+            latents.append(z_mean.cpu())
+            probabilities.append(qy.cpu())
+        probabilities = torch.cat(probabilities).numpy()
+        if self.component_clusters_ is not None and not components:
+            groups = np.eye(self.n_clusters, dtype=probabilities.dtype)[self.component_clusters_]
+            probabilities = probabilities @ groups  # a cluster's probability: its components'
+        return torch.cat(latents).numpy(), probabilities
+
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
+        :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        batch_size
+            Cells per forward pass (memory stays bounded by it).
+        """
+        return self._posterior(adata, indices, batch_size)[0]
+
+    def predict(
+        self,
+        adata: AnnData | None = None,
+        soft: bool = False,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        components: bool = False,
+    ) -> np.ndarray | pd.DataFrame:
+        """Cluster of each cell.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the model's.
+        soft
+            Return q(y|x) as a cells x K DataFrame instead of the argmax.
+        indices
+            Cells to use; all by default.
+        batch_size
+            Cells per forward pass.
+        components
+            Mixture components instead of clusters (they differ with ``n_clusters="auto"``,
+            where a cluster is a group of components).
+
+        Returns
+        -------
+        Integer cluster per cell, or the DataFrame of cluster probabilities.
+        """
+        probabilities = self._posterior(adata, indices, batch_size, components)[1]
+        if not soft:
+            return probabilities.argmax(1)
+        adata = self._validate_anndata(adata)
+        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+        names = [str(k) for k in range(probabilities.shape[1])]
+        return pd.DataFrame(probabilities, index=obs_names, columns=names)
+
+    def _cluster_names(self) -> list[str]:
+        return [str(k) for k in range(self.n_clusters)]
+
+    def annotate(
+        self,
+        adata: AnnData | None = None,
+        *,
+        batch_size: int | None = None,
+        key_added: str = DEFAULT_KEY,
+    ) -> None:
+        """Write latent means and cluster assignments into ``adata``.
+
+        Writes ``obsm["X_scvae"]``, ``obs["scvae_cluster"]`` (categorical, unused clusters
+        dropped), ``obsm["scvae_cluster_probabilities"]`` (cells x clusters),
+        ``obs["scvae_cluster_confidence"]`` and, once the components' hierarchy is known,
+        ``uns["dendrogram_scvae_cluster"]`` (the clusters' hierarchy, drawn by
+        ``sc.pl.dendrogram(adata, "scvae_cluster")`` and by scanpy's plots with
+        ``dendrogram=True``). Works for the training data and for any query AnnData with the
+        registered genes.
+
+        Parameters
+        ----------
+        adata
+            AnnData to annotate; defaults to the one the model was set up with.
+        batch_size
+            Cells per forward pass.
+        key_added
+            Prefix of the keys: ``obsm[f"X_{key_added}"]``, ``obs[f"{key_added}_cluster"]``,
+            ``obsm[f"{key_added}_cluster_probabilities"]``,
+            ``obs[f"{key_added}_cluster_confidence"]``.
+        """
+        adata = self._validate_anndata(adata)
+        latent, probabilities = self._posterior(adata, None, batch_size)
+        clusters = pd.Categorical(
+            np.asarray(self._cluster_names())[probabilities.argmax(1)],
+            categories=self._cluster_names(),
+        ).remove_unused_categories()
+        keys = result_keys(key_added)
+        adata.obsm[keys["latent"]] = latent
+        adata.obsm[keys["probabilities"]] = probabilities
+        adata.obs[keys["cluster"]] = pd.Categorical(clusters)
+        adata.obs[keys["confidence"]] = probabilities.max(1)
+        if self.cluster_selection_ is not None:
+            hierarchy = self._cluster_hierarchy()
+            categories = list(adata.obs[keys["cluster"]].cat.categories)
+            adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
+                keys["cluster"], categories
+            )
+
+    def _cluster_hierarchy(self):
+        """The merges over the clusters: those of the components, clusters as the leaves."""
+        selection = self.cluster_selection_
+        if self.component_clusters_ is None:  # fixed K: every component is a cluster
+            return dataclasses.replace(
+                selection,
+                n_clusters=self.n_clusters,
+                component_clusters=np.arange(self.n_clusters),
+            )
+        return selection
+
+    def _component_weights(self) -> np.ndarray:
+        """Each component's share of its cluster (by cells), for profiles and sampling."""
+        sizes = np.asarray(self.component_sizes_, dtype=float) + 1e-12
+        totals = np.bincount(self.component_clusters_, weights=sizes)
+        return sizes / totals[self.component_clusters_]
+
+    def get_cluster_profiles(self, transform_batch: int = 0) -> pd.DataFrame:
+        """Expected normalised expression of each cluster (clusters x genes).
+
+        Decodes the mean :math:`\\mu_k` of each p(z | y=k); rows sum to one. With
+        ``n_clusters="auto"``, a cluster's profile is the mixture of its components'
+        profiles, weighted by their cells.
+
+        Parameters
+        ----------
+        transform_batch
+            Batch code to decode as, when a batch was registered.
+        """
+        self._check_if_trained(warn=False)
+        profiles = self.module.eval().component_profiles(transform_batch).cpu().numpy()
+        if self.component_clusters_ is not None:
+            groups = np.eye(self.n_clusters)[self.component_clusters_]
+            profiles = (groups * self._component_weights()[:, None]).T @ profiles
+        return pd.DataFrame(profiles, index=self._cluster_names(), columns=self.adata.var_names)
+
+    def sample(
+        self,
+        n: int,
+        cluster: int | None = None,
+        library_size: float | None = None,
+        transform_batch: int = 0,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Draw counts for ``n`` new cells from the generative model.
+
+        Parameters
+        ----------
+        n
+            Number of cells.
+        cluster
+            Draw all cells from this cluster; by default y is drawn from p(y).
+        library_size
+            Total count of each simulated cell (for library-scaled likelihoods); by default
+            drawn from the registered cells' observed totals.
+        transform_batch
+            Batch code to decode as.
+        seed
+            Seed of the random draws.
+
+        Returns
+        -------
+        Counts, ``n`` x genes.
+        """
+        self._check_if_trained(warn=False)
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster={cluster} is not in 0..{self.n_clusters - 1}.")
+        generator = np.random.default_rng(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
+        if library_size is None:
+            totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
+            library = generator.choice(np.asarray(totals).ravel(), size=n)
+        else:
+            library = np.full(n, library_size)
+        library = torch.as_tensor(library, dtype=torch.float32)[:, None]
+        module = self.module.eval()
+        if cluster is None or self.component_clusters_ is None:
+            return module.sample_prior(library, cluster, transform_batch).cpu().numpy()
+        # A cluster of several components: each cell from one of them, by their cells.
+        weights = np.where(self.component_clusters_ == cluster, self._component_weights(), 0)
+        drawn = generator.choice(self.n_components, size=n, p=weights / weights.sum())
+        counts = np.zeros((n, self.adata.n_vars), dtype=np.float32)
+        for component in np.unique(drawn):
+            rows = np.flatnonzero(drawn == component)
+            counts[rows] = (
+                module.sample_prior(library[rows], int(component), transform_batch).cpu().numpy()
+            )
+        return counts

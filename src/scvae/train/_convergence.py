@@ -1,0 +1,128 @@
+"""Stop a GMVAE fit once its clustering and its ELBO have settled."""
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+#: Without validation cells, this many training cells (a fixed random subset) are followed.
+N_TRACKED_CELLS = 2048
+
+
+class ClusterConvergence(Callback):
+    """End training when the cluster assignments stop moving and the ELBO stops rising.
+
+    After every epoch after ``start_epoch``, the most likely cluster (argmax q(y | x)) of
+    each validation cell (as the validation pass computed it; without validation cells, of a
+    fixed random subset of the training cells) is compared with the previous epoch's, and the
+    validation ELBO (else the training ELBO) is recorded; how far the assignments moved (the
+    mean total-variation distance between the epoch's q(y | x) and the last one's) goes into
+    the model's history as ``clusters_changed``. Training stops once, over the last
+    ``patience`` epochs against the ``patience`` epochs before, the mean ELBO rose by less
+    than ``min_elbo_gain`` (relative) and the assignments' mean movement is below
+    ``max_changed`` or level (within ``movement_tolerance`` of the window before, relative):
+    it has fallen to the level that minibatch noise alone keeps up.
+
+    Attributes
+    ----------
+    changed
+        For each epoch followed, how far the assignments moved (``nan`` first).
+    elbos
+        For each epoch followed, the ELBO per cell.
+    stopped_epoch
+        The epoch (counted from 1) after which training stopped, or ``None``.
+
+    Parameters
+    ----------
+    start_epoch
+        The epoch (counted from 1) after which the components were last placed: the
+        assignments are followed from the next one on.
+    patience
+        Length of the windows of epochs compared.
+    max_changed
+        Mean movement of the assignments per epoch below which a window is settled.
+    movement_tolerance
+        Relative change of the mean movement between windows within which it is level.
+    min_elbo_gain
+        Relative rise of the windows' mean ELBO below which the ELBO has settled.
+    seed
+        Seed of the choice of followed training cells (without validation cells).
+    """
+
+    def __init__(
+        self,
+        start_epoch: int = 0,
+        patience: int = 10,
+        max_changed: float = 0.02,
+        movement_tolerance: float = 0.1,
+        min_elbo_gain: float = 1e-3,
+        seed: int = 0,
+    ):
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1, got {patience}.")
+        self.start_epoch, self.patience = start_epoch, patience
+        self.max_changed, self.movement_tolerance = max_changed, movement_tolerance
+        self.min_elbo_gain = min_elbo_gain
+        self.seed = seed
+        self.changed: list[float] = []
+        self.elbos: list[float] = []
+        self.stopped_epoch: int | None = None
+        self._previous: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Forget any earlier fit."""
+        self.changed, self.elbos, self.stopped_epoch, self._previous = [], [], None, None
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Record this epoch's assignment changes and ELBO; stop if both have settled."""
+        if trainer.current_epoch + 1 <= self.start_epoch:
+            return
+        clusters = getattr(pl_module, "validation_clusters", None)  # this epoch's validation
+        if clusters is None or not len(clusters):
+            clusters = self._training_clusters(pl_module.module, trainer.train_dataloader)
+        self.changed.append(self._changed_share(trainer, clusters))
+        self._previous = clusters
+        if not np.isnan(self.changed[-1]):  # in the history, beside the ELBOs
+            pl_module.log("clusters_changed", self.changed[-1], on_step=False, on_epoch=True)
+        metrics = trainer.callback_metrics
+        elbo = metrics.get("elbo_validation", metrics.get("elbo_train"))
+        self.elbos.append(np.nan if elbo is None else float(elbo))
+        if self.settled():
+            self.stopped_epoch = trainer.current_epoch + 1
+            trainer.should_stop = True
+
+    def settled(self) -> bool:
+        """Whether the last ``patience`` epochs are settled (see the class docstring)."""
+        n = self.patience
+        if len(self.elbos) < 2 * n:
+            return False
+        moved_before, moved = np.nanmean(self.changed[-2 * n : -n]), np.mean(self.changed[-n:])
+        level = abs(moved - moved_before) <= self.movement_tolerance * moved_before
+        still = moved <= self.max_changed or level
+        before, last = np.mean(self.elbos[-2 * n : -n]), np.mean(self.elbos[-n:])
+        return bool(still and last - before < self.min_elbo_gain * abs(before))
+
+    def _changed_share(self, trainer: Trainer, clusters: torch.Tensor) -> float:
+        """Mean total variation distance, over every process's cells, between this epoch's
+        q(y | x) and the last epoch's."""
+        if self._previous is None or self._previous.shape != clusters.shape:
+            return np.nan
+        moved = 0.5 * (clusters - self._previous).abs().sum(-1)
+        counts = torch.tensor([float(moved.sum()), float(len(clusters))], device=clusters.device)
+        n_changed, n_cells = trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+        return n_changed / max(n_cells, 1.0)
+
+    @torch.inference_mode()
+    def _training_clusters(self, module, loader) -> torch.Tensor:
+        dataset = loader.dataset
+        rng = np.random.default_rng(self.seed)
+        n_cells = len(dataset)
+        positions = np.sort(rng.choice(n_cells, min(n_cells, N_TRACKED_CELLS), replace=False))
+        dataset.load(positions)
+        was_training = module.training
+        module.eval()
+        clusters = [
+            module.posterior_summary(dataset[chunk.tolist()])[-1]
+            for chunk in np.array_split(positions, max(1, len(positions) // 1024))
+        ]
+        module.train(was_training)
+        return torch.cat(clusters)

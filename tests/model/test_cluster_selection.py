@@ -1,0 +1,123 @@
+"""Components merged by how well the counts tell their cells apart; the hierarchy scanpy draws."""
+
+import matplotlib
+import numpy as np
+import pytest
+import scanpy as sc
+import scipy.cluster.hierarchy as sch
+from sklearn.metrics import adjusted_rand_score
+
+import scvae
+from scvae.datasets import synthetic_counts
+from scvae.model._cluster_selection import select_clusters
+from tests.helpers import QUIET
+
+matplotlib.use("Agg")
+
+
+def _likelihoods(true_cluster, n_cells=40, gap=5.0, seed=0):
+    """Log-likelihoods of cells under components, where the components of one true cluster
+    explain its cells equally well (up to noise) and the others ``gap`` nats worse."""
+    rng = np.random.default_rng(seed)
+    true_cluster = np.asarray(true_cluster)
+    cells = np.repeat(np.arange(len(true_cluster)), n_cells)  # each component's own cells
+    log_likelihoods = rng.normal(0.0, 1.0, (len(cells), len(true_cluster)))
+    same = true_cluster[cells][:, None] == true_cluster[None, :]
+    return log_likelihoods - gap * ~same, cells
+
+
+def test_components_of_one_cluster_are_merged_and_distinct_ones_kept():
+    truth = [0, 0, 1, 1, 1, 2]
+    log_likelihoods, cells = _likelihoods(truth)
+    means = np.random.default_rng(0).normal(size=(6, 2))
+    selection = select_clusters(log_likelihoods, cells, np.ones(6), means)
+    assert selection.n_clusters == 3
+    assert adjusted_rand_score(truth, selection.component_clusters) == 1.0
+    merges = selection.merges
+    assert list(merges["n_clusters"]) == [5, 4, 3, 2, 1]  # merged down to one group
+    assert (merges["separability"].iloc[:3] < 0.9).all()  # within clusters: inseparable
+    assert (merges["separability"].iloc[3:] >= 0.99).all()  # between clusters: separable
+
+
+def test_a_component_without_cells_joins_its_nearest_neighbour():
+    log_likelihoods, cells = _likelihoods([0, 1, 2])
+    log_likelihoods = np.column_stack([log_likelihoods, np.zeros(len(cells))])
+    means = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0], [4.8, 0.2]])
+    selection = select_clusters(log_likelihoods, cells, np.array([1, 1, 1, 0]), means)
+    assert selection.n_clusters == 3
+    assert selection.component_clusters[3] == selection.component_clusters[1]
+    assert selection.merges["separability"].iloc[0] == 0.0
+
+
+def test_the_linkage_is_a_valid_scipy_tree_over_components_and_over_clusters():
+    log_likelihoods, cells = _likelihoods([0, 0, 1, 2, 2])
+    selection = select_clusters(log_likelihoods, cells, np.ones(5), np.zeros((5, 2)))
+    sch.is_valid_linkage(selection.linkage(), throw=True)
+    over_clusters = selection.linkage(clusters_only=True)
+    sch.is_valid_linkage(over_clusters, throw=True)
+    assert len(over_clusters) == selection.n_clusters - 1
+    assert over_clusters[-1, 3] == selection.n_clusters
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_types", [3, 8, 15])
+@pytest.mark.parametrize("seed", range(5))
+def test_auto_finds_the_number_of_planted_types(n_types, seed):
+    adata = synthetic_counts(n_cells=100 * n_types, n_genes=200, n_clusters=n_types, seed=seed)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters="auto", n_latent=5, n_hidden=64)
+    model.train(max_epochs=60, **QUIET)
+    assert model.n_clusters == n_types
+    assert adjusted_rand_score(adata.obs["cell_type"], adata.obs["scvae_cluster"]) >= 0.95
+
+
+@pytest.fixture
+def auto_model():
+    adata = synthetic_counts(n_cells=400, n_genes=100, n_clusters=4, seed=0)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters="auto", max_clusters=10, n_latent=4, n_hidden=32)
+    model.train(max_epochs=40, **QUIET)
+    return model, adata
+
+
+def test_auto_clusters_are_groups_of_components_everywhere(auto_model):
+    model, adata = auto_model
+    assert model.n_components == 10 and model.n_clusters == len(set(model.component_clusters_))
+    probabilities = adata.obsm["scvae_cluster_probabilities"]
+    assert probabilities.shape == (adata.n_obs, model.n_clusters)
+    np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+    components = model.predict(components=True)
+    np.testing.assert_array_equal(model.component_clusters_[components], model.predict())
+    profiles = model.get_cluster_profiles()
+    assert profiles.shape == (model.n_clusters, adata.n_vars)
+    np.testing.assert_allclose(profiles.sum(1), 1, rtol=1e-5)
+    counts = model.sample(30, cluster=model.n_clusters - 1, seed=0)
+    assert counts.shape == (30, adata.n_vars) and (counts >= 0).all()
+
+
+def test_the_cluster_hierarchy_is_in_uns_for_scanpy(auto_model):
+    _, adata = auto_model
+    key = "dendrogram_scvae_cluster"
+    assert adata.uns[key]["categories_ordered"]
+    assert sorted(adata.uns[key]["categories_ordered"]) == sorted(
+        adata.obs["scvae_cluster"].cat.categories
+    )
+    sc.pl.dendrogram(adata, "scvae_cluster", show=False)
+    sc.pl.dotplot(adata, adata.var_names[:5], "scvae_cluster", dendrogram=True, show=False)
+
+
+def test_a_saved_auto_model_keeps_its_clusters(auto_model, tmp_path):
+    model, adata = auto_model
+    model.save(tmp_path / "auto")
+    loaded = scvae.GMVAE.load(tmp_path / "auto", adata=adata)
+    assert loaded.n_clusters == model.n_clusters
+    np.testing.assert_array_equal(loaded.predict(), model.predict())
+
+
+def test_a_bad_n_clusters_is_named():
+    adata = synthetic_counts(n_cells=50, n_genes=10)
+    scvae.setup_anndata(adata)
+    with pytest.raises(ValueError, match="n_clusters must be a positive integer or 'auto'"):
+        scvae.GMVAE(adata, n_clusters="many")
+    with pytest.raises(ValueError, match="max_clusters"):
+        scvae.GMVAE(adata, n_clusters="auto", max_clusters=1)

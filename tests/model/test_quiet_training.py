@@ -1,0 +1,30 @@
+"""A default fit prints its progress bar and nothing else a user did not ask for."""
+
+import re
+
+import pytest
+
+import scvae
+
+
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+def test_a_default_fit_prints_only_its_progress_bar(adata, model_cls, capfd, recwarn):
+    scvae.setup_anndata(adata, layer="counts")
+    kwargs = {"n_clusters": 3} if model_cls is scvae.GMVAE else {}
+    model = model_cls(adata, n_latent=2, n_hidden=8, **kwargs)
+    capfd.readouterr()
+    model.train(max_epochs=3)
+    out, err = capfd.readouterr()
+    assert out == ""
+    for line in filter(None, re.split(r"[\r\n]+", err)):
+        assert line.startswith("Training:"), line  # tqdm's bar, redrawn in place
+    assert "ELBO train=" in err and "validation=" in err
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
+
+
+def test_without_the_progress_bar_a_fit_prints_nothing(adata, capfd):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    capfd.readouterr()
+    model.train(max_epochs=2, enable_progress_bar=False)
+    assert capfd.readouterr() == ("", "")

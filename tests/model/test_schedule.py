@@ -1,0 +1,38 @@
+"""The GMVAE's schedule is set in optimisation steps, whatever the data size."""
+
+import pytest
+
+from scvae.model._schedule import (
+    SETTLE_STEPS,
+    WARMUP_STEPS,
+    GMVAESchedule,
+    default_max_epochs,
+    steps_per_epoch,
+)
+
+
+@pytest.mark.parametrize("n_obs", [2_000, 5_000, 50_000, 1_300_000])
+def test_warm_up_and_placement_take_the_same_steps_on_any_data_size(n_obs):
+    schedule = GMVAESchedule.default(n_obs)
+    steps = steps_per_epoch(n_obs, None, 128)
+    assert schedule.warmup_epochs == max(1, round(WARMUP_STEPS / steps))
+    (placement,) = schedule.placement_epochs
+    assert placement == schedule.warmup_epochs + max(1, round(SETTLE_STEPS / steps))
+    assert schedule.max_epochs >= max(default_max_epochs(n_obs), placement + 1)
+
+
+def test_a_short_max_epochs_compresses_the_schedule_into_it():
+    schedule = GMVAESchedule.default(1000, max_epochs=10)
+    assert (schedule.warmup_epochs, schedule.placement_epochs) == (3, (5,))
+    assert schedule.max_epochs == 10
+    assert GMVAESchedule.default(1000, max_epochs=1).placement_epochs == (1,)
+
+
+def test_given_epochs_are_kept_and_a_placement_after_the_end_is_refused():
+    schedule = GMVAESchedule.default(
+        1000, max_epochs=40, warmup_epochs=7, placement_epochs=(9, 0, 20)
+    )
+    assert (schedule.warmup_epochs, schedule.placement_epochs) == (7, (9, 20))
+    assert GMVAESchedule.default(1000, placement_epochs=()).placement_epochs == ()
+    with pytest.raises(ValueError, match=r"\[50\] are beyond max_epochs=40"):
+        GMVAESchedule.default(1000, max_epochs=40, placement_epochs=50)

@@ -1,0 +1,49 @@
+"""Early stopping ends a GMVAE fit whose clusters and ELBO have settled, and only then."""
+
+import numpy as np
+import pytest
+
+import scvae
+from scvae.train import ClusterConvergence
+from tests.helpers import QUIET
+
+
+def followed(changed, elbos, patience=3):
+    convergence = ClusterConvergence(patience=patience)
+    convergence.changed, convergence.elbos = list(changed), list(elbos)
+    return convergence
+
+
+def test_settled_needs_still_clusters_and_a_flat_elbo_over_two_windows():
+    flat = [-100.0] * 6
+    assert followed([np.nan, 0.0, 0.0, 0.01, 0.0, 0.01], flat).settled()
+    assert followed([np.nan, 0.05, 0.04, 0.05, 0.04, 0.045], flat).settled()  # noise level
+    assert not followed([np.nan, 0.3, 0.2, 0.1, 0.08, 0.06], flat).settled()  # still falling
+    assert not followed([np.nan, 0.0, 0.0, 0.3, 0.2, 0.1], flat).settled()  # moving again
+    rising = [-120.0, -118.0, -116.0, -110.0, -108.0, -106.0]
+    assert not followed([np.nan] + [0.0] * 5, rising).settled()  # ELBO still rising
+    assert not followed([0.0] * 5, flat[:5]).settled()  # fewer than two windows
+
+
+def test_patience_must_be_positive():
+    with pytest.raises(ValueError, match="patience"):
+        ClusterConvergence(patience=0)
+
+
+def test_a_converged_fit_stops_before_max_epochs(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=32)
+    max_epochs = 400
+    model.train(max_epochs, batch_size=32, **QUIET)
+    epochs = len(model.history["elbo_train"])
+    assert model.schedule_.last_placement < epochs < max_epochs
+    changed = model.history["clusters_changed"]["clusters_changed"].to_numpy()
+    assert changed[-10:].mean() <= 0.02
+
+
+def test_without_early_stopping_a_fit_runs_to_max_epochs(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(12, stop_when_converged=False, **QUIET)
+    assert len(model.history["elbo_train"]) == 12
+    assert "clusters_changed" not in model.history
