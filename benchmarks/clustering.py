@@ -6,11 +6,14 @@ labels are only used to score the result (ARI and NMI):
 
 * **GMVAE**: ``scvae.GMVAE(adata, n_clusters=K)`` and ``train()``, defaults throughout (one
   fit) → ``obs["scvae_cluster"]``;
+* **GMVAE auto**: the same with ``n_clusters="auto"``, K unknown to it;
 * **scVI + Leiden**, **scVI + k-means**: ``scvi.model.SCVI(adata)`` with scvi-tools' default
   training, its latent space → Leiden on ``sc.pp.neighbors`` at the resolution whose number of
   clusters is closest to K, or k-means (K, ``n_init=10``);
 * **PCA + Leiden**, **PCA + k-means**: scanpy's standard pipeline (``normalize_total(1e4)``,
-  ``log1p``, 2000 highly variable genes where there are more, ``pca(50)``), then the same.
+  ``log1p``, 2000 highly variable genes where there are more, ``pca(50)``), then the same;
+* **scVI + Leiden (res 1)**, **PCA + Leiden (res 1)**: Leiden at scanpy's default resolution
+  1.0, what a user gets without knowing K (compared with *GMVAE auto*).
 
 Each method runs with the given seeds (``scvi.settings.seed``, Leiden's and k-means'
 ``random_state``). A fit's time covers setup, training and clustering (the resolution search
@@ -61,9 +64,25 @@ DATASETS = {
     "zeisel": "zeisel2015_3005.h5ad",
     "mouse_bladder": "mouse_bladder_2100.h5ad",
 }
+#: Planted data made on the fly: wide and sparse as full gene sets are (about 3% non-zero).
+PLANTED = {
+    "planted_wide": dict(
+        n_cells=3000,
+        n_genes=15000,
+        n_clusters=10,
+        marker_fraction=0.02,
+        marker_fold_change=4.0,
+        mean_library_size=500.0,
+        seed=0,
+    ),
+}
 LABEL_KEY = "label"
-METHODS = ("GMVAE", "scVI + Leiden", "scVI + k-means", "PCA + Leiden", "PCA + k-means")
-BASELINES = METHODS[1:]
+#: The methods given K, and those that find the number of clusters themselves.
+FIXED_K = ("GMVAE", "scVI + Leiden", "scVI + k-means", "PCA + Leiden", "PCA + k-means")
+WITHOUT_K = ("GMVAE auto", "scVI + Leiden (res 1)", "PCA + Leiden (res 1)")
+METHODS = FIXED_K + WITHOUT_K
+#: How far the number of clusters GMVAE auto finds may be from the number of labels (issue 26).
+AUTO_K_RANGE = (0.6, 1.6)
 LIKELIHOODS = ("poisson", "nb", "zip", "zinb", "constrained_poisson")
 #: Resolution search of Leiden: bisection over this interval, at most this many evaluations.
 RESOLUTION_RANGE = (0.01, 5.0)
@@ -80,7 +99,12 @@ MAX_TIME_RATIO = 2.0
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument(
+        "--datasets", nargs="+", choices=[*DATASETS, *PLANTED], default=list(DATASETS)
+    )
+    parser.add_argument(
+        "--scvi-seeds", type=int, nargs="+", help="seeds of the scVI fits (default: --seeds)"
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument(
         "--gmvae-kwargs", type=json.loads, default={}, help="JSON: GMVAE(...) options"
@@ -109,10 +133,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(path: Path, n_top_genes: int) -> ad.AnnData:
+def load(name: str, data_dir: Path, n_top_genes: int) -> ad.AnnData:
     """Raw counts as float32 CSR and the labels; the ``n_top_genes`` most variable genes
     (ranked as scanpy's pipeline ranks them) where there are more and ``n_top_genes > 0``."""
-    adata = ad.read_h5ad(path)
+    if name in PLANTED:
+        adata = scvae.datasets.synthetic_counts(**PLANTED[name])
+        adata.obs[LABEL_KEY] = adata.obs["cell_type"]
+    else:
+        adata = ad.read_h5ad(data_dir / DATASETS[name])
     counts = sp.csr_matrix(adata.X, dtype=np.float32)
     obs = pd.DataFrame({LABEL_KEY: adata.obs[LABEL_KEY].astype(str).values}, index=adata.obs_names)
     adata = ad.AnnData(X=counts, obs=obs, var=adata.var[[]].copy())
@@ -165,24 +193,49 @@ def leiden_closest_to(adata: ad.AnnData, k: int, seed: int) -> tuple[np.ndarray,
     return best[2], best[1]
 
 
+def leiden_default(adata: ad.AnnData, seed: int) -> np.ndarray:
+    """Leiden at scanpy's default resolution (1.0) on ``adata``'s neighbour graph."""
+    sc.tl.leiden(
+        adata,
+        random_state=seed,
+        key_added="_leiden",
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+    )
+    return adata.obs.pop("_leiden").to_numpy()
+
+
 def kmeans(latent: np.ndarray, k: int, seed: int) -> np.ndarray:
     return KMeans(k, n_init=10, random_state=seed).fit_predict(latent)
 
 
-def fit_gmvae(adata, k, seed, gmvae_kwargs, train_kwargs) -> list[dict]:
+def fit_gmvae(adata, k, seed, args, auto: bool = False) -> list[dict]:
+    """One default GMVAE fit (K clusters, or ``n_clusters="auto"``); with ``auto`` on seed 0,
+    its cluster-selection plot is saved beside the report."""
     adata = adata.copy()
     scvi.settings.seed = seed
     start = time.perf_counter()
     scvae.setup_anndata(adata)
-    model = scvae.GMVAE(adata, n_clusters=k, **gmvae_kwargs)
-    model.train(enable_progress_bar=False, accelerator="cpu", **train_kwargs)
+    model = scvae.GMVAE(adata, n_clusters="auto" if auto else k, **args.gmvae_kwargs)
+    model.train(enable_progress_bar=False, accelerator="cpu", **args.train_kwargs)
     seconds = time.perf_counter() - start
     row = scores(adata.obs[LABEL_KEY], adata.obs["scvae_cluster"])
     row["epochs"] = len(model.history["elbo_train"])
+    row["n_clusters_used"] = model.n_clusters_used_
     row["kmeans_on_latent_ari"] = adjusted_rand_score(
         adata.obs[LABEL_KEY], kmeans(adata.obsm["X_scvae"], k, seed)
     )
-    return [{**row, "method": "GMVAE", "seconds": seconds}]
+    if auto and seed == min(args.seeds):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        figure = args.out.with_name(f"{args.out.stem}_cluster_selection_{adata.uns['name']}.png")
+        import matplotlib.pyplot as plt
+
+        scvae.pl.cluster_selection(model, save=figure)
+        plt.close("all")
+    return [{**row, "method": "GMVAE auto" if auto else "GMVAE", "seconds": seconds}]
 
 
 def fit_scvi(adata, k, seed, methods) -> list[dict]:
@@ -196,17 +249,26 @@ def fit_scvi(adata, k, seed, methods) -> list[dict]:
     trained = time.perf_counter() - start
     rows = []
     epochs = len(model.history["elbo_train"])
+    adata.obsm["X_scVI"] = latent
+    begin = time.perf_counter()
+    if {"scVI + Leiden", "scVI + Leiden (res 1)"} & set(methods):
+        sc.pp.neighbors(adata, use_rep="X_scVI", random_state=seed)
+    graphed = trained + time.perf_counter() - begin  # the graph counts for both Leidens
+    if "scVI + Leiden (res 1)" in methods:
+        begin = time.perf_counter()
+        clusters = leiden_default(adata, seed)
+        rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "scVI + Leiden (res 1)"})
+        rows[-1].update(seconds=graphed + time.perf_counter() - begin, epochs=epochs)
     if "scVI + k-means" in methods:
+        begin = time.perf_counter()
         clusters = kmeans(latent, k, seed)
-        seconds = time.perf_counter() - start
+        seconds = trained + time.perf_counter() - begin
         rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "scVI + k-means"})
         rows[-1].update(seconds=seconds, epochs=epochs)
     if "scVI + Leiden" in methods:
         begin = time.perf_counter()
-        adata.obsm["X_scVI"] = latent
-        sc.pp.neighbors(adata, use_rep="X_scVI", random_state=seed)
         clusters, resolution = leiden_closest_to(adata, k, seed)
-        seconds = trained + time.perf_counter() - begin
+        seconds = graphed + time.perf_counter() - begin
         rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "scVI + Leiden"})
         rows[-1].update(seconds=seconds, epochs=epochs, resolution=resolution)
     return rows
@@ -223,15 +285,24 @@ def fit_pca(adata, k, seed, methods) -> list[dict]:
     embedded = time.perf_counter() - start
     rows = []
     if "PCA + k-means" in methods:
+        begin = time.perf_counter()
         clusters = kmeans(adata.obsm["X_pca"], k, seed)
         rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "PCA + k-means"})
-        rows[-1]["seconds"] = time.perf_counter() - start
+        rows[-1]["seconds"] = embedded + time.perf_counter() - begin
+    begin = time.perf_counter()
+    if {"PCA + Leiden", "PCA + Leiden (res 1)"} & set(methods):
+        sc.pp.neighbors(adata, random_state=seed)
+    graphed = embedded + time.perf_counter() - begin
+    if "PCA + Leiden (res 1)" in methods:
+        begin = time.perf_counter()
+        clusters = leiden_default(adata, seed)
+        rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "PCA + Leiden (res 1)"})
+        rows[-1]["seconds"] = graphed + time.perf_counter() - begin
     if "PCA + Leiden" in methods:
         begin = time.perf_counter()
-        sc.pp.neighbors(adata, random_state=seed)
         clusters, resolution = leiden_closest_to(adata, k, seed)
         rows.append({**scores(adata.obs[LABEL_KEY], clusters), "method": "PCA + Leiden"})
-        rows[-1].update(seconds=embedded + time.perf_counter() - begin, resolution=resolution)
+        rows[-1].update(seconds=graphed + time.perf_counter() - begin, resolution=resolution)
     return rows
 
 
@@ -276,12 +347,13 @@ def run_task(task: tuple, args: argparse.Namespace) -> list[dict]:
     """One task: ``(kind, data, seed or likelihood)`` with kind GMVAE, scVI, PCA or ELBO."""
     quiet(args.threads)
     kind, name, parameter = task
-    adata = load(args.data_dir / DATASETS[name], args.n_top_genes)
+    adata = load(name, args.data_dir, args.n_top_genes)
+    adata.uns["name"] = name
     k = adata.obs[LABEL_KEY].nunique()
     if kind == "ELBO":
         rows = fit_likelihood(name, adata, parameter, args)
-    elif kind == "GMVAE":
-        rows = fit_gmvae(adata, k, parameter, args.gmvae_kwargs, args.train_kwargs)
+    elif kind in ("GMVAE", "GMVAE auto"):
+        rows = fit_gmvae(adata, k, parameter, args, auto=kind == "GMVAE auto")
     else:
         rows = {"scVI": fit_scvi, "PCA": fit_pca}[kind](adata, k, parameter, args.methods)
     for row in rows:
@@ -347,7 +419,10 @@ def target_table(runs: pd.DataFrame) -> str:
         if "GMVAE" not in means or len(means) < 2:
             continue
         times = sub.groupby("method", observed=True)["seconds"].mean()
-        best = means.drop("GMVAE").idxmax()
+        baselines = [method for method in FIXED_K[1:] if method in means]
+        if not baselines:
+            continue
+        best = means[baselines].idxmax()
         std = sub[sub["method"] == "GMVAE"]["ari"].std(ddof=0)
         ratio = times["GMVAE"] / times["scVI + Leiden"] if "scVI + Leiden" in times else np.nan
         failures = [
@@ -363,6 +438,42 @@ def target_table(runs: pd.DataFrame) -> str:
         lines.append(
             f"| {name} | {means['GMVAE']:.3f} | {best} | {means[best]:.3f} | {std:.3f} | "
             f"{ratio:.2f} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def auto_table(runs: pd.DataFrame) -> str:
+    """GMVAE auto against Leiden at resolution 1.0: clusters found, ARI, cost over fixed K."""
+    lines = [
+        "| data | labels | GMVAE auto: clusters | in range | GMVAE auto ARI "
+        "| PCA + Leiden (res 1) ARI, clusters | scVI + Leiden (res 1) ARI, clusters "
+        "| time auto / fixed K | target met |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    low, high = AUTO_K_RANGE
+    for name, sub in runs.groupby("data", sort=False):
+        auto = sub[sub["method"] == "GMVAE auto"]
+        if not len(auto):
+            continue
+        k = int(sub["K"].iloc[0])
+        found = auto["n_clusters"].to_numpy()
+        in_range = bool(((found >= low * k) & (found <= high * k)).all())
+        cells, failures = [], [] if in_range else ["K out of range"]
+        for method in ("PCA + Leiden (res 1)", "scVI + Leiden (res 1)"):
+            other = sub[sub["method"] == method]
+            if not len(other):
+                cells.append("")
+                continue
+            clusters = ", ".join(str(n) for n in other["n_clusters"])
+            cells.append(f"{mean_std(other['ari'])} ({clusters})")
+            if auto["ari"].mean() < other["ari"].mean():
+                failures.append(f"ARI < {method}")
+        fixed = sub[sub["method"] == "GMVAE"]["seconds"]
+        ratio = auto["seconds"].mean() / fixed.mean() if len(fixed) else np.nan
+        verdict = "pass" if not failures else "FAIL (" + ", ".join(failures) + ")"
+        lines.append(
+            f"| {name} | {k} | {', '.join(str(n) for n in found)} | {'yes' if in_range else 'no'} "
+            f"| {mean_std(auto['ari'])} | {cells[0]} | {cells[1]} | {ratio:.2f} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -404,6 +515,9 @@ def header(args: argparse.Namespace, total_seconds: float) -> str:
     command = "python3 benchmarks/clustering.py " + shlex.join(sys.argv[1:])
     options = ", ".join(f"{k}={v!r}" for k, v in args.gmvae_kwargs.items())
     train_options = ", ".join(f"{k}={v!r}" for k, v in args.train_kwargs.items())
+    scvi_seeds = ""
+    if args.scvi_seeds is not None:
+        scvi_seeds = " (scVI: " + ", ".join(map(str, args.scvi_seeds)) + ")"
     genes = "all genes"
     if args.n_top_genes > 0:
         genes = f"the {args.n_top_genes} most variable genes where there are more"
@@ -427,9 +541,9 @@ Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the C
   k-means (K clusters, `n_init=10`).
 * **PCA**: `normalize_total(1e4)` → `log1p` → 2000 highly variable genes (`flavor="seurat"`,
   where there are more) → `pca(50)` → Leiden or k-means as above.
-* **Seeds** {", ".join(map(str, args.seeds))}; means ± population standard deviations over
-  them. *Time per fit*: setup, training and clustering of one seed (for scVI + Leiden the
-  resolution search included).
+* **Seeds** {", ".join(map(str, args.seeds))}{scvi_seeds}; means ± population standard
+  deviations over them. *Time per fit*: setup, training and clustering of one seed (for
+  scVI + Leiden the resolution search included).
 * **Target** (issue 23): GMVAE mean ARI ≥ the best baseline's on every data set, seed-to-seed
   standard deviation ≤ {MAX_ARI_STD}, and a GMVAE fit at most {MAX_TIME_RATIO} times as long
   as scVI + Leiden.
@@ -438,24 +552,27 @@ Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the C
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     quiet(args.threads)
     begin = time.perf_counter()
     tasks = []
     for name in args.datasets:
         for seed in args.seeds:
-            if "GMVAE" in args.methods:
-                tasks.append(("GMVAE", name, seed))
-            if {"scVI + Leiden", "scVI + k-means"} & set(args.methods):
-                tasks.append(("scVI", name, seed))
-            if {"PCA + Leiden", "PCA + k-means"} & set(args.methods):
+            for kind in ("GMVAE", "GMVAE auto"):
+                if kind in args.methods:
+                    tasks.append((kind, name, seed))
+            if any(method.startswith("PCA") for method in args.methods):
                 tasks.append(("PCA", name, seed))
+            scvi_seeds = args.seeds if args.scvi_seeds is None else args.scvi_seeds
+            if seed in scvi_seeds and any(m.startswith("scVI") for m in args.methods):
+                tasks.append(("scVI", name, seed))
     tasks += [
         ("ELBO", name, likelihood) for name in args.elbo_datasets for likelihood in LIKELIHOODS
     ]
-    order = {"scVI": 0, "GMVAE": 1, "ELBO": 2, "PCA": 3}
+    order = {"scVI": 0, "GMVAE": 1, "GMVAE auto": 2, "ELBO": 3, "PCA": 4}
     rows = run_all(sorted(tasks, key=lambda task: order[task[0]]), args)
     frame = pd.DataFrame(rows)
-    data_order = {name: i for i, name in enumerate(DATASETS)}
+    data_order = {name: i for i, name in enumerate([*DATASETS, *PLANTED])}
     runs = frame[frame["kind"] != "ELBO"].copy()
     for column in ("epochs", "resolution", "kmeans_on_latent_ari"):
         if column not in runs:
@@ -466,7 +583,11 @@ def main(argv=None) -> None:
     )
     sections = [header(args, time.perf_counter() - begin).rstrip()]
     sections += ["## Summary (mean ± std over seeds)", summary_table(runs)]
-    sections += ["## Target", target_table(runs)]
+    sections += ["## Target: K given", target_table(runs)]
+    if (runs["method"] == "GMVAE auto").any():
+        sections += ["## Target: K from the data", auto_table(runs)]
+        figures = sorted(args.out.parent.glob(f"{args.out.stem}_cluster_selection_*.png"))
+        sections += [f"![{figure.stem}]({figure.name})" for figure in figures]
     likelihood = frame[frame["kind"] == "ELBO"]
     if len(likelihood):
         likelihood = likelihood.sort_values(

@@ -103,12 +103,23 @@ def test_train_prints_a_json_summary_with_the_restarts_agreement(counts_file, tm
     assert "scvae_cluster" in ad.read_h5ad(out).obs
 
 
+def test_train_lets_the_gmvae_choose_the_number_of_clusters(counts_file, tmp_path, capsys):
+    out = tmp_path / "out.h5ad"
+    args = ["train", str(counts_file), "-o", str(out), "--model", "gmvae", "--n-clusters", "auto"]
+    assert main([*args, *FAST]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_components"] == 30
+    clusters = ad.read_h5ad(out).obs["scvae_cluster"]
+    assert 1 <= summary["n_clusters"] == clusters.astype(int).max() + 1 <= 30
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train", "missing.h5ad", "-o", "x.h5ad"], "no such file"),
         (["train", "{in}", "-o", "{in}"], "overwrite the input"),
         (["train", "{in}", "-o", "x.h5ad", "--n-clusters", "3"], "--model gmvae"),
+        (["train", "{in}", "-o", "x.h5ad", "--n-clusters", "0"], "positive integer or 'auto'"),
         (["train", "{in}", "-o", "x.h5ad", "--n-restarts", "2"], "--model gmvae"),
         (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-restarts", "0"], "at least 1"),
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),

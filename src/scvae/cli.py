@@ -32,6 +32,19 @@ CLI_HINTS = {
 }
 
 
+def cluster_count(text: str) -> int | str:
+    """``--n-clusters``: a positive integer, or ``auto`` (the model chooses)."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``scvae`` command line.
 
@@ -137,9 +150,10 @@ def _add_train(commands) -> None:
     )
     command.add_argument(
         "--n-clusters",
-        type=int,
+        type=cluster_count,
         metavar="K",
-        help=f"GMVAE components (default: {GMVAE_DEFAULT_CLUSTERS}; GMVAE only)",
+        help=f"GMVAE clusters, or 'auto' to let the model choose them (default: "
+        f"{GMVAE_DEFAULT_CLUSTERS}; GMVAE only)",
     )
     command.add_argument(
         "--n-restarts",

@@ -35,13 +35,20 @@ def test_training_curves(trained, tmp_path):
     path = tmp_path / "curves.png"
     axes = scvae.pl.training_curves(model, save=path)
     assert [ax.get_title() for ax in axes] == [
-        "negative ELBO",
+        "ELBO",
         "reconstruction loss",
         "KL divergence (total)",
         "KL divergence of z",
         "KL divergence of y",
     ]
-    assert all(len(ax.get_lines()) == 2 for ax in axes)  # train and validation
+    (placement,) = model.schedule_.placement_epochs
+    for ax in axes:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert "train" in labels and "validation" in labels
+        marks = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+        assert marks and marks[0].get_xdata()[0] == placement - 0.5
+    elbo = axes[0].get_lines()[1].get_ydata()  # higher is better, as get_elbo
+    assert (elbo < 0).all()
     _check_png(axes, path)
 
 
@@ -71,6 +78,16 @@ def test_cluster_probabilities(trained, tmp_path):
     _check_png(ax, path)
     with pytest.raises(KeyError, match="GMVAE"):
         scvae.pl.cluster_probabilities(synthetic_counts(n_cells=10, n_genes=5))
+
+
+def test_cluster_selection(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "selection.png"
+    ax = scvae.pl.cluster_selection(model, save=path)
+    merged, kept = (line.get_xdata() for line in ax.lines[:2])
+    assert len(merged) + len(kept) == model.n_components - 1
+    assert ax.lines[3].get_xdata()[0] == model.cluster_selection_.n_clusters
+    _check_png(ax, path)
 
 
 def test_model_comparison(tmp_path):

@@ -2,9 +2,20 @@
 
 from ._base import ScvaeModel
 from ._checks import GeneMismatchError
+from ._cluster_selection import ClusterSelection
 from ._gmvae import GMVAE
 from ._saved import SavedModelError
+from ._schedule import GMVAESchedule
 from ._setup import setup_anndata
 from ._vae import VAE
 
-__all__ = ["GMVAE", "VAE", "GeneMismatchError", "SavedModelError", "ScvaeModel", "setup_anndata"]
+__all__ = [
+    "GMVAE",
+    "VAE",
+    "ClusterSelection",
+    "GMVAESchedule",
+    "GeneMismatchError",
+    "SavedModelError",
+    "ScvaeModel",
+    "setup_anndata",
+]

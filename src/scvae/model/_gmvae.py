@@ -353,9 +353,15 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             return self.get_elbo(indices=self.train_indices)
 
     def summary(self) -> dict[str, Any]:
-        """:meth:`scvae.model.ScvaeModel.summary`, plus ``n_clusters``, ``inference`` and,
-        after restarts, each restart's ELBO and agreement."""
-        summary = {**super().summary(), "n_clusters": self.n_clusters, "inference": self.inference}
+        """:meth:`scvae.model.ScvaeModel.summary`, plus ``n_clusters``, ``n_components``,
+        ``inference``, the clusters in use and, after restarts, each restart's ELBO and
+        agreement."""
+        summary = {
+            **super().summary(),
+            "n_clusters": self.n_clusters,
+            "n_components": self.n_components,
+            "inference": self.inference,
+        }
         if self.n_clusters_used_ is not None:
             summary["n_clusters_used"] = self.n_clusters_used_
             summary["cluster_sizes"] = self.cluster_sizes_.tolist()

@@ -128,12 +128,14 @@ class GMVAEModule(MixtureQueries, VAEModule):
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
-        """q(z | x) with ``n_samples`` draws of z, and the logits of q(y | x) (``(cells, K)``)."""
+        """q(z | x) with ``n_samples`` draws of z, the KL terms :math:`KL_k` (``kl_components``,
+        ``(cells, K)``) and the logits of q(y | x) (``(cells, K)``)."""
         outputs = super().inference(x, batch_index, n_samples)
+        outputs["kl_components"] = self.prior.kl_from(outputs["qz"])
         if self.cluster_posterior == "classifier":
             outputs["qy_logits"] = self._classifier_logits(x, batch_index)
         else:
-            outputs["qy_logits"] = self.prior.log_weights() - self.prior.kl_from(outputs["qz"])
+            outputs["qy_logits"] = self.prior.log_weights() - outputs["kl_components"]
         return outputs
 
     @auto_move_data
@@ -162,7 +164,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
         reconstruction_loss = -generative_outputs["px"].log_prob_sum(x)
         log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)
         qy = log_qy.exp()
-        kl_z = (qy * self.prior.kl_from(inference_outputs["qz"])).sum(-1)
+        kl_z = (qy * inference_outputs["kl_components"]).sum(-1)
         kl_y = (qy * (log_qy - self.prior.log_weights())).sum(-1)
         loss = torch.mean(reconstruction_loss + kl_weight * (kl_z + kl_y))
         return LossOutput(

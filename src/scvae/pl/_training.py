@@ -13,7 +13,7 @@ from ._utils import finish
 
 #: History terms plotted, in order, with their panel titles (present ones only).
 TRAINING_TERMS: dict[str, str] = {
-    "elbo": "negative ELBO",
+    "elbo": "ELBO",
     "reconstruction_loss": "reconstruction loss",
     "kl_local": "KL divergence (total)",
     "kl_z": "KL divergence of z",
@@ -29,8 +29,11 @@ def training_curves(
 ) -> list[Axes]:
     """Loss terms per epoch, training (solid) vs validation (dashed).
 
-    One panel per term of ``model.history`` among the negative ELBO, the reconstruction loss
-    and the KL divergences (for a GMVAE also those of z and y), all per cell.
+    One panel per term of ``model.history`` among the ELBO (higher is better, the sign of
+    :meth:`~scvae.model.ScvaeModel.get_elbo`), the reconstruction loss and the KL divergences
+    (for a GMVAE also those of z and y), all per cell. For a GMVAE, dotted vertical lines
+    mark where its components were placed: the jumps of the KL terms there are the
+    placement, not an instability.
 
     Parameters
     ----------
@@ -60,7 +63,11 @@ def training_curves(
         axes = [ax] if isinstance(ax, Axes) else list(ax)
         if len(axes) != len(terms):
             raise ValueError(f"Need {len(terms)} axes ({terms}), got {len(axes)}.")
+    schedule = getattr(model, "schedule_", None)
+    placements = schedule.placement_epochs if schedule is not None else ()
     for axis, term in zip(axes, terms, strict=True):
+        for placement in placements:  # after epoch p (from 1): between indices p - 1 and p
+            axis.axvline(placement - 0.5, color="grey", linestyle=":", linewidth=1)
         for split, style in (("train", "-"), ("validation", "--")):
             key = f"{term}_{split}"
             if key in history:
@@ -70,5 +77,8 @@ def training_curves(
         axis.set_xlabel("epoch")
         axis.set_ylabel("nats per cell")
         axis.legend(frameon=False)
+    if placements:
+        axes[0].plot([], [], ":", color="grey", label="components placed")
+        axes[0].legend(frameon=False)
     finish(axes[0], show, save)
     return axes

@@ -1,0 +1,61 @@
+"""Why a GMVAE chose its number of clusters: the separability of each merge."""
+
+from os import PathLike
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from scvae.model import GMVAE
+
+from ._utils import finish, new_axes
+
+
+def cluster_selection(
+    model: GMVAE,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | PathLike | None = None,
+) -> Axes:
+    """Separability of the two groups merged at each step, against the number of clusters.
+
+    Reads :attr:`~scvae.GMVAE.cluster_selection_` (every trained GMVAE has one): the
+    components are merged pairwise, least separable pair first (see
+    :class:`~scvae.model.ClusterSelection`). A point at *k* clusters is the separability of
+    the pair whose merge left *k* groups. Merging stops at the first pair at or above the
+    threshold (dashed line): the groups left then are the clusters (vertical line), and the
+    merges after it (blue) only build the hierarchy above them.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~scvae.GMVAE`.
+    ax
+        Axes to draw on; by default a new figure.
+    show
+        Call :func:`matplotlib.pyplot.show` at the end.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The axes.
+    """
+    selection = model.cluster_selection_
+    if selection is None:
+        raise ValueError("The model has no cluster selection yet: call model.train() first.")
+    merges = selection.merges
+    ax = new_axes(ax, (5.0, 3.2))
+    n_after = merges["n_clusters"].to_numpy()
+    separability = merges["separability"].to_numpy()
+    merged = n_after >= selection.n_clusters
+    ax.plot(n_after[merged], separability[merged], "o", color="tab:grey", label="merged")
+    ax.plot(n_after[~merged], separability[~merged], "o", color="tab:blue", label="kept apart")
+    ax.axhline(selection.threshold, linestyle="--", color="black", linewidth=1)
+    ax.axvline(selection.n_clusters, color="tab:red", linewidth=1)
+    ax.set_xticks(np.unique(np.r_[1, selection.n_clusters, len(merges) + 1]))
+    ax.set_xlabel("clusters left after the merge")
+    ax.set_ylabel("separability of the merged pair")
+    ax.set_title(f"GMVAE cluster selection: {selection.n_clusters} clusters")
+    ax.legend(frameon=False, fontsize=8)
+    finish(ax, show, save)
+    return ax
