@@ -129,6 +129,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="fits run in parallel processes")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per fit")
     parser.add_argument("--rows", type=Path, help="also append every fit's row to this JSONL file")
+    parser.add_argument(
+        "--resume",
+        nargs="*",
+        default=None,
+        metavar="KIND",
+        help="keep the rows already in --rows of these kinds of task (GMVAE, 'GMVAE auto', "
+        "scVI, PCA, ELBO; none named: all) and run only the other tasks",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "clustering.md")
     return parser.parse_args(argv)
 
@@ -386,6 +394,22 @@ def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def task_of(row: dict) -> tuple:
+    """The task ``(kind, data, seed or likelihood)`` that produced a row."""
+    return (row["kind"], row["data"], row["likelihood"] if row["kind"] == "ELBO" else row["seed"])
+
+
+def resumed_rows(args: argparse.Namespace) -> list[dict]:
+    """With ``--resume``, the rows of earlier runs in ``--rows`` of the kinds named (of this
+    run's number of genes)."""
+    if args.resume is None or args.rows is None or not args.rows.exists():
+        return []
+    rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    kinds = set(args.resume) or {"GMVAE", "GMVAE auto", "scVI", "PCA", "ELBO"}
+    genes = args.n_top_genes
+    return [row for row in rows if row["kind"] in kinds and (genes <= 0 or row["n_genes"] <= genes)]
+
+
 def mean_std(values) -> str:
     values = np.asarray(values, dtype=float)
     return f"{values.mean():.3f} ± {values.std():.3f}"
@@ -570,7 +594,10 @@ def main(argv=None) -> None:
         ("ELBO", name, likelihood) for name in args.elbo_datasets for likelihood in LIKELIHOODS
     ]
     order = {"scVI": 0, "GMVAE": 1, "GMVAE auto": 2, "ELBO": 3, "PCA": 4}
-    rows = run_all(sorted(tasks, key=lambda task: order[task[0]]), args)
+    kept = resumed_rows(args)
+    done = {task_of(row) for row in kept}
+    tasks = [task for task in tasks if task not in done]
+    rows = kept + run_all(sorted(tasks, key=lambda task: order[task[0]]), args)
     frame = pd.DataFrame(rows)
     data_order = {name: i for i, name in enumerate([*DATASETS, *PLANTED])}
     runs = frame[frame["kind"] != "ELBO"].copy()

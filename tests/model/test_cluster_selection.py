@@ -36,7 +36,17 @@ def test_components_of_one_cluster_are_merged_and_distinct_ones_kept():
     merges = selection.merges
     assert list(merges["n_clusters"]) == [5, 4, 3, 2, 1]  # merged down to one group
     assert (merges["separability"].iloc[:3] < 0.9).all()  # within clusters: inseparable
-    assert (merges["separability"].iloc[3:] >= 0.99).all()  # between clusters: separable
+    assert (merges["separability"].iloc[3:] >= 0.97).all()  # between clusters: separable
+
+
+def test_a_handful_of_cells_is_not_yet_a_cluster():
+    # 40 cells of component 0 and 3 of component 1, each preferring its own by 5 nats:
+    # component 1's share is (3 + 1) / (3 + 2) = 0.8, under the threshold.
+    cells = np.repeat([0, 1], [40, 3])
+    log_likelihoods = -5.0 * (cells[:, None] != np.arange(2)[None, :])
+    selection = select_clusters(log_likelihoods, cells, np.array([40, 3]), np.eye(2))
+    assert selection.merges["separability"].iloc[0] == pytest.approx(0.8)
+    assert selection.n_clusters == 1
 
 
 def test_a_component_without_cells_joins_its_nearest_neighbour():
