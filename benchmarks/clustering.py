@@ -105,6 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--scvi-seeds", type=int, nargs="+", help="seeds of the scVI fits (default: --seeds)"
     )
+    parser.add_argument(
+        "--auto-seeds", type=int, nargs="+", help="seeds of the GMVAE auto fits (default: --seeds)"
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument(
         "--gmvae-kwargs", type=json.loads, default={}, help="JSON: GMVAE(...) options"
@@ -118,6 +121,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=list(DATASETS),
         default=list(DATASETS),
         help="data sets of the per-likelihood held-out ELBO table (none: skip it)",
+    )
+    parser.add_argument(
+        "--likelihoods",
+        nargs="+",
+        choices=LIKELIHOODS,
+        default=list(LIKELIHOODS),
+        help="likelihoods of the held-out ELBO table",
     )
     parser.add_argument(
         "--n-top-genes",
@@ -417,15 +427,16 @@ def mean_std(values) -> str:
 
 def summary_table(runs: pd.DataFrame) -> str:
     lines = [
-        "| data | K | genes | method | ARI | NMI | clusters found | epochs | time per fit (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| data | K | genes | method | fits | ARI | NMI | clusters found | epochs "
+        "| time per fit (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (name, method), sub in runs.groupby(["data", "method"], sort=False, observed=True):
         found = ", ".join(str(n) for n in sub["n_clusters"])
         epochs = "" if "epochs" not in sub or sub["epochs"].isna().all() else sub["epochs"]
         epochs = epochs if isinstance(epochs, str) else ", ".join(str(int(e)) for e in epochs)
         lines.append(
-            f"| {name} | {sub['K'].iloc[0]} | {sub['n_genes'].iloc[0]} | {method} | "
+            f"| {name} | {sub['K'].iloc[0]} | {sub['n_genes'].iloc[0]} | {method} | {len(sub)} | "
             f"{mean_std(sub['ari'])} | {mean_std(sub['nmi'])} | {found} | {epochs} | "
             f"{sub['seconds'].mean():.0f} |"
         )
@@ -539,9 +550,12 @@ def header(args: argparse.Namespace, total_seconds: float) -> str:
     command = "python3 benchmarks/clustering.py " + shlex.join(sys.argv[1:])
     options = ", ".join(f"{k}={v!r}" for k, v in args.gmvae_kwargs.items())
     train_options = ", ".join(f"{k}={v!r}" for k, v in args.train_kwargs.items())
-    scvi_seeds = ""
-    if args.scvi_seeds is not None:
-        scvi_seeds = " (scVI: " + ", ".join(map(str, args.scvi_seeds)) + ")"
+    fewer = [
+        f"{method}: " + ", ".join(map(str, seeds))
+        for method, seeds in (("scVI", args.scvi_seeds), ("GMVAE auto", args.auto_seeds))
+        if seeds is not None
+    ]
+    scvi_seeds = f" ({'; '.join(fewer)})" if fewer else ""
     genes = "all genes"
     if args.n_top_genes > 0:
         genes = f"the {args.n_top_genes} most variable genes where there are more"
@@ -582,16 +596,18 @@ def main(argv=None) -> None:
     tasks = []
     for name in args.datasets:
         for seed in args.seeds:
-            for kind in ("GMVAE", "GMVAE auto"):
-                if kind in args.methods:
-                    tasks.append((kind, name, seed))
+            if "GMVAE" in args.methods:
+                tasks.append(("GMVAE", name, seed))
+            auto_seeds = args.seeds if args.auto_seeds is None else args.auto_seeds
+            if "GMVAE auto" in args.methods and seed in auto_seeds:
+                tasks.append(("GMVAE auto", name, seed))
             if any(method.startswith("PCA") for method in args.methods):
                 tasks.append(("PCA", name, seed))
             scvi_seeds = args.seeds if args.scvi_seeds is None else args.scvi_seeds
             if seed in scvi_seeds and any(m.startswith("scVI") for m in args.methods):
                 tasks.append(("scVI", name, seed))
     tasks += [
-        ("ELBO", name, likelihood) for name in args.elbo_datasets for likelihood in LIKELIHOODS
+        ("ELBO", name, likelihood) for name in args.elbo_datasets for likelihood in args.likelihoods
     ]
     order = {"scVI": 0, "GMVAE": 1, "GMVAE auto": 2, "ELBO": 3, "PCA": 4}
     kept = resumed_rows(args)

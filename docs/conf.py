@@ -81,7 +81,6 @@ autosummary_context = {
         "get_marginal_ll",
         "get_reconstruction_error",
         "get_normalized_expression",
-        "differential_expression",
         "summary",
         "posterior_predictive_sample",
         "get_latent_representation",
