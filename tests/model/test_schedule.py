@@ -3,6 +3,7 @@
 import pytest
 
 from scvae.model._schedule import (
+    REPLACEMENT_STEPS,
     SETTLE_STEPS,
     WARMUP_STEPS,
     GMVAESchedule,
@@ -16,14 +17,16 @@ def test_warm_up_and_placement_take_the_same_steps_on_any_data_size(n_obs):
     schedule = GMVAESchedule.default(n_obs)
     steps = steps_per_epoch(n_obs, None, 128)
     assert schedule.warmup_epochs == max(1, round(WARMUP_STEPS / steps))
-    (placement,) = schedule.placement_epochs
-    assert placement == schedule.warmup_epochs + max(1, round(SETTLE_STEPS / steps))
-    assert schedule.max_epochs >= max(default_max_epochs(n_obs), placement + 1)
+    first, second = schedule.placement_epochs
+    assert first == schedule.warmup_epochs + max(1, round(SETTLE_STEPS / steps))
+    assert second == first + max(1, round(REPLACEMENT_STEPS / steps))
+    assert schedule.last_placement == second
+    assert schedule.max_epochs >= max(default_max_epochs(n_obs), second + 1)
 
 
 def test_a_short_max_epochs_compresses_the_schedule_into_it():
     schedule = GMVAESchedule.default(1000, max_epochs=10)
-    assert (schedule.warmup_epochs, schedule.placement_epochs) == (3, (5,))
+    assert (schedule.warmup_epochs, schedule.placement_epochs) == (3, (5, 7))
     assert schedule.max_epochs == 10
     assert GMVAESchedule.default(1000, max_epochs=1).placement_epochs == (1,)
 

@@ -72,7 +72,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     piecewise_cutoff
         Cutoff of scVAE's piecewise categorical variant, or ``None``.
     prior
-        ``"uniform"`` mixture weights p(y) (default) or ``"learned"`` ones.
+        ``"learned"`` mixture weights p(y) (default: each placement sets them to its
+        clusters' shares, and training goes on from there), so that cell types of unequal
+        abundance are not pulled towards equal shares; or ``"uniform"`` ones.
     use_batch_norm
         Batch normalisation on hidden layers.
     dropout_rate
@@ -123,7 +125,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         dispersion: str = "gene",
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
-        prior: str = "uniform",
+        prior: str = "learned",
         use_batch_norm: bool = True,
         dropout_rate: float = 0.1,
         encode_batch: bool | None = None,
@@ -248,8 +250,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             ``plan_kwargs``).
         component_init_epochs
             After each of these epochs (counted from 1) the components are placed; ``0`` or
-            ``()`` keeps the initial placement. By default once, a few epochs after the
-            warm-up.
+            ``()`` keeps the initial placement. By default twice: a few epochs after the
+            warm-up, and again on the latent space the mixture has shaped (see
+            :class:`~scvae.model.GMVAESchedule`).
         component_init_method
             ``"kmeans"`` (default) or ``"gaussian_mixture"``: how the latent means are
             clustered at each placement.

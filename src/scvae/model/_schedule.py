@@ -3,9 +3,19 @@
 A GMVAE fit has two phases. Until its components are placed it is a VAE (every component at
 the origin) whose KL weight warms up from 0 to 1; then k-means on the latent means places the
 components, and the mixture trains until its clustering and its ELBO have settled
-(:class:`~scvae.train.ClusterConvergence`). Both phases are measured in optimisation steps,
-not epochs, so that a data set of any size gets the same schedule in steps: a million cells
-warm up within the first epoch, a thousand cells over tens of epochs.
+(:class:`~scvae.train.ClusterConvergence`).
+
+The components are placed twice. The first placement is made on the latent space of a VAE,
+whose standard normal prior does not make cell types compact; trained against the mixture,
+the encoder then gathers each component's cells around it, but a component placed across two
+cell types, or two components on one, stay so (the gradient moves cells to components, not
+components across the space). The second placement, after :data:`REPLACEMENT_STEPS` more
+steps, clusters the latent space the mixture has shaped, where such errors show, and the
+mixture trains on from there.
+
+Every phase is measured in optimisation steps, not epochs, so that a data set of any size
+gets the same schedule in steps: a million cells warm up within the first epoch, a thousand
+cells over tens of epochs.
 """
 
 import math
@@ -16,8 +26,11 @@ from dataclasses import dataclass
 EPOCH_RULE_CELLS, EPOCH_RULE_EPOCHS = 20_000, 400
 #: Steps of KL warm-up of a GMVAE before its components are placed.
 WARMUP_STEPS = 1000
-#: Steps at full KL weight between the end of the warm-up and the placement.
+#: Steps at full KL weight between the end of the warm-up and the first placement, and
+#: after the last placement at least.
 SETTLE_STEPS = 500
+#: Steps of mixture training between the first placement and the second.
+REPLACEMENT_STEPS = 1000
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -68,23 +81,26 @@ class GMVAESchedule:
         """The schedule of a fit on ``n_obs`` cells; given values override the defaults.
 
         By default the warm-up lasts :data:`WARMUP_STEPS` steps, the components are placed
-        :data:`SETTLE_STEPS` steps later, and training lasts at most scvi-tools' number of
-        epochs for the data size, or a little longer than the placement if that is more. A
+        :data:`SETTLE_STEPS` steps later and again :data:`REPLACEMENT_STEPS` steps after that,
+        and training lasts at most scvi-tools' number of epochs for the data size, or
+        :data:`SETTLE_STEPS` steps longer than the second placement if that is more. A
         ``max_epochs`` too short for that schedule gets it compressed into its length: the
-        warm-up over the first 30% of the epochs, the placement after half of them.
+        warm-up over the first 30% of the epochs, the placements after 50% and 75% of them.
         """
         steps = steps_per_epoch(n_obs, train_size, batch_size)
         settle = epochs_for(SETTLE_STEPS, steps)
-        default_end = epochs_for(WARMUP_STEPS, steps) + 2 * settle
+        replacement = epochs_for(REPLACEMENT_STEPS, steps)
+        default_end = epochs_for(WARMUP_STEPS, steps) + 2 * settle + replacement
         if max_epochs is not None and max_epochs < default_end:
             if warmup_epochs is None:
                 warmup_epochs = max(1, (3 * max_epochs) // 10)
             if placement_epochs is None:
-                placement_epochs = (max(1, max_epochs // 2),)
+                placement_epochs = (max(1, max_epochs // 2), max(1, (3 * max_epochs) // 4))
         if warmup_epochs is None:
             warmup_epochs = epochs_for(WARMUP_STEPS, steps)
         if placement_epochs is None:
-            placement_epochs = (warmup_epochs + settle,)
+            first = warmup_epochs + settle
+            placement_epochs = (first, first + replacement)
         placement_epochs = tuple(sorted({int(e) for e in _as_tuple(placement_epochs) if e > 0}))
         if max_epochs is None:
             last = max(placement_epochs, default=warmup_epochs)
