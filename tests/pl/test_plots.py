@@ -47,8 +47,8 @@ def test_training_curves(trained, tmp_path):
         assert "train" in labels and "validation" in labels
         marks = [line.get_xdata() for line in ax.get_lines() if line.get_linestyle() == ":"]
         assert [mark[0] for mark in marks if len(mark)] == placements
+    # the validation ELBO: higher is better, as get_elbo
     (elbo,) = [line.get_ydata() for line in axes[0].get_lines() if line.get_label() == "validation"]
-    # higher is better, as get_elbo
     assert (elbo < 0).all()
     _check_png(axes, path)
 
