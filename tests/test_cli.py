@@ -113,6 +113,16 @@ def test_train_lets_the_gmvae_choose_the_number_of_clusters(counts_file, tmp_pat
     assert 1 <= summary["n_clusters"] == clusters.astype(int).max() + 1 <= 30
 
 
+def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_path, capsys):
+    out = tmp_path / "out.h5ad"
+    args = ["train", str(counts_file), "-o", str(out), "--model", "gmvae", "--n-clusters", "4"]
+    assert main([*args, "--separability", "1", *FAST]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # Nothing is 100% separable (Laplace's estimate stays below 1): one cluster is left.
+    assert summary["n_clusters"] == 1 and summary["n_components"] == 4
+    assert ad.read_h5ad(out).obs["scvae_cluster"].nunique() == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -121,6 +131,8 @@ def test_train_lets_the_gmvae_choose_the_number_of_clusters(counts_file, tmp_pat
         (["train", "{in}", "-o", "x.h5ad", "--n-clusters", "3"], "--model gmvae"),
         (["train", "{in}", "-o", "x.h5ad", "--n-clusters", "0"], "positive integer or 'auto'"),
         (["train", "{in}", "-o", "x.h5ad", "--n-restarts", "2"], "--model gmvae"),
+        (["train", "{in}", "-o", "x.h5ad", "--separability", "0.9"], "--model gmvae"),
+        (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--separability", "2"], "(0, 1]"),
         (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-restarts", "0"], "at least 1"),
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),
         (["train", "{in}", "-o", "x.h5ad", "--likelihood", "gamma"], "invalid choice"),

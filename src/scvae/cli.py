@@ -156,6 +156,14 @@ def _add_train(commands) -> None:
         f"{GMVAE_DEFAULT_CLUSTERS}; GMVAE only)",
     )
     command.add_argument(
+        "--separability",
+        type=float,
+        metavar="T",
+        help="GMVAE: components are merged into clusters until every pair of clusters is at "
+        "least T separable, in (0, 1]; higher gives fewer, coarser clusters (default: 0.95; "
+        "model.select_clusters in Python)",
+    )
+    command.add_argument(
         "--n-restarts",
         type=int,
         metavar="N",
@@ -273,7 +281,7 @@ def _train(args: argparse.Namespace) -> dict:
     train_kwargs = {"max_epochs": args.max_epochs, "enable_progress_bar": not args.no_progress_bar}
     model_kwargs = {"likelihood": args.likelihood, "n_latent": args.n_latent}
     if args.model == "vae":
-        for option in ("n_clusters", "n_restarts"):
+        for option in ("n_clusters", "n_restarts", "separability"):
             if getattr(args, option) is not None:
                 raise ValueError(f"--{option.replace('_', '-')} is an option of --model gmvae")
     else:
@@ -282,6 +290,8 @@ def _train(args: argparse.Namespace) -> dict:
                 raise ValueError(f"--n-restarts must be at least 1, got {args.n_restarts}")
             train_kwargs["n_restarts"] = args.n_restarts
         model_kwargs["n_clusters"] = args.n_clusters or GMVAE_DEFAULT_CLUSTERS
+        if args.separability is not None and not 0 < args.separability <= 1:
+            raise ValueError(f"--separability must be in (0, 1], got {args.separability}")
     import anndata as ad
 
     from scvae.tl._workflow import fit_model, strip_registration
@@ -296,6 +306,8 @@ def _train(args: argparse.Namespace) -> dict:
         train_kwargs=train_kwargs,
         **model_kwargs,
     )
+    if args.separability is not None:
+        model.select_clusters(separability=args.separability)
     summary = model.summary()
     if args.save_model is not None:
         model.save(args.save_model, overwrite=args.overwrite, save_anndata=False)

@@ -69,6 +69,39 @@ def test_the_linkage_is_a_valid_scipy_tree_over_components_and_over_clusters():
     assert over_clusters[-1, 3] == selection.n_clusters
 
 
+def test_the_hierarchy_can_be_cut_into_any_number_of_clusters_or_at_any_threshold():
+    truth = [0, 0, 1, 1, 1, 2]
+    log_likelihoods, cells = _likelihoods(truth)
+    selection = select_clusters(log_likelihoods, cells, np.ones(6), np.zeros((6, 2)))
+    np.testing.assert_array_equal(
+        selection.cut(threshold=selection.threshold).component_clusters,
+        selection.component_clusters,
+    )
+    assert selection.cut(n_clusters=6).n_clusters == 6
+    assert (selection.cut(n_clusters=1).component_clusters == 0).all()
+    two = selection.cut(n_clusters=2)
+    assert two.n_clusters == 2 and len(set(two.component_clusters[[0, 1]])) == 1
+    assert selection.cut(threshold=0.999).n_clusters < 3  # stricter: coarser
+    assert selection.cut(n_clusters=3).merges is selection.merges  # same hierarchy
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "either n_clusters or a separability"),
+        ({"n_clusters": 2, "threshold": 0.9}, "either n_clusters or a separability"),
+        ({"n_clusters": 0}, "from 1 to the 3 components"),
+        ({"n_clusters": 4}, "from 1 to the 3 components"),
+        ({"threshold": 1.5}, r"in \(0, 1\]"),
+    ],
+)
+def test_a_bad_cut_is_named(options, message):
+    log_likelihoods, cells = _likelihoods([0, 1, 2])
+    selection = select_clusters(log_likelihoods, cells, np.ones(3), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=message):
+        selection.cut(**options)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_types", [3, 8, 15])
 @pytest.mark.parametrize("seed", range(5))
@@ -114,6 +147,38 @@ def test_the_cluster_hierarchy_is_in_uns_for_scanpy(auto_model):
     )
     sc.pl.dendrogram(adata, "scvae_cluster", show=False)
     sc.pl.dotplot(adata, adata.var_names[:5], "scvae_cluster", dendrogram=True, show=False)
+
+
+def test_select_clusters_recuts_a_trained_model_and_writes_the_new_clusters(auto_model):
+    model, adata = auto_model
+    chosen = model.n_clusters
+    model.select_clusters(2)
+    assert model.n_clusters == 2 and model.n_components == 10
+    assert adata.obs["scvae_cluster"].nunique() <= 2
+    assert adata.obsm["scvae_cluster_probabilities"].shape == (adata.n_obs, 2)
+    assert len(adata.uns["dendrogram_scvae_cluster"]["categories_ordered"]) <= 2
+    np.testing.assert_array_equal(model.predict(), adata.obs["scvae_cluster"].astype(int))
+    model.select_clusters(separability=scvae.model.SEPARABILITY_THRESHOLD)
+    assert model.n_clusters == chosen  # the training cut again
+
+
+def test_select_clusters_merges_the_components_of_a_fixed_k_model():
+    adata = synthetic_counts(n_cells=300, n_genes=60, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=5, n_latent=3, n_hidden=32)
+    model.train(max_epochs=30, **QUIET)
+    model.select_clusters(3)
+    assert (model.n_clusters, model.n_components) == (3, 5)
+    assert model.get_cluster_profiles().shape == (3, adata.n_vars)
+
+
+def test_a_failed_select_clusters_changes_nothing(auto_model):
+    model, adata = auto_model
+    before, clusters = model.n_clusters, adata.obs["scvae_cluster"].copy()
+    with pytest.raises(ValueError, match="n_clusters must be an integer from 1 to the 10"):
+        model.select_clusters(11)
+    assert model.n_clusters == before
+    assert adata.obs["scvae_cluster"].equals(clusters)
 
 
 def test_a_saved_auto_model_keeps_its_clusters(auto_model, tmp_path):

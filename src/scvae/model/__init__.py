@@ -2,7 +2,7 @@
 
 from ._base import ScvaeModel
 from ._checks import GeneMismatchError
-from ._cluster_selection import ClusterSelection
+from ._cluster_selection import SEPARABILITY_THRESHOLD, ClusterSelection
 from ._gmvae import GMVAE
 from ._saved import SavedModelError
 from ._schedule import GMVAESchedule
@@ -11,6 +11,7 @@ from ._vae import VAE
 
 __all__ = [
     "GMVAE",
+    "SEPARABILITY_THRESHOLD",
     "VAE",
     "ClusterSelection",
     "GMVAESchedule",

@@ -1,6 +1,8 @@
-"""What a trained GMVAE answers: latent means, clusters, component profiles, new cells."""
+"""What a trained GMVAE answers: latent means, clusters (cut again on demand), component
+profiles, new cells."""
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +12,8 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
 from scvae._constants import DEFAULT_KEY, result_keys
+
+from ._cluster_selection import cluster_use
 
 
 class ClusterQueriesMixin:
@@ -143,6 +147,61 @@ class ClusterQueriesMixin:
             adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
                 keys["cluster"], categories
             )
+
+    def select_clusters(
+        self,
+        n_clusters: int | None = None,
+        *,
+        separability: float | None = None,
+        annotate: bool = True,
+        key_added: str = DEFAULT_KEY,
+    ) -> None:
+        """Choose the clusters again from the components' hierarchy, without training.
+
+        The clusters are groups of the mixture's components, cut from the hierarchy of their
+        merges (:attr:`cluster_selection_`, drawn by :func:`scvae.pl.cluster_selection`):
+        training cuts it where every pair of clusters is at least
+        :data:`~scvae.model.SEPARABILITY_THRESHOLD` separable. This cuts the same hierarchy
+        elsewhere: into ``n_clusters`` clusters, or at another
+        ``separability`` (higher: fewer, coarser clusters). Like a clustering resolution, but
+        the hierarchy stays the same; works for a fixed-K model too, whose components it
+        merges. Give one of ``n_clusters`` and ``separability``. Costs one pass over the
+        cells (to write the new clusters), no training.
+
+        Parameters
+        ----------
+        n_clusters
+            Number of clusters, from 1 to :attr:`n_components`.
+        separability
+            Separability, in (0, 1], that two groups of components need to remain two
+            clusters.
+        annotate
+            Write the new clusters into the registered AnnData (:meth:`annotate`).
+        key_added
+            Where :meth:`annotate` writes them.
+        """
+        self._check_if_trained(warn=False)
+        selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
+        self._check_registered_data()  # before anything changes
+        self.cluster_selection_ = selection
+        self.component_clusters_ = selection.component_clusters
+        self._finish_clusters(annotate, key_added)
+
+    def _finish_clusters(self, annotate: bool, key_added: str) -> None:
+        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use."""
+        if annotate:
+            self.annotate(key_added=key_added)
+            clusters = self.adata.obs[result_keys(key_added)["cluster"]].astype(int).to_numpy()
+        else:
+            clusters = self.predict()
+        self._record_cluster_use(clusters)
+
+    def _record_cluster_use(self, clusters: np.ndarray) -> None:
+        """Keep the cells per cluster and warn when clusters are (nearly) empty."""
+        self.cluster_sizes_ = np.bincount(clusters, minlength=self.n_clusters)
+        self.n_clusters_used_, message = cluster_use(self.cluster_sizes_)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=4)
 
     def _cluster_hierarchy(self):
         """The merges over the clusters: those of the components, clusters as the leaves."""

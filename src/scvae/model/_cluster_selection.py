@@ -29,7 +29,7 @@ from scvae._counts import library_size
 
 #: Separability two groups of components need to count as two clusters: at least this share
 #: of the cells of each is better explained by its own group's decoded expression.
-SEPARABILITY_THRESHOLD = 0.9
+SEPARABILITY_THRESHOLD = 0.95
 #: Cells per component whose likelihoods are evaluated (drawn at random): the merging reads
 #: ``components x cells per component x components`` decoded likelihoods.
 CELLS_PER_COMPONENT = 100
@@ -58,6 +58,42 @@ class ClusterSelection:
     threshold: float
     n_clusters: int
     component_clusters: np.ndarray
+
+    def cut(
+        self, *, n_clusters: int | None = None, threshold: float | None = None
+    ) -> "ClusterSelection":
+        """The same merges cut elsewhere: into ``n_clusters`` clusters, or where every pair
+        of groups is at least ``threshold`` separable (give exactly one).
+
+        Parameters
+        ----------
+        n_clusters
+            Number of clusters, from 1 to the number of components.
+        threshold
+            Separability two groups need to remain two clusters, in (0, 1].
+
+        Returns
+        -------
+        A :class:`ClusterSelection` with the same ``merges``.
+        """
+        n_components = len(self.component_clusters)
+        if (n_clusters is None) == (threshold is None):
+            raise ValueError("Give either n_clusters or a separability threshold, not both.")
+        if threshold is not None:
+            if not 0 < threshold <= 1:
+                raise ValueError(f"The separability threshold must be in (0, 1], got {threshold}.")
+            return _cut(self.merges, n_components, threshold)
+        if int(n_clusters) != n_clusters or not 1 <= n_clusters <= n_components:
+            raise ValueError(
+                f"n_clusters must be an integer from 1 to the {n_components} components, "
+                f"got {n_clusters!r}."
+            )
+        # The threshold that stops the merging with n_clusters groups left: the separability
+        # of the first merge not made (made non-decreasing, as the merges are undone in order).
+        separabilities = np.maximum.accumulate(self.merges["separability"].to_numpy())
+        n_merges = n_components - int(n_clusters)
+        threshold = separabilities[n_merges] if n_merges < len(separabilities) else 1.0
+        return _cut(self.merges, n_components, float(threshold), n_merges)
 
     def linkage(self, clusters_only: bool = False) -> np.ndarray:
         """The merges as a scipy linkage matrix (distance: 1 minus the separability, made
@@ -215,11 +251,14 @@ def _separability(scores: dict, members: dict, a: int, b: int) -> float:
     return min(shares) if len(shares) == 2 else 1.0
 
 
-def _cut(merges: pd.DataFrame, n_components: int, threshold: float) -> ClusterSelection:
-    """Undo the merges from the first one at or above ``threshold`` on; the groups left are
-    the clusters (numbered by their smallest component)."""
-    kept = merges["separability"].to_numpy() < threshold
-    n_merges = int(np.argmin(kept)) if not kept.all() else len(kept)
+def _cut(
+    merges: pd.DataFrame, n_components: int, threshold: float, n_merges: int | None = None
+) -> ClusterSelection:
+    """Undo the merges from the first one at or above ``threshold`` on (or keep the first
+    ``n_merges``); the groups left are the clusters (numbered by their smallest component)."""
+    if n_merges is None:
+        kept = merges["separability"].to_numpy() < threshold
+        n_merges = int(np.argmin(kept)) if not kept.all() else len(kept)
     parent = np.arange(n_components + len(merges))
     for step in range(n_merges):
         row = merges.iloc[step]

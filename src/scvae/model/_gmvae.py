@@ -1,6 +1,5 @@
 """User-facing GMVAE: clusters cells while it models their raw counts."""
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +8,7 @@ import torch
 from anndata import AnnData
 from scvi import settings
 
-from scvae._constants import DEFAULT_KEY, result_keys
+from scvae._constants import DEFAULT_KEY
 from scvae.module import ComponentGMVAEModule, GMVAEModule
 from scvae.train import ClusterConvergence, ComponentInitialization
 
@@ -19,7 +18,6 @@ from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
     ClusterSelection,
-    cluster_use,
     component_log_likelihoods,
     select_clusters,
 )
@@ -313,15 +311,10 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             fit(False)
         else:
             train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
-        self._select_clusters()
-        if annotate:
-            self.annotate(key_added=key_added)
-            clusters = self.adata.obs[result_keys(key_added)["cluster"]].astype(int).to_numpy()
-        else:
-            clusters = self.predict()
-        self._record_cluster_use(clusters)
+        self._merge_components()
+        self._finish_clusters(annotate, key_added)
 
-    def _select_clusters(self) -> None:
+    def _merge_components(self) -> None:
         """Merge the components into clusters (:mod:`scvae.model._cluster_selection`); with
         ``n_clusters="auto"`` the merged groups become the model's clusters."""
         components = self.predict(indices=self.train_indices, components=True)
@@ -341,13 +334,6 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self.cluster_selection_ = select_clusters(log_likelihoods, components[chosen], sizes, means)
         if self.auto_clusters:
             self.component_clusters_ = self.cluster_selection_.component_clusters
-
-    def _record_cluster_use(self, clusters: np.ndarray) -> None:
-        """Keep the cells per cluster and warn when clusters are (nearly) empty."""
-        self.cluster_sizes_ = np.bincount(clusters, minlength=self.n_clusters)
-        self.n_clusters_used_, message = cluster_use(self.cluster_sizes_)
-        if message is not None:
-            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _training_elbo(self) -> float:
         """ELBO per cell on the training cells, from the same draws of z for every fit."""

@@ -23,7 +23,8 @@ def cluster_selection(
     :class:`~scvae.model.ClusterSelection`). A point at *k* clusters is the separability of
     the pair whose merge left *k* groups. Merging stops at the first pair at or above the
     threshold (dashed line): the groups left then are the clusters (vertical line), and the
-    merges after it (blue) only build the hierarchy above them.
+    merges after it (blue) only build the hierarchy above them. After
+    :meth:`~scvae.GMVAE.select_clusters`, the plot shows that cut.
 
     Parameters
     ----------
