@@ -1,10 +1,13 @@
 """A default fit prints its progress bar and nothing else a user did not ask for."""
 
+import logging
 import re
 
 import pytest
+import scvi
 
 import scvae
+from scvae.datasets import synthetic_counts
 
 
 @pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
@@ -27,4 +30,15 @@ def test_without_the_progress_bar_a_fit_prints_nothing(adata, capfd):
     model = scvae.VAE(adata, n_latent=2, n_hidden=8)
     capfd.readouterr()
     model.train(max_epochs=2, enable_progress_bar=False)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_results_for_a_new_anndata_print_nothing(adata, capfd, monkeypatch):
+    monkeypatch.setattr(scvi.settings, "verbosity", logging.INFO)  # scvi-tools' default
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    query = synthetic_counts(n_cells=50, n_genes=adata.n_vars, n_clusters=3, seed=1)
+    capfd.readouterr()
+    assert model.get_latent_representation(query).shape == (50, 2)
     assert capfd.readouterr() == ("", "")

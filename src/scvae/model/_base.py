@@ -336,8 +336,9 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         if adata is not None and self.get_anndata_manager(adata) is None:
             check_same_genes(adata.var_names, self.adata.var_names)
             validate_counts(adata, self._registered_layer())
-        else:
-            self._check_registered_data(adata)
+            with quiet_training():  # scvi-tools announces the transfer of the setup
+                return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        self._check_registered_data(adata)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
 
