@@ -660,13 +660,14 @@ def main(argv=None) -> None:
     sections += ["## Target: K given", target_table(runs)]
     if (runs["method"] == "GMVAE auto").any():
         sections += ["## Target: K from the data", auto_table(runs)]
-        if threshold_table(runs):
+        thresholds = threshold_table(runs)
+        if thresholds:
             sections += [
                 "### The same fits cut at other separability thresholds",
                 "Clusters per seed (mean ARI) when each GMVAE auto fit's hierarchy is cut at "
                 f"another threshold (`model.select_clusters(separability=t)`, no refit); the "
                 f"default is {scvae.model.SEPARABILITY_THRESHOLD}.",
-                threshold_table(runs),
+                thresholds,
             ]
         figures = sorted(args.out.parent.glob(f"{args.out.stem}_cluster_selection_*.png"))
         sections += [f"![{figure.stem}]({figure.name})" for figure in figures]
