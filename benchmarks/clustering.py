@@ -137,6 +137,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=2000,
         help="GMVAE and scVI see this many highly variable genes (0: all genes)",
     )
+    parser.add_argument(
+        "--hvg-target-sum",
+        type=float,
+        default=None,
+        help="normalize_total's target_sum when ranking those genes (default: the median "
+        "total count, scanpy's default; the PCA pipeline always uses 1e4)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--jobs", type=int, default=1, help="fits run in parallel processes")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per fit")
@@ -153,9 +160,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(name: str, data_dir: Path, n_top_genes: int) -> ad.AnnData:
+def load(name: str, data_dir: Path, n_top_genes: int, target_sum: float | None) -> ad.AnnData:
     """Raw counts as float32 CSR and the labels; the ``n_top_genes`` most variable genes
-    (ranked as scanpy's pipeline ranks them) where there are more and ``n_top_genes > 0``."""
+    (ranked as scanpy's pipeline ranks them, after scaling each cell to ``target_sum``)
+    where there are more and ``n_top_genes > 0``."""
     if name in PLANTED:
         adata = scvae.datasets.synthetic_counts(**PLANTED[name])
         adata.obs[LABEL_KEY] = adata.obs["cell_type"]
@@ -164,7 +172,7 @@ def load(name: str, data_dir: Path, n_top_genes: int) -> ad.AnnData:
     counts = sp.csr_matrix(adata.X, dtype=np.float32)
     obs = pd.DataFrame({LABEL_KEY: adata.obs[LABEL_KEY].astype(str).values}, index=adata.obs_names)
     adata = ad.AnnData(X=counts, obs=obs, var=adata.var[[]].copy())
-    return select_variable_genes(adata, n_top_genes)
+    return select_variable_genes(adata, n_top_genes, target_sum=target_sum)
 
 
 def scores(labels, clusters) -> dict:
@@ -374,7 +382,7 @@ def run_task(task: tuple, args: argparse.Namespace) -> list[dict]:
     """One task: ``(kind, data, seed or likelihood)`` with kind GMVAE, scVI, PCA or ELBO."""
     quiet(args.threads)
     kind, name, parameter = task
-    adata = load(name, args.data_dir, args.n_top_genes)
+    adata = load(name, args.data_dir, args.n_top_genes, args.hvg_target_sum)
     adata.uns["name"] = name
     k = adata.obs[LABEL_KEY].nunique()
     if kind == "ELBO":
@@ -590,6 +598,10 @@ def header(args: argparse.Namespace, total_seconds: float) -> str:
     genes = "all genes"
     if args.n_top_genes > 0:
         genes = f"the {args.n_top_genes} most variable genes where there are more"
+        target = "the median total count"
+        if args.hvg_target_sum is not None:
+            target = f"{args.hvg_target_sum:g}"
+        genes += f" (ranked on counts scaled to {target} per cell)"
     return f"""# Clustering: the GMVAE with its defaults against scVI and PCA pipelines
 
 Produced by `{command.strip()}` on {datetime.date.today().isoformat()}, on the CPU

@@ -56,7 +56,9 @@ def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None
     return strip_registration(copy)
 
 
-def select_variable_genes(adata: AnnData, n_genes: int) -> AnnData:
+def select_variable_genes(
+    adata: AnnData, n_genes: int, *, target_sum: float | None = None
+) -> AnnData:
     """``adata`` restricted to its ``n_genes`` most variable genes (all when 0 or more).
 
     Genes are ranked as scanpy's standard pipeline ranks them (``flavor="seurat"`` on
@@ -68,11 +70,15 @@ def select_variable_genes(adata: AnnData, n_genes: int) -> AnnData:
         AnnData with raw counts in ``X``; not modified.
     n_genes
         Number of genes to keep; 0, or at least the number of genes, keeps them all.
+    target_sum
+        Total count each cell is scaled to before ``log1p`` (``normalize_total``'s
+        ``target_sum``); ``None``, scanpy's default, scales to the median total count. The
+        ranking, and so the genes kept, depend on it (``1e4`` is the classic choice).
     """
     if n_genes <= 0 or n_genes >= adata.n_vars:
         return adata
     normalised = adata.copy()
-    sc.pp.normalize_total(normalised)
+    sc.pp.normalize_total(normalised, target_sum=target_sum)
     sc.pp.log1p(normalised)
     sc.pp.highly_variable_genes(normalised, n_top_genes=n_genes, flavor="seurat")
     return adata[:, normalised.var["highly_variable"].to_numpy()].copy()
