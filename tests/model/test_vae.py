@@ -97,6 +97,7 @@ def test_deep_scvae_style_encoder_trains_and_learns(adata):
         ({"likelihood": "constrained_poisson", "scale_by_library": False}, "constrained_poisson"),
         ({"n_hidden": [64, 32], "n_layers": 3}, "n_layers"),
         ({"n_latent": 0}, "n_latent"),
+        ({"use_batch_norm": "latent"}, "use_batch_norm='latent' is not one of"),
     ],
 )
 def test_bad_architecture_options_fail_before_training(adata, options, message):

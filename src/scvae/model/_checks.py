@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from scvae.distributions import LIKELIHOODS, get_likelihood
-from scvae.module._networks import hidden_widths
+from scvae.module._networks import batch_norm_places, hidden_widths
 from scvae.module._parameter_heads import DISPERSIONS
 
 
@@ -43,6 +43,7 @@ def check_architecture(
     n_hidden: int | Sequence[int],
     n_layers: int,
     dropout_rate: float,
+    use_batch_norm: bool | str = "encoder",
 ) -> list[int]:
     """Validate the architecture options of a model and return the hidden layer widths.
 
@@ -72,4 +73,5 @@ def check_architecture(
         raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    batch_norm_places(use_batch_norm)
     return hidden_widths(n_hidden, n_layers)

@@ -74,7 +74,11 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         clusters' shares, and training goes on from there), so that cell types of unequal
         abundance are not pulled towards equal shares; or ``"uniform"`` ones.
     use_batch_norm
-        Batch normalisation on hidden layers.
+        Which networks batch-normalise their hidden layers: ``"encoder"`` (default),
+        ``"decoder"``, ``"both"`` (scvi-tools' choice) or ``"none"``; ``True`` and ``False``
+        mean ``"both"`` and ``"none"``. The decoder is the generative model p(x | z), so by
+        default it is left without batch statistics, which would make a cell's likelihood
+        depend on the other cells of its minibatch.
     dropout_rate
         Dropout on the encoders' hidden layers.
     encode_batch
@@ -124,7 +128,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
         prior: str = "learned",
-        use_batch_norm: bool = True,
+        use_batch_norm: bool | str = "encoder",
         dropout_rate: float = 0.1,
         encode_batch: bool | None = None,
         marginal_cluster_kl: bool = False,
@@ -139,6 +143,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             n_hidden,
             n_layers,
             dropout_rate,
+            use_batch_norm,
         )
         auto = isinstance(n_clusters, str)
         if (auto and n_clusters != "auto") or (

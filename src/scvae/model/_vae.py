@@ -40,7 +40,11 @@ class VAE(ScvaeModel):
         categorical distribution, larger ones from the likelihood shifted by the cutoff.
         Available for ``"poisson"``, ``"nb"`` and ``"constrained_poisson"``.
     use_batch_norm
-        Batch normalisation on hidden layers.
+        Which networks batch-normalise their hidden layers: ``"encoder"`` (default),
+        ``"decoder"``, ``"both"`` (scvi-tools' choice) or ``"none"``; ``True`` and ``False``
+        mean ``"both"`` and ``"none"``. The decoder is the generative model p(x | z), so by
+        default it is left without batch statistics, which would make a cell's likelihood
+        depend on the other cells of its minibatch.
     dropout_rate
         Dropout on the encoder's hidden layers.
     encode_batch
@@ -67,7 +71,7 @@ class VAE(ScvaeModel):
         dispersion: str = "gene",
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
-        use_batch_norm: bool = True,
+        use_batch_norm: bool | str = "encoder",
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
     ):
@@ -80,6 +84,7 @@ class VAE(ScvaeModel):
             n_hidden,
             n_layers,
             dropout_rate,
+            use_batch_norm,
         )
         super().__init__(adata)
         self._require_integer_counts(piecewise_cutoff)

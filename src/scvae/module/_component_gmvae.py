@@ -16,7 +16,7 @@ from ._decoder import CountDecoder
 from ._encoder import GaussianEncoder
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
-from ._networks import MLP
+from ._networks import MLP, batch_norm_places
 from ._vae import _as_codes
 
 
@@ -52,7 +52,8 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
     prior
         ``"uniform"`` p(y), or ``"learned"`` mixture weights.
     use_batch_norm
-        Batch norm on hidden layers.
+        Which networks batch-normalise their hidden layers: ``"encoder"``, ``"decoder"``,
+        ``"both"`` or ``"none"`` (``True`` and ``False`` mean ``"both"`` and ``"none"``).
     dropout_rate
         Dropout on the encoders' hidden layers.
     encode_batch
@@ -80,7 +81,7 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
         prior: str = "uniform",
-        use_batch_norm: bool = True,
+        use_batch_norm: bool | str = "encoder",
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
         marginal_cluster_kl: bool = False,
@@ -92,12 +93,13 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         self.encode_batch = encode_batch
         self.marginal_cluster_kl = marginal_cluster_kl
         categories = (n_batch,) if encode_batch else ()
+        encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
         self.cluster_encoder = MLP(
-            n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
+            n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
         )
         self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
         self.latent_encoder = GaussianEncoder(
-            n_input, n_hidden, n_latent, categories, use_batch_norm, dropout_rate
+            n_input, n_hidden, n_latent, categories, encoder_norm, dropout_rate
         )
         # One-hot y entering q(z|x,y)'s first layer, stored as the rows of that layer's weight.
         self.cluster_embedding = nn.Parameter(torch.randn(n_clusters, n_hidden[0]) * 0.1)
@@ -111,7 +113,7 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
             scale_by_library=scale_by_library,
             piecewise_cutoff=piecewise_cutoff,
             n_batch=n_batch,
-            use_batch_norm=use_batch_norm,
+            use_batch_norm=decoder_norm,
         )
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from torch.distributions import Distribution
 
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
-from ._networks import MLP
+from ._networks import MLP, batch_norm_places
 from ._vae import VAEModule, _as_codes
 
 #: How q(y | x) is computed (see :class:`GMVAEModule`).
@@ -56,7 +56,8 @@ class GMVAEModule(MixtureQueries, VAEModule):
     prior
         ``"uniform"`` p(y), or ``"learned"`` mixture weights.
     use_batch_norm
-        Batch norm on hidden layers.
+        Which networks batch-normalise their hidden layers: ``"encoder"``, ``"decoder"``,
+        ``"both"`` or ``"none"`` (``True`` and ``False`` mean ``"both"`` and ``"none"``).
     dropout_rate
         Dropout on the encoders' hidden layers.
     encode_batch
@@ -81,7 +82,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
         prior: str = "uniform",
-        use_batch_norm: bool = True,
+        use_batch_norm: bool | str = "encoder",
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
         cluster_posterior: str = "responsibilities",
@@ -109,8 +110,9 @@ class GMVAEModule(MixtureQueries, VAEModule):
         self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
         if cluster_posterior == "classifier":
             categories = (n_batch,) if encode_batch else ()
+            encoder_norm, _ = batch_norm_places(use_batch_norm)
             self.cluster_encoder = MLP(
-                n_input, n_hidden, categories, use_batch_norm, dropout_rate, count_input=True
+                n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
             )
             self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
 

@@ -3,10 +3,14 @@
 import itertools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ._input_layer import CountInputLinear
+
+#: Where hidden layers are batch-normalised: scvi-tools' values of ``use_batch_norm``.
+BATCH_NORM_PLACES: tuple[str, ...] = ("none", "encoder", "decoder", "both")
 
 
 class MLP(nn.Module):
@@ -101,6 +105,21 @@ def _batch_norm(norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
     if h.dim() == 2 or isinstance(norm, nn.Identity):
         return norm(h)
     return norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+
+
+def batch_norm_places(use_batch_norm: bool | str) -> tuple[bool, bool]:
+    """Whether the encoders and whether the decoder batch-normalise their hidden layers.
+
+    ``use_batch_norm`` is one of :data:`BATCH_NORM_PLACES`, or a bool (``True`` is
+    ``"both"``, ``False`` is ``"none"``, as models saved before the places existed hold it).
+    """
+    if isinstance(use_batch_norm, bool | np.bool_):
+        use_batch_norm = "both" if use_batch_norm else "none"
+    if use_batch_norm not in BATCH_NORM_PLACES:
+        raise ValueError(
+            f"use_batch_norm={use_batch_norm!r} is not one of {BATCH_NORM_PLACES} (or a bool)."
+        )
+    return use_batch_norm in ("encoder", "both"), use_batch_norm in ("decoder", "both")
 
 
 def hidden_widths(n_hidden: int | Sequence[int], n_layers: int) -> list[int]:

@@ -12,6 +12,7 @@ from scvae._counts import library_size
 
 from ._decoder import CountDecoder
 from ._encoder import GaussianEncoder
+from ._networks import batch_norm_places
 
 
 class VAEModule(BaseModuleClass):
@@ -42,7 +43,8 @@ class VAEModule(BaseModuleClass):
     piecewise_cutoff
         Cutoff of the piecewise-categorical variant, or ``None``.
     use_batch_norm
-        Batch norm on hidden layers.
+        Which networks batch-normalise their hidden layers: ``"encoder"``, ``"decoder"``,
+        ``"both"`` or ``"none"`` (``True`` and ``False`` mean ``"both"`` and ``"none"``).
     dropout_rate
         Dropout on the encoder's hidden layers.
     encode_batch
@@ -59,15 +61,16 @@ class VAEModule(BaseModuleClass):
         dispersion: str = "gene",
         scale_by_library: bool = True,
         piecewise_cutoff: int | None = None,
-        use_batch_norm: bool = True,
+        use_batch_norm: bool | str = "encoder",
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
     ):
         super().__init__()
         self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
         encoder_categories = (n_batch,) if encode_batch else ()
+        encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
         self.encoder = GaussianEncoder(
-            n_input, n_hidden, n_latent, encoder_categories, use_batch_norm, dropout_rate
+            n_input, n_hidden, n_latent, encoder_categories, encoder_norm, dropout_rate
         )
         self.decoder = CountDecoder(
             n_latent,
@@ -78,7 +81,7 @@ class VAEModule(BaseModuleClass):
             scale_by_library=scale_by_library,
             piecewise_cutoff=piecewise_cutoff,
             n_batch=n_batch,
-            use_batch_norm=use_batch_norm,
+            use_batch_norm=decoder_norm,
         )
         self.encode_batch = encode_batch
 
