@@ -8,13 +8,16 @@ import sys
 import anndata as ad
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
 import scvae
+from scvae.cli import BATCH_NORM_PLACES as CLI_BATCH_NORM_PLACES
 from scvae.cli import GMVAE_DEFAULT_CLUSTERS, LIKELIHOOD_NAMES, main
 from scvae.datasets import synthetic_counts
 from scvae.distributions import LIKELIHOODS
+from scvae.module._networks import BATCH_NORM_PLACES
 
 FAST = ["--max-epochs", "2", "--no-progress-bar", "--n-latent", "4"]
 
@@ -86,6 +89,29 @@ def test_train_vae_then_evaluate_detects_the_class(counts_file, tmp_path, capsys
     assert main(["evaluate", str(model_dir), str(counts_file), "--n-mc-samples", "2"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["model"] == "VAE" and "ari" not in metrics
+
+
+@pytest.mark.parametrize("placement", ["none", "encoder", "both"])
+def test_train_places_batch_normalisation_where_asked(counts_file, tmp_path, placement):
+    out, model_dir = tmp_path / "out.h5ad", tmp_path / "model"
+    args = ["train", str(counts_file), "-o", str(out), "--save-model", str(model_dir), *FAST]
+    if placement != "encoder":  # the default
+        args += ["--batch-norm", placement]
+    assert main(args) == 0
+    module = scvae.tl.load_model(model_dir, ad.read_h5ad(out)).module
+
+    def normalised(network):
+        return any(isinstance(layer, torch.nn.BatchNorm1d) for layer in network.modules())
+
+    assert normalised(module.encoder) == (placement in ("encoder", "both"))
+    assert normalised(module.decoder) == (placement == "both")
+
+
+def test_train_refuses_an_unknown_batch_norm_placement(counts_file, tmp_path, capsys):
+    args = ["train", str(counts_file), "-o", str(tmp_path / "out.h5ad"), "--batch-norm", "yes"]
+    assert main(args) == 2
+    assert "--batch-norm: invalid choice: 'yes'" in capsys.readouterr().err
+    assert not (tmp_path / "out.h5ad").exists()
 
 
 def test_train_prints_a_json_summary_with_the_restarts_agreement(counts_file, tmp_path, capsys):
@@ -221,3 +247,5 @@ def test_the_help_texts_defaults_are_the_librarys():
         GMVAE_DEFAULT_CLUSTERS
     )
     assert LIKELIHOOD_NAMES == tuple(LIKELIHOODS)
+    assert set(CLI_BATCH_NORM_PLACES) == set(BATCH_NORM_PLACES)
+    assert inspect.signature(scvae.GMVAE).parameters["use_batch_norm"].default == "encoder"

@@ -21,6 +21,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError)
 #: Names of ``--likelihood`` (those of :data:`scvae.distributions.LIKELIHOODS`, listed here so
 #: that ``--help`` needs no torch; a test keeps the two equal).
 LIKELIHOOD_NAMES = ("poisson", "nb", "zip", "zinb", "constrained_poisson")
+#: Values of ``--batch-norm``: the placements ``use_batch_norm`` names (kept equal by a test).
+BATCH_NORM_PLACES = ("none", "encoder", "decoder", "both")
 #: ``scvae.GMVAE``'s default number of components, for ``--help`` (kept equal by a test).
 GMVAE_DEFAULT_CLUSTERS = 10
 #: What the options of a saved argument mean on the command line, for error messages that
@@ -173,6 +175,13 @@ def _add_train(commands) -> None:
     command.add_argument(
         "--n-latent", type=int, default=10, metavar="N", help="latent dimension (default: 10)"
     )
+    command.add_argument(
+        "--batch-norm",
+        choices=BATCH_NORM_PLACES,
+        default="encoder",
+        help="which networks batch-normalise their hidden layers (default: encoder; the "
+        "decoder, the generative model, is left without batch statistics)",
+    )
     command.add_argument("--layer", help="layer with the raw counts (default: X)")
     command.add_argument("--batch-key", metavar="KEY", help="obs column of the batches")
     command.add_argument(
@@ -279,7 +288,11 @@ def _train(args: argparse.Namespace) -> dict:
     if args.save_model is not None:
         _check_writable(Path(args.save_model), args.overwrite, "model directory")
     train_kwargs = {"max_epochs": args.max_epochs, "enable_progress_bar": not args.no_progress_bar}
-    model_kwargs = {"likelihood": args.likelihood, "n_latent": args.n_latent}
+    model_kwargs = {
+        "likelihood": args.likelihood,
+        "n_latent": args.n_latent,
+        "use_batch_norm": args.batch_norm,
+    }
     if args.model == "vae":
         for option in ("n_clusters", "n_restarts", "separability"):
             if getattr(args, option) is not None:
