@@ -151,8 +151,8 @@ def task_of(row: dict) -> tuple:
 
 def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
     rows = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+    context = multiprocessing.get_context("spawn")  # a fresh process per fit, as clustering.py
+    with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
         for future in as_completed([pool.submit(run_task, task, args) for task in tasks]):
             row = future.result()
             print(json.dumps(row, default=float), flush=True)

@@ -401,23 +401,17 @@ def run_task(task: tuple, args: argparse.Namespace) -> list[dict]:
 def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
     """Run the tasks, ``args.jobs`` at a time, the longest (GMVAE, scVI) first."""
     rows = []
-
-    def collect(new_rows):
-        for row in new_rows:
-            print(json.dumps({k: v for k, v in row.items()}, default=float), flush=True)
-            if args.rows is not None:
-                with args.rows.open("a") as file:
-                    file.write(json.dumps(row, default=float) + "\n")
-        rows.extend(new_rows)
-
-    if args.jobs == 1:
-        for task in tasks:
-            collect(run_task(task, args))
-        return rows
+    # Every fit in a fresh process: MKL's rounding depends on what ran before in a process,
+    # so only then is a row independent of the order of the tasks and of --jobs.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
         for future in as_completed([pool.submit(run_task, task, args) for task in tasks]):
-            collect(future.result())
+            for row in future.result():
+                print(json.dumps(row, default=float), flush=True)
+                if args.rows is not None:
+                    with args.rows.open("a") as file:
+                        file.write(json.dumps(row, default=float) + "\n")
+                rows.append(row)
     return rows
 
 
