@@ -18,12 +18,10 @@ Run from the repository root (``--jobs 2 --threads 1`` runs two fits at a time):
 import argparse
 import datetime
 import json
-import multiprocessing
 import platform
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +36,9 @@ from clustering import (
     fit_likelihood,
     kmeans,
     load,
+    mean_std,
     quiet,
+    run_all,
 )
 from lightning.pytorch import Callback
 from sklearn.metrics import adjusted_rand_score
@@ -120,7 +120,7 @@ def fit_trajectory(adata, variant: str, seed: int) -> dict:
     return {"trajectory": score.rows, "seed": seed}
 
 
-def run_task(task: tuple, args: argparse.Namespace) -> dict:
+def run_task(task: tuple, args: argparse.Namespace) -> list[dict]:
     """One task: ``("fit", data, genes, variant, seed)``, ``("elbo", data, genes, variant)``
     or ``("trajectory", data, genes, variant, seed)``."""
     quiet(args.threads)
@@ -139,7 +139,7 @@ def run_task(task: tuple, args: argparse.Namespace) -> dict:
         (row,) = fit_gmvae(adata, k, seed[0], options)
         row["seed"] = seed[0]
     row.update(kind=kind, data=name, genes=adata.n_vars, variant=variant)
-    return row
+    return [row]
 
 
 def task_of(row: dict) -> tuple:
@@ -147,25 +147,6 @@ def task_of(row: dict) -> tuple:
     if row["kind"] == "elbo":
         return ("elbo", row["data"], genes, row["variant"])
     return (row["kind"], row["data"], genes, row["variant"], row["seed"])
-
-
-def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
-    rows = []
-    context = multiprocessing.get_context("spawn")  # a fresh process per fit, as clustering.py
-    with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        for future in as_completed([pool.submit(run_task, task, args) for task in tasks]):
-            row = future.result()
-            print(json.dumps(row, default=float), flush=True)
-            if args.rows is not None:
-                with args.rows.open("a") as file:
-                    file.write(json.dumps(row, default=float) + "\n")
-            rows.append(row)
-    return rows
-
-
-def mean_std(values) -> str:
-    values = np.asarray(values, dtype=float)
-    return f"{values.mean():.3f} ± {values.std():.3f}"
 
 
 def fits_table(fits: pd.DataFrame) -> str:
@@ -231,7 +212,8 @@ def main(argv=None) -> None:
         tasks = [task for task in tasks if task not in done]
     # The wide fits last longest: start them first so that the pool's end is not one long fit.
     tasks.sort(key=lambda task: task[2] != 0)
-    frame = pd.DataFrame(kept + run_all(tasks, args))
+    # A fresh process per fit, as in clustering.py.
+    frame = pd.DataFrame(kept + run_all(tasks, args, run_task))
     order = {setting: i for i, setting in enumerate(SETTINGS)}
     frame["order"] = [
         order.get((d, 0 if g > 2000 or d == "planted_wide" else 2000), 99)

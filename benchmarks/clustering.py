@@ -398,14 +398,17 @@ def run_task(task: tuple, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def run_all(tasks: list[tuple], args: argparse.Namespace) -> list[dict]:
-    """Run the tasks, ``args.jobs`` at a time, the longest (GMVAE, scVI) first."""
+def run_all(tasks: list[tuple], args: argparse.Namespace, run=None) -> list[dict]:
+    """Run the tasks, ``args.jobs`` at a time, with ``run`` (``run_task`` by default: a
+    module-level function of ``(task, args)`` that returns a list of rows); print each row and
+    append it to ``args.rows``."""
     rows = []
     # Every fit in a fresh process: MKL's rounding depends on what ran before in a process,
     # so only then is a row independent of the order of the tasks and of --jobs.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        for future in as_completed([pool.submit(run_task, task, args) for task in tasks]):
+        futures = [pool.submit(run or run_task, task, args) for task in tasks]
+        for future in as_completed(futures):
             for row in future.result():
                 print(json.dumps(row, default=float), flush=True)
                 if args.rows is not None:
