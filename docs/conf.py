@@ -147,6 +147,7 @@ HEADLINES = (
     ("clustering", "Clustering, K from the data", "## Target: K from the data"),
     ("clustering_all_genes", "Clustering on all genes", "## Target: K given"),
     ("batch_norm", "Batch normalisation in the encoder, in both networks, or nowhere", None),
+    ("reproducibility", "Reproducibility of a seeded fit", None),
     ("throughput", "Training throughput (CPU)", None),
     ("scale", "Scale: one epoch of a backed 1.3M-cell file", None),
 )
