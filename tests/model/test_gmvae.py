@@ -94,6 +94,24 @@ def test_training_writes_latent_clusters_probabilities_and_confidence(trained):
         assert key in model.history
 
 
+def test_a_fit_passes_over_the_cells_once_after_training(adata, monkeypatch):
+    """The cluster selection and the annotation share one pass over the cells."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=4, n_latent=3, n_hidden=32)
+    passes = []
+    posterior = scvae.GMVAE._posterior
+
+    def counted(self, adata, indices, *args, **kwargs):
+        passes.append(None if indices is None else len(indices))
+        return posterior(self, adata, indices, *args, **kwargs)
+
+    monkeypatch.setattr(scvae.GMVAE, "_posterior", counted)
+    model.train(max_epochs=4, **QUIET)
+    assert passes == [None]
+    np.testing.assert_array_equal(adata.obs[CLUSTER_KEY].astype(int), model.predict())
+    assert model.cluster_sizes_.sum() == adata.n_obs
+
+
 def test_a_query_dataset_is_annotated_without_touching_the_reference(trained):
     model, adata = trained
     query = synthetic_counts(n_cells=50, n_genes=60, n_clusters=3, seed=1)

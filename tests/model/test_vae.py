@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import torch
 from lightning.pytorch import Callback
+from scvi import REGISTRY_KEYS
 
 import scvae
 from scvae._constants import LATENT_KEY
@@ -140,3 +142,29 @@ def test_training_again_or_after_loading_uses_dropout_and_batch_statistics(adata
     modes = ModuleModes()
     loaded.train(max_epochs=1, callbacks=[modes], **QUIET)
     assert modes.modes and all(modes.modes)
+
+
+def test_annotation_reads_sparse_counts_as_sparse_minibatches_with_the_same_results(backed):
+    """After training, scvae's passes over the cells read sparse (here: backed) counts as
+    sparse minibatches, as training does, and give what dense minibatches give."""
+    on_disk, _ = backed
+    model = scvae.VAE(on_disk, n_latent=3, n_hidden=16)
+    model.train(max_epochs=2, annotate=False, **QUIET)
+
+    def latent_means(loader):
+        means = [
+            model.module.inference(**model.module._get_inference_input(tensors))["qz"].loc
+            for tensors in loader
+        ]
+        return torch.cat(means).detach().numpy()
+
+    sparse = model._query_loader(on_disk)
+    assert next(iter(sparse))[REGISTRY_KEYS.X_KEY].layout == torch.sparse_csr
+    dense = model._make_data_loader(on_disk)  # scvi-tools' queries: dense minibatches
+    assert next(iter(dense))[REGISTRY_KEYS.X_KEY].layout == torch.strided
+    np.testing.assert_allclose(latent_means(sparse), latent_means(dense), rtol=1e-5, atol=1e-6)
+    model.annotate()
+    np.testing.assert_allclose(on_disk.obsm[LATENT_KEY], latent_means(dense), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.get_latent_representation(), latent_means(dense), rtol=1e-5, atol=1e-6
+    )

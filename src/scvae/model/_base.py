@@ -12,7 +12,13 @@ from scvi.data.fields import CategoricalObsField
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
 from scvae._constants import DEFAULT_KEY, result_keys
-from scvae.data import CountLayerField, TensorDataLoader, TensorDataSplitter, validate_counts
+from scvae.data import (
+    CountLayerField,
+    TensorDataLoader,
+    TensorDataSplitter,
+    counts_are_sparse,
+    validate_counts,
+)
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
 
 from ._checks import check_same_genes
@@ -92,6 +98,23 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
+
+    def _query_loader(
+        self, adata: AnnData, indices: Sequence[int] | None = None, batch_size: int | None = None
+    ):
+        """The loader of scvae's own passes over cells after training (latent means, clusters,
+        the cluster selection): sparse counts are served as sparse CSR minibatches, as in
+        training (``adata`` must be validated).
+
+        A dense minibatch of many genes is a large allocation, made and freed once per
+        minibatch; over a million cells they fragment the heap until the process holds several
+        times the memory in use (``docs/benchmarks/scale.md``). scvi-tools' own query methods
+        keep dense minibatches: some of them read the counts densely.
+        """
+        sparse = counts_are_sparse(self.get_anndata_manager(adata, required=True))
+        return self._make_data_loader(
+            adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
+        )
 
     def train(
         self,
@@ -284,8 +307,10 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             Results go to ``obsm[f"X_{key_added}"]``.
         """
         adata = self._validate_anndata(adata)
-        latent = self.get_latent_representation(adata, batch_size=batch_size)
-        adata.obsm[result_keys(key_added)["latent"]] = latent
+        loader = self._query_loader(adata, batch_size=batch_size)
+        adata.obsm[result_keys(key_added)["latent"]] = self.get_latent_representation(
+            dataloader=loader
+        )
 
     @classmethod
     def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):

@@ -33,15 +33,22 @@ class ClusterQueriesMixin:
         self._check_if_trained(warn=False)
         adata = self._validate_anndata(adata)
         latents, probabilities = [], []
-        for tensors in self._make_data_loader(adata, indices=indices, batch_size=batch_size):
+        for tensors in self._query_loader(adata, indices, batch_size):
             z_mean, _, qy = self.module.posterior_summary(tensors)
             latents.append(z_mean.cpu())
             probabilities.append(qy.cpu())
         probabilities = torch.cat(probabilities).numpy()
-        if self.component_clusters_ is not None and not components:
-            groups = np.eye(self.n_clusters, dtype=probabilities.dtype)[self.component_clusters_]
-            probabilities = probabilities @ groups  # a cluster's probability: its components'
+        if not components:
+            probabilities = self._cluster_probabilities(probabilities)
         return torch.cat(latents).numpy(), probabilities
+
+    def _cluster_probabilities(self, component_probabilities: np.ndarray) -> np.ndarray:
+        """q(y|x) over the mixture components (cells x components) as probabilities of the
+        clusters: a cluster's probability is the sum of its components'."""
+        if self.component_clusters_ is None:
+            return component_probabilities
+        groups = np.eye(self.n_clusters, dtype=component_probabilities.dtype)
+        return component_probabilities @ groups[self.component_clusters_]
 
     def get_latent_representation(
         self,
@@ -131,7 +138,13 @@ class ClusterQueriesMixin:
             ``obs[f"{key_added}_cluster_confidence"]``.
         """
         adata = self._validate_anndata(adata)
-        latent, probabilities = self._posterior(adata, None, batch_size)
+        self._write_annotation(adata, *self._posterior(adata, None, batch_size), key_added)
+
+    def _write_annotation(
+        self, adata: AnnData, latent: np.ndarray, probabilities: np.ndarray, key_added: str
+    ) -> None:
+        """Write :meth:`annotate`'s results, from every cell's latent mean and cluster
+        probabilities, into ``adata``."""
         clusters = pd.Categorical(
             np.asarray(self._cluster_names())[probabilities.argmax(1)],
             categories=self._cluster_names(),
@@ -187,14 +200,22 @@ class ClusterQueriesMixin:
         self.component_clusters_ = selection.component_clusters
         self._finish_clusters(annotate, key_added)
 
-    def _finish_clusters(self, annotate: bool, key_added: str) -> None:
-        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use."""
+    def _finish_clusters(
+        self,
+        annotate: bool,
+        key_added: str,
+        posterior: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use.
+
+        ``posterior``: every registered cell's latent mean and q(y|x) over the components,
+        when already computed (otherwise one pass over the cells computes them)."""
+        if posterior is None:
+            posterior = self._posterior(None, None, None, components=True)
+        latent, probabilities = posterior[0], self._cluster_probabilities(posterior[1])
         if annotate:
-            self.annotate(key_added=key_added)
-            clusters = self.adata.obs[result_keys(key_added)["cluster"]].astype(int).to_numpy()
-        else:
-            clusters = self.predict()
-        self._record_cluster_use(clusters)
+            self._write_annotation(self.adata, latent, probabilities, key_added)
+        self._record_cluster_use(probabilities.argmax(1))
 
     def _record_cluster_use(self, clusters: np.ndarray) -> None:
         """Keep the cells per cluster and warn when clusters are (nearly) empty."""

@@ -316,13 +316,15 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             fit(False)
         else:
             train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
-        self._merge_components()
-        self._finish_clusters(annotate, key_added)
+        # One pass over the cells serves the cluster selection and the annotation.
+        posterior = self._posterior(None, None, None, components=True)
+        self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))
+        self._finish_clusters(annotate, key_added, posterior)
 
-    def _merge_components(self) -> None:
-        """Merge the components into clusters (:mod:`scvae.model._cluster_selection`); with
-        ``n_clusters="auto"`` the merged groups become the model's clusters."""
-        components = self.predict(indices=self.train_indices, components=True)
+    def _merge_components(self, components: np.ndarray) -> None:
+        """Merge the components into clusters (:mod:`scvae.model._cluster_selection`), given
+        the component (argmax q(y|x)) of each training cell; with ``n_clusters="auto"`` the
+        merged groups become the model's clusters."""
         sizes = np.bincount(components, minlength=self.module.n_clusters)
         self.component_sizes_ = sizes
         rng = np.random.default_rng(settings.seed or 0)
@@ -333,7 +335,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             ]
         )
         indices = np.asarray(self.train_indices)[chosen]
-        loader = self._make_data_loader(self.adata, indices=indices, batch_size=256)
+        loader = self._query_loader(self.adata, indices, batch_size=256)
         log_likelihoods = component_log_likelihoods(self.module, loader)
         means = self.module.prior.means.detach().cpu().numpy()
         self.cluster_selection_ = select_clusters(log_likelihoods, components[chosen], sizes, means)
