@@ -10,9 +10,10 @@ KL warm-up (400 epochs, so the KL weight is still below 1 when the components ar
 placement at 50%, so that the latent space spends a while under the full KL pressure before
 k-means reads it; and scvae's default schedule (:class:`scvae.model.GMVAESchedule`), which
 at these lengths warms up over the first 30% of the epochs and places the components after
-50% and again after 75% of them. A fifth column places the components of the default schedule by a
-diagonal-covariance Gaussian mixture instead (``component_init_method="gaussian_mixture"``).
-Issue target: ARI vs type >= 0.9 and vs batch <= 0.1.
+50% and again after 75% of them. A fifth column places the components of the default
+schedule by a diagonal-covariance Gaussian mixture instead
+(``component_init_method="gaussian_mixture"``). Issue target: ARI vs type >= 0.9 and vs
+batch <= 0.1.
 
 Usage::
 
