@@ -165,6 +165,13 @@ def test_annotation_reads_sparse_counts_as_sparse_minibatches_with_the_same_resu
     np.testing.assert_allclose(latent_means(sparse), latent_means(dense), rtol=1e-5, atol=1e-6)
     model.annotate()
     np.testing.assert_allclose(on_disk.obsm[LATENT_KEY], latent_means(dense), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        model.get_latent_representation(), latent_means(dense), rtol=1e-5, atol=1e-6
-    )
+    expected, layouts = latent_means(dense), []
+    inference = model.module.inference
+
+    def spy(x, *args, **kwargs):
+        layouts.append(x.layout)
+        return inference(x, *args, **kwargs)
+
+    model.module.inference = spy
+    np.testing.assert_allclose(model.get_latent_representation(), expected, rtol=1e-5, atol=1e-6)
+    assert layouts and set(layouts) == {torch.sparse_csr}

@@ -10,7 +10,8 @@ class CountDistribution(Distribution):
     Subclasses implement ``log_prob`` (per gene), ``mean``, ``variance``, ``scale`` (the
     normalised expression) and ``sample``; this class adds what the models need on top:
     the log-likelihood of each cell summed over its genes (:meth:`log_prob_sum`, which a
-    subclass may compute faster) and scvi-tools' ``get_normalized``.
+    subclass may compute faster), scvi-tools' ``get_normalized`` and the parameters by name
+    (:meth:`likelihood_parameters`).
     """
 
     support = constraints.nonnegative_integer
@@ -29,6 +30,18 @@ class CountDistribution(Distribution):
             Counts, dense or a torch sparse CSR ``(cells, genes)`` matrix.
         """
         return self.log_prob(value).sum(-1)
+
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """The parameters of the distribution by name, each with cells on axis -2 and genes
+        on axis -1 (a parameter with more axes, such as a mixture's components, has them
+        before the cell axis).
+
+        ``"mean"`` is the mean count parameter (the rate of a Poisson, :math:`\\mu` of a
+        negative binomial, also of their zero-inflated forms, as scvi-tools names it);
+        subclasses add their others: ``"dispersions"`` (the inverse dispersion
+        :math:`\\theta`) and ``"dropout"`` (the zero-inflation probability :math:`\\pi`).
+        """
+        return {"mean": self.mean}
 
     def get_normalized(self, key: str) -> Tensor:
         """``"mu"``: the mean; ``"scale"``: the normalised expression (scvi-tools' convention)."""

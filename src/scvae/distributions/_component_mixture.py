@@ -36,6 +36,18 @@ class ComponentMixture(CountDistribution):
         """Weights as ``(K, cells, 1)`` to broadcast against component tensors."""
         return self.log_weights.exp().T.unsqueeze(-1)
 
+    def likelihood_parameters(self) -> dict[str, torch.Tensor]:
+        """``"mean"``: the mixture's mean; ``"component_weights"``: the weights ``(cells,
+        K)``; each component's parameters prefixed ``"component_"``, with the component
+        axis before the cells."""
+        mean = self.mean
+        weights = self.log_weights.exp().expand(*mean.shape[:-1], self.log_weights.shape[-1])
+        components = {
+            f"component_{name}": value
+            for name, value in self.components.likelihood_parameters().items()
+        }
+        return {"mean": mean, "component_weights": weights, **components}
+
     @property
     def mean(self) -> torch.Tensor:
         """:math:`\\sum_k w_k E_k[x]`."""

@@ -86,6 +86,10 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         mu = self.mu
         return mu + mu**2 / self.theta
 
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`."""
+        return {"mean": self.mu, "dispersions": self.theta}
+
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-pmf, see the class docstring; ``value`` dense or torch sparse CSR."""
         if self._validate_args:

@@ -62,6 +62,13 @@ class PiecewiseCategorical(CountDistribution):
         second = (head * counts**2).sum(-1) + tail * (self.base.variance + tail_mean**2)
         return mean, second
 
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """``"mean"``: the mean count; ``"class_probabilities"``: :math:`p_0, \\dots, p_k`
+        on an axis before the cells; the tail distribution's parameters prefixed ``"tail_"``."""
+        probs = self.log_class_probs.exp().expand(*self.batch_shape, self.cutoff + 1)
+        tail = {f"tail_{name}": value for name, value in self.base.likelihood_parameters().items()}
+        return {"mean": self.mean, "class_probabilities": probs.movedim(-1, -3), **tail}
+
     @property
     def mean(self) -> Tensor:
         r""":math:`\sum_{i<k} i p_i + p_k (k + E[Y])`."""

@@ -67,6 +67,10 @@ class Poisson(CountDistribution):
         r""":math:`\lambda`."""
         return self.rate
 
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """``"mean"``: the rate :math:`\\lambda`."""
+        return {"mean": self.rate}
+
     @property
     def variance(self) -> Tensor:
         r""":math:`\lambda`."""

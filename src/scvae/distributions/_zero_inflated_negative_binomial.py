@@ -76,6 +76,11 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
         """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
         return normalized_expression(self.log_scale, self.log_mu - softplus(self.zi_logits))
 
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`; ``"dropout"``:
+        :math:`\\pi`."""
+        return {**super().likelihood_parameters(), "dropout": torch.sigmoid(self.zi_logits)}
+
     @property
     def mean(self) -> Tensor:
         r""":math:`(1 - \pi)\mu`."""

@@ -71,6 +71,10 @@ class ZeroInflatedPoisson(Poisson):
         r"""Zero-inflation probability :math:`\pi = \sigma(\text{zi\_logits})`."""
         return torch.sigmoid(self.zi_logits)
 
+    def likelihood_parameters(self) -> dict[str, Tensor]:
+        """``"mean"``: the rate :math:`\\lambda`; ``"dropout"``: :math:`\\pi`."""
+        return {"mean": self.rate, "dropout": torch.sigmoid(self.zi_logits)}
+
     @property
     def mean(self) -> Tensor:
         r""":math:`(1 - \pi)\lambda`."""

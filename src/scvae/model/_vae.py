@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+import numpy as np
 from anndata import AnnData
 
 from scvae.module import VAEModule
@@ -106,3 +107,31 @@ class VAE(ScvaeModel):
             f"dispersion {dispersion}, library-scaled means: {scale_by_library}"
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        give_mean: bool = True,
+        mc_samples: int = 5_000,
+        batch_size: int | None = None,
+        return_dist: bool = False,
+        dataloader=None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Posterior mean of z (cells x latent), or with ``return_dist`` its mean and variance.
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_latent_representation` (same
+        arguments), reading sparse counts as sparse minibatches unless a ``dataloader`` is
+        given, so that a pass over millions of cells does not densify each minibatch.
+        """
+        if dataloader is None:
+            adata = self._validate_anndata(adata)
+            dataloader = self._query_loader(adata, indices, batch_size)
+        elif adata is not None:
+            raise ValueError("Give adata or a dataloader, not both.")
+        return super().get_latent_representation(
+            give_mean=give_mean,
+            mc_samples=mc_samples,
+            return_dist=return_dist,
+            dataloader=dataloader,
+        )
