@@ -22,11 +22,13 @@ from scvae.data import (
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
 
 from ._checks import check_same_genes
-from ._likelihood_parameters import likelihood_parameters, observed_library_sizes
+from ._likelihood_queries import LikelihoodQueriesMixin
 from ._saved import read_saved_model
 
 
-class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class ScvaeModel(
+    LikelihoodQueriesMixin, RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
+):
     """Base class of the scvae models (:class:`~scvae.VAE`, :class:`~scvae.GMVAE`).
 
     Registration, save/load, the training loop (KL warm-up, early stopping, accelerators) and
@@ -284,90 +286,6 @@ class ScvaeModel(RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClas
             adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
         )
         return {key: _on_host(value, return_mean) for key, value in errors.items()}
-
-    def get_likelihood_parameters(
-        self,
-        adata: AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        n_samples: int = 1,
-        give_mean: bool = False,
-        batch_size: int | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The parameters of the count likelihood p(x | z) of each cell, z drawn from q(z | x).
-
-        Replaces scvi-tools' method of the same name (which reads scVI's likelihoods only);
-        the keys follow its names where the parameter is the same.
-
-        Parameters
-        ----------
-        adata
-            AnnData with the registered genes; defaults to the one the model was set up with.
-        indices
-            Cells to use; all by default.
-        n_samples
-            Draws of z per cell.
-        give_mean
-            Average over the draws (when ``n_samples > 1``).
-        batch_size
-            Cells per forward pass.
-
-        Returns
-        -------
-        ``{"mean": ...}`` (the rate of a Poisson, :math:`\\mu` of a negative binomial and of
-        their zero-inflated forms), ``"dispersions"`` (:math:`\\theta`, NB and ZINB),
-        ``"dropout"`` (the zero-inflation probability, ZIP and ZINB), and for the other
-        likelihoods the parameters of
-        :meth:`~scvae.distributions.CountDistribution.likelihood_parameters`. Arrays are
-        ``(cells, genes)``, with a leading axis of ``n_samples`` draws unless ``give_mean`` or
-        ``n_samples=1``.
-        """
-        if int(n_samples) != n_samples or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        adata = self._validate_anndata(adata)
-        loader = self._query_loader(adata, indices, batch_size)
-        self.module.eval()
-        return likelihood_parameters(self.module, loader, int(n_samples), give_mean)
-
-    def get_latent_library_size(
-        self,
-        adata: AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        give_mean: bool = True,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """The library size the decoder scales each cell's means by: its observed total count.
-
-        scvae does not infer a library size (scVI's optional latent :math:`\\ell`), so
-        ``give_mean`` changes nothing; the argument is kept for scvi-tools' signature.
-
-        Parameters
-        ----------
-        adata
-            AnnData with the registered genes; defaults to the one the model was set up with.
-        indices
-            Cells to use; all by default.
-        give_mean
-            Ignored (the library size is observed, not a posterior).
-        batch_size
-            Cells per pass.
-
-        Returns
-        -------
-        ``(cells, 1)`` total counts.
-
-        Raises
-        ------
-        ValueError
-            The model was built with ``scale_by_library=False``: its decoder uses no library
-            size.
-        """
-        if not self.module.decoder.scale_by_library:
-            raise ValueError(
-                "This model was built with scale_by_library=False: its decoder does not use a "
-                "library size. The cells' total counts are adata.X.sum(axis=1)."
-            )
-        adata = self._validate_anndata(adata)
-        return observed_library_sizes(self._query_loader(adata, indices, batch_size))
 
     def annotate(
         self,

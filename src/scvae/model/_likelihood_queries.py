@@ -1,0 +1,130 @@
+"""The parameters of p(x | z) per cell, and the library size the decoder scales by."""
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass
+
+from scvae._counts import library_size
+
+
+class LikelihoodQueriesMixin:
+    """Replaces scvi-tools' ``RNASeqMixin`` queries of the likelihood, which read scVI's
+    likelihoods and its latent library size (a mixin of :class:`~scvae.model.ScvaeModel`,
+    which provides ``_validate_anndata`` and ``_query_loader``)."""
+
+    def get_likelihood_parameters(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 1,
+        give_mean: bool = False,
+        batch_size: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The parameters of the count likelihood p(x | z) of each cell, z drawn from q(z | x).
+
+        Replaces scvi-tools' method of the same name (which reads scVI's likelihoods only);
+        the keys follow its names where the parameter is the same.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use; all by default.
+        n_samples
+            Draws of z per cell.
+        give_mean
+            Average over the draws (when ``n_samples > 1``).
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        ``{"mean": ...}`` (the rate of a Poisson, :math:`\\mu` of a negative binomial and of
+        their zero-inflated forms), ``"dispersions"`` (:math:`\\theta`, NB and ZINB),
+        ``"dropout"`` (the zero-inflation probability, ZIP and ZINB), and for the other
+        likelihoods the parameters of
+        :meth:`~scvae.distributions.CountDistribution.likelihood_parameters`. Arrays are
+        ``(cells, genes)``, with a leading axis of ``n_samples`` draws unless ``give_mean`` or
+        ``n_samples=1``.
+        """
+        if int(n_samples) != n_samples or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        adata = self._validate_anndata(adata)
+        loader = self._query_loader(adata, indices, batch_size)
+        self.module.eval()
+        return likelihood_parameters(self.module, loader, int(n_samples), give_mean)
+
+    def get_latent_library_size(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        give_mean: bool = True,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """The library size the decoder scales each cell's means by: its observed total count.
+
+        scvae does not infer a library size (scVI's optional latent :math:`\\ell`), so
+        ``give_mean`` changes nothing; the argument is kept for scvi-tools' signature.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use; all by default.
+        give_mean
+            Ignored (the library size is observed, not a posterior).
+        batch_size
+            Cells per pass.
+
+        Returns
+        -------
+        ``(cells, 1)`` total counts.
+
+        Raises
+        ------
+        ValueError
+            The model was built with ``scale_by_library=False``: its decoder uses no library
+            size.
+        """
+        if not self.module.decoder.scale_by_library:
+            raise ValueError(
+                "This model was built with scale_by_library=False: its decoder does not use a "
+                "library size. The cells' total counts are adata.X.sum(axis=1)."
+            )
+        adata = self._validate_anndata(adata)
+        return observed_library_sizes(self._query_loader(adata, indices, batch_size))
+
+
+@torch.inference_mode()
+def likelihood_parameters(
+    module: BaseModuleClass, loader: Iterable[dict], n_samples: int, give_mean: bool
+) -> dict[str, np.ndarray]:
+    """The decoded likelihood's parameters (:meth:`~scvae.distributions.CountDistribution.
+    likelihood_parameters`) of every cell ``loader`` serves, for ``n_samples`` draws of z.
+
+    Each parameter has the cells on axis -2; with ``n_samples > 1`` a leading axis holds the
+    draws, averaged away by ``give_mean``.
+    """
+    chunks: dict[str, list[np.ndarray]] = {}
+    for tensors in loader:
+        _, generative_outputs = module.forward(
+            tensors, inference_kwargs={"n_samples": n_samples}, compute_loss=False
+        )
+        for name, value in generative_outputs["px"].likelihood_parameters().items():
+            chunks.setdefault(name, []).append(value.cpu().numpy())
+    parameters = {name: np.concatenate(parts, axis=-2) for name, parts in chunks.items()}
+    if give_mean and n_samples > 1:
+        parameters = {name: value.mean(0) for name, value in parameters.items()}
+    return parameters
+
+
+def observed_library_sizes(loader: Iterable[dict]) -> np.ndarray:
+    """Total count of every cell ``loader`` serves, ``(cells, 1)``."""
+    sizes = [library_size(tensors[REGISTRY_KEYS.X_KEY]).cpu() for tensors in loader]
+    return torch.cat(sizes).numpy()
