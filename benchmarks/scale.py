@@ -298,10 +298,12 @@ def train(args: argparse.Namespace) -> None:
         "| peak GPU memory (GiB) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    reads_name = {
-        "blocks": "block-shuffled (default: 16 blocks of 1024 rows per buffer)",
-        "rows": "row by row (`block_size=1`)",
+    reads_short = {"blocks": "block-shuffled", "rows": "row by row"}
+    reads_detail = {
+        "blocks": "default: 16 blocks of 1024 rows per buffer",
+        "rows": "`block_size=1`",
     }
+    reads_name = {key: f"{reads_short[key]} ({reads_detail[key]})" for key in reads_short}
     for row in rows:
         epoch_hours = n_cells / row["cells_per_second"] / 3600
         estimated = "" if row["full_epoch"] else " (extrapolated)"
@@ -316,7 +318,7 @@ def train(args: argparse.Namespace) -> None:
         )
     speed = {(row["model"], row["reads"]): row["cells_per_second"] for row in rows}
     costs = [
-        f"{reads_name[reads].split(' (')[0]} {speed['vae', reads] / speed['gmvae', reads]:.2f}"
+        f"{reads_short[reads]} {speed['vae', reads] / speed['gmvae', reads]:.2f}"
         for reads in args.reads
         if ("vae", reads) in speed and ("gmvae", reads) in speed
     ]
