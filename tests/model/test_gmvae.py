@@ -147,6 +147,29 @@ def test_elbo_marginal_likelihood_and_expression_queries(trained):
     assert model.posterior_predictive_sample().shape == (adata.n_obs, adata.n_vars)
 
 
+@pytest.mark.parametrize("inference", ["responsibilities", "per_component"])
+def test_latent_draws_have_the_posterior_mean_and_variance(adata, inference):
+    """scvi-tools' arguments of get_latent_representation (draws, the posterior's moments, a
+    dataloader) work for both forms, and its aggregated posterior is built from them."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16, inference=inference)
+    model.train(max_epochs=2, **QUIET)
+    mean, variance = model.get_latent_representation(return_dist=True)
+    np.testing.assert_allclose(mean, adata.obsm[LATENT_KEY], rtol=1e-5, atol=1e-6)
+    n_draws = 200
+    draws = np.stack([model.get_latent_representation(give_mean=False) for _ in range(n_draws)])
+    standardised = (draws.mean(0) - mean) / np.sqrt(variance / n_draws)
+    assert 0.85 < np.sqrt(np.mean(standardised**2)) < 1.15  # unit variance if draws are right
+    assert 0.9 < np.mean(draws.var(0) / variance) < 1.1
+    loader = model._query_loader(adata, indices=np.arange(10))
+    np.testing.assert_allclose(
+        model.get_latent_representation(dataloader=loader), mean[:10], rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="not both"):
+        model.get_latent_representation(adata, dataloader=loader)
+    assert model.get_aggregated_posterior().sample((5,)).shape == (5, 3)
+
+
 def test_save_load_round_trip_gives_identical_clusters(trained, tmp_path):
     model, adata = trained
     model.save(tmp_path / "gmvae")

@@ -3,7 +3,7 @@ profiles, new cells."""
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,14 +50,23 @@ class ClusterQueriesMixin:
         groups = np.eye(self.n_clusters, dtype=component_probabilities.dtype)
         return component_probabilities @ groups[self.component_clusters_]
 
+    @torch.inference_mode()
     def get_latent_representation(
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        give_mean: bool = True,
+        mc_samples: int = 5_000,
         batch_size: int | None = None,
-    ) -> np.ndarray:
+        return_dist: bool = False,
+        dataloader: Iterable[dict] | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
         :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
+
+        The arguments are those of scvi-tools'
+        :meth:`~scvi.model.base.VAEMixin.get_latent_representation`, so that its functions
+        built on it (e.g. ``get_aggregated_posterior``) work on a GMVAE.
 
         Parameters
         ----------
@@ -65,10 +74,39 @@ class ClusterQueriesMixin:
             AnnData with the registered genes; defaults to the model's.
         indices
             Cells to use; all by default.
+        give_mean
+            The posterior mean (exact); ``False``: one draw of z per cell from q(z | x).
+        mc_samples
+            Not used: the posterior mean is exact (kept for scvi-tools' signature).
         batch_size
             Cells per forward pass (memory stays bounded by it).
+        return_dist
+            Return the posterior mean and variance of z (for ``"per_component"``, those of
+            the mixture :math:`\\sum_k q(k \\mid x) q(z \\mid x, k)`).
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
+
+        Returns
+        -------
+        ``(cells, n_latent)``, or with ``return_dist`` the means and the variances.
         """
-        return self._posterior(adata, indices, batch_size)[0]
+        self._check_if_trained(warn=False)
+        if dataloader is None:
+            dataloader = self._query_loader(self._validate_anndata(adata), indices, batch_size)
+        elif adata is not None:
+            raise ValueError("Give adata or a dataloader, not both.")
+        latents, variances = [], []
+        for tensors in dataloader:
+            if give_mean or return_dist:
+                mean, variance, _ = self.module.posterior_summary(tensors)
+                latents.append(mean.cpu())
+                variances.append(variance.cpu())
+            else:
+                inputs = self.module._get_inference_input(tensors)
+                latents.append(self.module.inference(**inputs)["z"].cpu())
+        if return_dist:
+            return torch.cat(latents).numpy(), torch.cat(variances).numpy()
+        return torch.cat(latents).numpy()
 
     def predict(
         self,
