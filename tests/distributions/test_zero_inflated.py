@@ -74,7 +74,7 @@ def test_zero_probability_near_one_keeps_relative_precision():
     np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-6, atol=0)
 
 
-def test_zip_moments_shapes_and_normalized():
+def test_zip_moments_shapes_and_normalized_expression():
     log_rate = torch.randn(2, 3, 4, dtype=torch.float64)
     zi_logits = torch.randn(4, dtype=torch.float64)
     distribution = ZeroInflatedPoisson(log_rate, zi_logits)
@@ -82,10 +82,10 @@ def test_zip_moments_shapes_and_normalized():
     assert distribution.batch_shape == (2, 3, 4)
     torch.testing.assert_close(distribution.mean, (1 - pi) * rate)
     torch.testing.assert_close(distribution.variance, (1 - pi) * rate * (1 + pi * rate))
-    mean = distribution.mean
-    torch.testing.assert_close(distribution.get_normalized("mu"), mean)
+    # The expression without the extra zeros, as scvi-tools' zero-inflated likelihoods give it.
+    torch.testing.assert_close(distribution.get_normalized("mu"), rate)
     torch.testing.assert_close(
-        distribution.get_normalized("scale"), mean / mean.sum(-1, keepdim=True)
+        distribution.get_normalized("scale"), rate / rate.sum(-1, keepdim=True)
     )
     assert distribution.sample((5,)).shape == (5, 2, 3, 4)
 
@@ -102,11 +102,13 @@ def test_zinb_is_an_scvi_zinb():
     torch.testing.assert_close(distribution.variance, (1 - pi) * mu * (1 + mu * (pi + 1 / theta)))
     torch.testing.assert_close(distribution.zi_probs, pi)
     scvi_zinb = scvi.distributions.ZeroInflatedNegativeBinomial(
-        mu=mu, theta=theta.expand(3, 4), zi_logits=zi_logits
+        mu=mu, theta=theta.expand(3, 4), zi_logits=zi_logits, scale=mu / mu.sum(-1, keepdim=True)
     )
     counts = torch.poisson(mu)
     torch.testing.assert_close(
         distribution.log_prob(counts), scvi_zinb.log_prob(counts), rtol=1e-6, atol=1e-6
     )
     torch.testing.assert_close(distribution.variance, scvi_zinb.variance)
+    for key in ("mu", "scale"):
+        torch.testing.assert_close(distribution.get_normalized(key), scvi_zinb.get_normalized(key))
     assert distribution.sample((2,)).shape == (2, 3, 4)

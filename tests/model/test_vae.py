@@ -47,6 +47,22 @@ def test_annotate_can_be_switched_off(adata):
     assert LATENT_KEY not in adata.obsm
 
 
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])
+def test_expression_at_the_cells_library_is_the_normalised_expression_times_it(
+    adata, likelihood
+):
+    """As in scvi-tools: library_size="latent" gives the decoded expression at the cell's
+    library size, without the extra zeros of a zero-inflated likelihood."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16, likelihood=likelihood)
+    model.train(max_epochs=1, **QUIET)
+    torch.manual_seed(0)  # the same draw of z for both
+    scale = model.get_normalized_expression(return_numpy=True)
+    torch.manual_seed(0)
+    at_library = model.get_normalized_expression(library_size="latent", return_numpy=True)
+    np.testing.assert_allclose(at_library, scale * model.get_latent_library_size(), rtol=1e-4)
+
+
 def test_queries_have_the_shapes_scanpy_and_scvi_users_expect(adata):
     scvae.setup_anndata(adata, layer="counts", batch_key="batch")
     model = scvae.VAE(

@@ -44,9 +44,11 @@ class CountDistribution(Distribution):
         return {"mean": self.mean}
 
     def get_normalized(self, key: str) -> Tensor:
-        """``"mu"``: the mean; ``"scale"``: the normalised expression (scvi-tools' convention)."""
+        """``"mu"``: the mean count parameter (``likelihood_parameters()["mean"]``: the mean,
+        except for the zero-inflated likelihoods, whose rate or :math:`\\mu` leaves the extra
+        zeros out); ``"scale"``: the normalised expression (scvi-tools' convention)."""
         if key == "mu":
-            return self.mean
+            return self.likelihood_parameters()["mean"]
         if key == "scale":
             return self.scale
         raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")

@@ -7,7 +7,6 @@ from scvi.distributions import ZeroInflatedNegativeBinomial as ScviZeroInflatedN
 from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
-from torch.nn.functional import softplus
 
 from scvae._counts import dense_counts
 
@@ -33,7 +32,9 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
     \operatorname{softplus}(\text{zi\_logits})` (switching to a ``log1p`` form where
     :math:`p(0) > 1/2`) and :math:`\log p(x) = -\operatorname{softplus}(\text{zi\_logits}) +
     \log \operatorname{NB}(x)`. Mean :math:`(1 - \pi)\mu`, variance
-    :math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`.
+    :math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`. ``get_normalized("mu")`` is :math:`\mu` and
+    ``get_normalized("scale")`` :math:`\mu` normalised over genes: the expression without the
+    extra zeros, as in scvi-tools.
 
     A subclass of :class:`scvi.distributions.ZeroInflatedNegativeBinomial` (``mu``, ``theta``,
     ``zi_logits``, ``scale`` and its ``sample``) with an exact ``log_prob``; ``mu``, ``theta``
@@ -49,7 +50,7 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
         Logits of the zero-inflation probability. All three are broadcast together.
     log_scale
         Log of the normalised expression returned by ``get_normalized("scale")``; defaults
-        to the log of the mean normalised over the last (gene) axis.
+        to the log of :math:`\mu` normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
@@ -73,8 +74,8 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
 
     @property
     def scale(self) -> Tensor:
-        """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
-        return normalized_expression(self.log_scale, self.log_mu - softplus(self.zi_logits))
+        """Normalised expression: ``exp(log_scale)``, or :math:`\\mu` normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_mu)
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`; ``"dropout"``:

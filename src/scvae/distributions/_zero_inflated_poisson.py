@@ -6,7 +6,6 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
-from torch.nn.functional import softplus
 
 from scvae._counts import dense_counts
 
@@ -30,7 +29,9 @@ class ZeroInflatedPoisson(Poisson):
     keeps relative precision as :math:`p(0) \to 1`) and
     :math:`\log p(x) = -\operatorname{softplus}(\text{zi\_logits}) + \log
     \operatorname{Poisson}(x \mid \lambda)`. Mean :math:`(1 - \pi)\lambda`, variance
-    :math:`(1 - \pi)\lambda(1 + \pi\lambda)`.
+    :math:`(1 - \pi)\lambda(1 + \pi\lambda)`. ``get_normalized("mu")`` is :math:`\lambda` and
+    ``get_normalized("scale")`` the rates normalised over genes: the expression without the
+    extra zeros, as scvi-tools' zero-inflated likelihoods give it.
 
     Parameters
     ----------
@@ -40,7 +41,7 @@ class ZeroInflatedPoisson(Poisson):
         Logits of the zero-inflation probability; broadcast against ``log_rate``.
     log_scale
         Log of the normalised expression returned by ``get_normalized("scale")``; defaults
-        to the log of the mean normalised over the last (gene) axis.
+        to the log of the rate normalised over the last (gene) axis.
     validate_args
         Check arguments and values against the constraints.
     """
@@ -63,8 +64,8 @@ class ZeroInflatedPoisson(Poisson):
 
     @property
     def scale(self) -> Tensor:
-        """Normalised expression: ``exp(log_scale)``, or the mean normalised over genes."""
-        return normalized_expression(self.log_scale, self.log_rate - softplus(self.zi_logits))
+        """Normalised expression: ``exp(log_scale)``, or the rate normalised over genes."""
+        return normalized_expression(self.log_scale, self.log_rate)
 
     @property
     def zi_probs(self) -> Tensor:
