@@ -137,6 +137,26 @@ def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
         model.sample(5, cluster=4)
 
 
+def test_profiles_and_samples_take_a_batch_by_name_or_code():
+    adata = synthetic_counts(n_cells=200, n_genes=30, n_clusters=3, n_batches=2, seed=0)
+    scvae.setup_anndata(adata, layer="counts", batch_key="batch")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=1, **QUIET)
+    pd.testing.assert_frame_equal(
+        model.get_cluster_profiles(transform_batch="batch_1"),
+        model.get_cluster_profiles(transform_batch=1),
+    )
+    np.testing.assert_array_equal(
+        model.sample(10, transform_batch="batch_1", seed=0),
+        model.sample(10, transform_batch=1, seed=0),
+    )
+    for bad in ("batch_9", 2):
+        with pytest.raises(ValueError, match="not a registered batch: give one of"):
+            model.get_cluster_profiles(transform_batch=bad)
+        with pytest.raises(ValueError, match="batch_0"):
+            model.sample(5, transform_batch=bad)
+
+
 def test_elbo_marginal_likelihood_and_expression_queries(trained):
     model, adata = trained
     elbo = model.get_elbo()
@@ -180,6 +200,10 @@ def test_save_load_round_trip_gives_identical_clusters(trained, tmp_path):
     np.testing.assert_array_equal(
         model.get_latent_representation(), loaded.get_latent_representation()
     )
+    # scvi-tools' order of arguments: adata, accelerator, device, prefix.
+    model.save(tmp_path / "prefixed", prefix="run1_")
+    loaded = scvae.GMVAE.load(tmp_path / "prefixed", adata, "cpu", "auto", "run1_")
+    np.testing.assert_array_equal(model.predict(), loaded.predict())
 
 
 def test_restarts_keep_the_fit_with_the_highest_training_elbo(adata):

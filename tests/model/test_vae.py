@@ -48,9 +48,7 @@ def test_annotate_can_be_switched_off(adata):
 
 
 @pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])
-def test_expression_at_the_cells_library_is_the_normalised_expression_times_it(
-    adata, likelihood
-):
+def test_expression_at_the_cells_library_is_the_normalised_expression_times_it(adata, likelihood):
     """As in scvi-tools: library_size="latent" gives the decoded expression at the cell's
     library size, without the extra zeros of a zero-inflated likelihood."""
     scvae.setup_anndata(adata, layer="counts")

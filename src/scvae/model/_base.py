@@ -1,6 +1,6 @@
 """The base class of scvae's models: registration, training and results in the AnnData."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,21 @@ class ScvaeModel(
         return self._make_data_loader(
             adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
         )
+
+    def _query_minibatches(
+        self,
+        adata: AnnData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        dataloader: Iterable[dict] | None,
+    ) -> Iterable[dict]:
+        """The minibatches a query reads: ``dataloader`` if given (then without ``adata``),
+        otherwise :meth:`_query_loader` over ``adata`` (validated here)."""
+        if dataloader is None:
+            return self._query_loader(self._validate_anndata(adata), indices, batch_size)
+        if adata is not None:
+            raise ValueError("Give adata or a dataloader, not both.")
+        return dataloader
 
     def train(
         self,
@@ -314,7 +329,15 @@ class ScvaeModel(
         adata.obsm[result_keys(key_added)["latent"]] = latent
 
     @classmethod
-    def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):
+    def load(
+        cls,
+        dir_path: str,
+        adata: AnnData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+        **kwargs,
+    ):
         """Load a model saved with :meth:`save`, checking the file and the genes first.
 
         Parameters
@@ -324,11 +347,14 @@ class ScvaeModel(
         adata
             AnnData to attach; must have the training genes in the training order. Without it,
             the AnnData saved with the model (``save(..., save_anndata=True)``) is used.
+        accelerator, device
+            Where the model goes, as in :meth:`scvi.model.base.BaseModelClass.load` (whose
+            order of arguments this keeps): a model saved on a GPU loads on a CPU with the
+            default ``"auto"``.
         prefix
             File name prefix given to :meth:`save`.
         **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``,
-            ``device``: a model saved on a GPU loads on a CPU with the default ``"auto"``).
+            Passed to :meth:`scvi.model.base.BaseModelClass.load`.
 
         Raises
         ------
@@ -340,7 +366,7 @@ class ScvaeModel(
         saved = read_saved_model(dir_path, prefix)
         if adata is not None:
             check_same_genes(adata.var_names, saved["var_names"])
-        return super().load(dir_path, adata=adata, prefix=prefix, **kwargs)
+        return super().load(dir_path, adata, accelerator, device, prefix, **kwargs)
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""

@@ -91,12 +91,8 @@ class ClusterQueriesMixin:
         ``(cells, n_latent)``, or with ``return_dist`` the means and the variances.
         """
         self._check_if_trained(warn=False)
-        if dataloader is None:
-            dataloader = self._query_loader(self._validate_anndata(adata), indices, batch_size)
-        elif adata is not None:
-            raise ValueError("Give adata or a dataloader, not both.")
         latents, variances = [], []
-        for tensors in dataloader:
+        for tensors in self._query_minibatches(adata, indices, batch_size, dataloader):
             if give_mean or return_dist:
                 mean, variance, _ = self.module.posterior_summary(tensors)
                 latents.append(mean.cpu())
@@ -279,7 +275,22 @@ class ClusterQueriesMixin:
         totals = np.bincount(self.component_clusters_, weights=sizes)
         return sizes / totals[self.component_clusters_]
 
-    def get_cluster_profiles(self, transform_batch: int = 0) -> pd.DataFrame:
+    def _batch_code(self, transform_batch: int | str) -> int:
+        """The code of a registered batch given by its name (as in scvi-tools'
+        ``transform_batch``) or by its code."""
+        categories = list(
+            self.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY).categorical_mapping
+        )
+        if transform_batch in categories:
+            return categories.index(transform_batch)
+        if isinstance(transform_batch, int | np.integer) and 0 <= transform_batch < len(categories):
+            return int(transform_batch)
+        raise ValueError(
+            f"transform_batch={transform_batch!r} is not a registered batch: give one of "
+            f"{categories} or its code (0 to {len(categories) - 1})."
+        )
+
+    def get_cluster_profiles(self, transform_batch: int | str = 0) -> pd.DataFrame:
         """Expected normalised expression of each cluster (clusters x genes).
 
         Decodes the mean :math:`\\mu_k` of each p(z | y=k); rows sum to one. With
@@ -289,10 +300,11 @@ class ClusterQueriesMixin:
         Parameters
         ----------
         transform_batch
-            Batch code to decode as, when a batch was registered.
+            The registered batch to decode as, by name or code.
         """
         self._check_if_trained(warn=False)
-        profiles = self.module.eval().component_profiles(transform_batch).cpu().numpy()
+        batch = self._batch_code(transform_batch)
+        profiles = self.module.eval().component_profiles(batch).cpu().numpy()
         if self.component_clusters_ is not None:
             groups = np.eye(self.n_clusters)[self.component_clusters_]
             profiles = (groups * self._component_weights()[:, None]).T @ profiles
@@ -303,7 +315,7 @@ class ClusterQueriesMixin:
         n: int,
         cluster: int | None = None,
         library_size: float | None = None,
-        transform_batch: int = 0,
+        transform_batch: int | str = 0,
         seed: int | None = None,
     ) -> np.ndarray:
         """Draw counts for ``n`` new cells from the generative model.
@@ -318,7 +330,7 @@ class ClusterQueriesMixin:
             Total count of each simulated cell (for library-scaled likelihoods); by default
             drawn from the registered cells' observed totals.
         transform_batch
-            Batch code to decode as.
+            The registered batch to decode as, by name or code.
         seed
             Seed of the random draws.
 
@@ -329,6 +341,7 @@ class ClusterQueriesMixin:
         self._check_if_trained(warn=False)
         if cluster is not None and not 0 <= cluster < self.n_clusters:
             raise ValueError(f"cluster={cluster} is not in 0..{self.n_clusters - 1}.")
+        batch = self._batch_code(transform_batch)
         generator = np.random.default_rng(seed)
         if seed is not None:
             torch.manual_seed(seed)
@@ -340,14 +353,12 @@ class ClusterQueriesMixin:
         library = torch.as_tensor(library, dtype=torch.float32)[:, None]
         module = self.module.eval()
         if cluster is None or self.component_clusters_ is None:
-            return module.sample_prior(library, cluster, transform_batch).cpu().numpy()
+            return module.sample_prior(library, cluster, batch).cpu().numpy()
         # A cluster of several components: each cell from one of them, by their cells.
         weights = np.where(self.component_clusters_ == cluster, self._component_weights(), 0)
         drawn = generator.choice(self.n_components, size=n, p=weights / weights.sum())
         counts = np.zeros((n, self.adata.n_vars), dtype=np.float32)
         for component in np.unique(drawn):
             rows = np.flatnonzero(drawn == component)
-            counts[rows] = (
-                module.sample_prior(library[rows], int(component), transform_batch).cpu().numpy()
-            )
+            counts[rows] = module.sample_prior(library[rows], int(component), batch).cpu().numpy()
         return counts

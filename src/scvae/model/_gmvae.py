@@ -379,7 +379,15 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         return self.module.n_clusters
 
     @classmethod
-    def load(cls, dir_path: str, adata: AnnData | None = None, prefix: str | None = None, **kwargs):
+    def load(
+        cls,
+        dir_path: str,
+        adata: AnnData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+        **kwargs,
+    ):
         """Load a GMVAE saved with :meth:`save`; see :meth:`scvae.model.ScvaeModel.load`.
 
         A model saved by scvae 0.1.0 (before ``inference`` existed) loads as the
@@ -387,4 +395,4 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         """
         saved = read_saved_model(dir_path, prefix)
         with migrated(dir_path, prefix, saved, SAVED_WITHOUT_INFERENCE) as path:
-            return super().load(path, adata=adata, prefix=prefix, **kwargs)
+            return super().load(path, adata, accelerator, device, prefix, **kwargs)

@@ -1,4 +1,5 @@
-"""The parameters of p(x | z) per cell, and the library size the decoder scales by."""
+"""The queries of scvi-tools' ``RNASeqMixin`` that read the likelihood: answered for scvae's
+likelihoods, or refused with the reason where scvi-tools' assumptions do not hold."""
 
 from collections.abc import Iterable, Sequence
 
@@ -9,12 +10,77 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass
 
 from scvae._counts import library_size
+from scvae.module import ComponentGMVAEModule
+
+#: Why scvi-tools' importance weights do not apply to scvae's models.
+NO_IMPORTANCE_WEIGHTS = (
+    "Importance weights (weights='importance') are not available for scvae's models: "
+    "scvi-tools computes them for scVI's standard normal prior and its parameters. Use "
+    "weights='uniform' (the default)."
+)
 
 
 class LikelihoodQueriesMixin:
     """Replaces scvi-tools' ``RNASeqMixin`` queries of the likelihood, which read scVI's
     likelihoods and its latent library size (a mixin of :class:`~scvae.model.ScvaeModel`,
     which provides ``_validate_anndata`` and ``_query_loader``)."""
+
+    def get_normalized_expression(self, *args, **kwargs):
+        """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_normalized_expression` (same
+        arguments), except ``weights="importance"``, which is refused before any work.
+
+        Raises
+        ------
+        NotImplementedError
+            ``weights="importance"``.
+        """
+        if kwargs.get("weights") == "importance":
+            raise NotImplementedError(NO_IMPORTANCE_WEIGHTS)
+        return super().get_normalized_expression(*args, **kwargs)
+
+    def get_importance_weights(self, *args, **kwargs):
+        """Not available for scvae's models (see :data:`NO_IMPORTANCE_WEIGHTS`).
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
+        raise NotImplementedError(NO_IMPORTANCE_WEIGHTS)
+
+    def get_feature_correlation_matrix(self, *args, **kwargs):
+        """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_feature_correlation_matrix`
+        (same arguments): gene-gene correlations of expression drawn from the gamma part of
+        the negative binomial, so for models with an NB or ZINB likelihood and one decoder pass
+        per cell.
+
+        Raises
+        ------
+        NotImplementedError
+            The likelihood has no dispersion (Poisson, ZIP, constrained Poisson), is
+            piecewise categorical, or the GMVAE decodes a mixture per cell
+            (``inference="per_component"``).
+        """
+        reason = self._no_gamma_expression()
+        if reason is not None:
+            raise NotImplementedError(
+                f"get_feature_correlation_matrix draws scvi-tools' gamma-distributed expression, "
+                f"which needs a negative binomial likelihood decoded once per cell, but "
+                f"{reason}. Correlate the genes of model.get_normalized_expression(n_samples=...) "
+                "instead (e.g. with pandas' DataFrame.corr)."
+            )
+        return super().get_feature_correlation_matrix(*args, **kwargs)
+
+    def _no_gamma_expression(self) -> str | None:
+        """Why the decoded likelihood has no gamma part (an NB's :math:`\\theta`), or ``None``."""
+        decoder = self.module.decoder
+        if isinstance(self.module, ComponentGMVAEModule):
+            return "this GMVAE decodes a mixture over its components (inference='per_component')"
+        if decoder.piecewise_cutoff is not None:
+            return "this model's likelihood is piecewise categorical"
+        if "dispersion" not in decoder.likelihood.parameters.values():
+            return f"this model's likelihood is {decoder.likelihood.name!r}"
+        return None
 
     def get_likelihood_parameters(
         self,
@@ -23,6 +89,7 @@ class LikelihoodQueriesMixin:
         n_samples: int = 1,
         give_mean: bool = False,
         batch_size: int | None = None,
+        dataloader: Iterable[dict] | None = None,
     ) -> dict[str, np.ndarray]:
         """The parameters of the count likelihood p(x | z) of each cell, z drawn from q(z | x).
 
@@ -41,6 +108,8 @@ class LikelihoodQueriesMixin:
             Average over the draws (when ``n_samples > 1``).
         batch_size
             Cells per forward pass.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
 
         Returns
         -------
@@ -54,8 +123,7 @@ class LikelihoodQueriesMixin:
         """
         if int(n_samples) != n_samples or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        adata = self._validate_anndata(adata)
-        loader = self._query_loader(adata, indices, batch_size)
+        loader = self._query_minibatches(adata, indices, batch_size, dataloader)
         self.module.eval()
         return likelihood_parameters(self.module, loader, int(n_samples), give_mean)
 
@@ -65,6 +133,7 @@ class LikelihoodQueriesMixin:
         indices: Sequence[int] | None = None,
         give_mean: bool = True,
         batch_size: int | None = None,
+        dataloader: Iterable[dict] | None = None,
     ) -> np.ndarray:
         """The library size the decoder scales each cell's means by: its observed total count.
 
@@ -81,6 +150,8 @@ class LikelihoodQueriesMixin:
             Ignored (the library size is observed, not a posterior).
         batch_size
             Cells per pass.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
 
         Returns
         -------
@@ -97,8 +168,8 @@ class LikelihoodQueriesMixin:
                 "This model was built with scale_by_library=False: its decoder does not use a "
                 "library size. The cells' total counts are adata.X.sum(axis=1)."
             )
-        adata = self._validate_anndata(adata)
-        return observed_library_sizes(self._query_loader(adata, indices, batch_size))
+        loader = self._query_minibatches(adata, indices, batch_size, dataloader)
+        return observed_library_sizes(loader)
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
 """User-facing VAE: a Gaussian-prior variational autoencoder of raw counts."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from anndata import AnnData
@@ -116,7 +116,7 @@ class VAE(ScvaeModel):
         mc_samples: int = 5_000,
         batch_size: int | None = None,
         return_dist: bool = False,
-        dataloader=None,
+        dataloader: Iterable[dict] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent), or with ``return_dist`` its mean and variance.
 
@@ -124,14 +124,9 @@ class VAE(ScvaeModel):
         arguments), reading sparse counts as sparse minibatches unless a ``dataloader`` is
         given, so that a pass over millions of cells does not densify each minibatch.
         """
-        if dataloader is None:
-            adata = self._validate_anndata(adata)
-            dataloader = self._query_loader(adata, indices, batch_size)
-        elif adata is not None:
-            raise ValueError("Give adata or a dataloader, not both.")
         return super().get_latent_representation(
             give_mean=give_mean,
             mc_samples=mc_samples,
             return_dist=return_dist,
-            dataloader=dataloader,
+            dataloader=self._query_minibatches(adata, indices, batch_size, dataloader),
         )

@@ -1,5 +1,6 @@
-"""``get_likelihood_parameters`` and ``get_latent_library_size`` of scvae's models, which
-replace scvi-tools' versions (those read scVI's likelihoods and its latent library)."""
+"""The likelihood queries of scvae's models: ``get_likelihood_parameters`` and
+``get_latent_library_size`` replace scvi-tools' versions (those read scVI's likelihoods and
+its latent library); what scvi-tools' assumptions do not cover is refused with the reason."""
 
 import numpy as np
 import pytest
@@ -78,6 +79,10 @@ def test_the_library_size_is_the_observed_total_count_for_sparse_counts_too(adat
     np.testing.assert_allclose(model.get_latent_library_size(), _total_counts(adata))
     subset = model.get_latent_library_size(indices=[5, 7], give_mean=False)
     np.testing.assert_allclose(subset, _total_counts(adata)[[5, 7]])
+    loader = model._query_loader(adata, indices=[5, 7])
+    np.testing.assert_allclose(model.get_latent_library_size(dataloader=loader), subset)
+    with pytest.raises(ValueError, match="not both"):
+        model.get_likelihood_parameters(adata, dataloader=loader)
 
 
 def test_a_model_without_a_library_size_says_so(adata):
@@ -85,3 +90,41 @@ def test_a_model_without_a_library_size_says_so(adata):
     model = scvae.VAE(adata, scale_by_library=False)
     with pytest.raises(ValueError, match="scale_by_library=False"):
         model.get_latent_library_size()
+
+
+def test_importance_weights_are_refused_before_any_work(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    with pytest.raises(NotImplementedError, match="weights='uniform'"):
+        model.get_normalized_expression(weights="importance", n_samples_overall=10)
+    with pytest.raises(NotImplementedError, match="weights='uniform'"):
+        model.differential_expression(groupby="cell_type", weights="importance")
+    with pytest.raises(NotImplementedError, match="standard normal prior"):
+        model.get_importance_weights(adata, None, None, None, None)
+    assert model.get_normalized_expression(weights="uniform").shape == adata.shape
+
+
+@pytest.mark.parametrize(
+    ("model_cls", "options", "reason"),
+    [
+        (scvae.VAE, {"likelihood": "poisson"}, "likelihood is 'poisson'"),
+        (scvae.VAE, {"likelihood": "nb", "piecewise_cutoff": 2}, "piecewise categorical"),
+        (scvae.GMVAE, {"inference": "per_component"}, "per_component"),
+    ],
+)
+def test_gene_correlations_need_a_negative_binomial_decoded_once(adata, model_cls, options, reason):
+    scvae.setup_anndata(adata)
+    model = model_cls(adata, n_latent=3, n_hidden=16, **options)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    with pytest.raises(NotImplementedError, match=reason):
+        model.get_feature_correlation_matrix()
+
+
+def test_gene_correlations_of_a_negative_binomial_gmvae(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    correlations = model.get_feature_correlation_matrix(n_samples=2)
+    assert correlations.shape == (adata.n_vars, adata.n_vars)
+    np.testing.assert_allclose(np.diag(correlations), 1.0, rtol=1e-6)
