@@ -2,14 +2,20 @@
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.cluster.hierarchy as sch
+import scvi
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
 from scvae.datasets import synthetic_counts
-from scvae.model._cluster_selection import select_clusters
+from scvae.model._cluster_selection import (
+    CELLS_PER_COMPONENT,
+    cells_to_evaluate,
+    select_clusters,
+)
 from tests.helpers import QUIET
 
 matplotlib.use("Agg")
@@ -138,6 +144,24 @@ def test_auto_clusters_are_groups_of_components_everywhere(auto_model):
     np.testing.assert_allclose(profiles.sum(1), 1, rtol=1e-5)
     counts = model.sample(30, cluster=model.n_clusters - 1, seed=0)
     assert counts.shape == (30, adata.n_vars) and (counts >= 0).all()
+
+
+def test_the_chosen_clusters_do_not_depend_on_which_cells_are_evaluated(auto_model):
+    """Every cell of a component of up to CELLS_PER_COMPONENT cells is evaluated, so a new
+    draw gives the same merges; with fewer cells per component the draw decides."""
+    model, _ = auto_model
+    components = np.asarray(model.predict(components=True))[np.asarray(model.train_indices)]
+    merges = []
+    for seed in (1, 2):
+        scvi.settings.seed = seed
+        model._merge_components(components)
+        merges.append(model.cluster_selection_.merges)
+    pd.testing.assert_frame_equal(*merges)
+    sizes = np.bincount(components, minlength=model.n_components)
+    assert sizes.max() <= CELLS_PER_COMPONENT
+    drawn = [cells_to_evaluate(components, sizes, 5, seed) for seed in (1, 2)]
+    assert all(len(cells) == np.minimum(sizes, 5).sum() for cells in drawn)
+    assert not np.array_equal(*drawn)
 
 
 def test_the_cluster_hierarchy_is_in_uns_for_scanpy(auto_model):

@@ -30,9 +30,11 @@ from scvae._counts import library_size
 #: Separability two groups of components need to count as two clusters: at least this share
 #: of the cells of each is better explained by its own group's decoded expression.
 SEPARABILITY_THRESHOLD = 0.95
-#: Cells per component whose likelihoods are evaluated (drawn at random): the merging reads
-#: ``components x cells per component x components`` decoded likelihoods.
-CELLS_PER_COMPONENT = 100
+#: Cells per component whose likelihoods are evaluated (all of them up to this number, else
+#: drawn at random): the merging reads ``components x cells per component x components``
+#: decoded likelihoods. Enough cells that the number of clusters chosen does not depend on
+#: which were drawn (``docs/benchmarks/cluster_selection_draws.md``).
+CELLS_PER_COMPONENT = 1000
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,32 @@ class ClusterSelection:
             "dendrogram_info": info,
             "correlation_matrix": np.eye(len(categories)),
         }
+
+
+def cells_to_evaluate(
+    components: np.ndarray, sizes: np.ndarray, cells_per_component: int, seed: int
+) -> np.ndarray:
+    """Positions of the cells whose likelihoods the merging reads: every cell of a component
+    of up to ``cells_per_component`` cells, else that many drawn at random with ``seed``.
+
+    Parameters
+    ----------
+    components
+        The component of each cell.
+    sizes
+        Cells per component (``np.bincount(components)``, one entry per component).
+    cells_per_component
+        Cells evaluated per component at most.
+    seed
+        Seed of the draws.
+    """
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(components == k))[:cells_per_component]
+            for k in range(len(sizes))
+        ]
+    )
 
 
 @torch.inference_mode()

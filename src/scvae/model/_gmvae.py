@@ -18,6 +18,7 @@ from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
     ClusterSelection,
+    cells_to_evaluate,
     component_log_likelihoods,
     select_clusters,
 )
@@ -321,19 +322,16 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))
         self._finish_clusters(annotate, key_added, posterior)
 
-    def _merge_components(self, components: np.ndarray) -> None:
+    def _merge_components(
+        self, components: np.ndarray, cells_per_component: int = CELLS_PER_COMPONENT
+    ) -> None:
         """Merge the components into clusters (:mod:`scvae.model._cluster_selection`), given
-        the component (argmax q(y|x)) of each training cell; with ``n_clusters="auto"`` the
-        merged groups become the model's clusters."""
+        the component (argmax q(y|x)) of each training cell, evaluated on up to
+        ``cells_per_component`` cells of each; with ``n_clusters="auto"`` the merged groups
+        become the model's clusters."""
         sizes = np.bincount(components, minlength=self.module.n_clusters)
         self.component_sizes_ = sizes
-        rng = np.random.default_rng(settings.seed or 0)
-        chosen = np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(components == k))[:CELLS_PER_COMPONENT]
-                for k in range(self.module.n_clusters)
-            ]
-        )
+        chosen = cells_to_evaluate(components, sizes, cells_per_component, settings.seed or 0)
         indices = np.asarray(self.train_indices)[chosen]
         loader = self._query_loader(self.adata, indices, batch_size=256)
         log_likelihoods = component_log_likelihoods(self.module, loader)
