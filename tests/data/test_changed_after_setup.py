@@ -5,6 +5,7 @@ import pytest
 import scanpy as sc
 
 import scvae
+from scvae.data import InvalidCountsError
 from tests.helpers import QUIET
 
 
@@ -81,3 +82,42 @@ def test_counts_in_a_layer_survive_normalising_x_and_setting_up_again_works(adat
     sc.pp.filter_genes(adata, min_cells=290)
     scvae.setup_anndata(adata, layer="counts")
     scvae.VAE(adata, n_latent=2, n_hidden=8).train(max_epochs=1, **QUIET)
+
+
+def test_the_registered_layer_is_what_queries_check_not_x(adata):
+    """A model set up on a layer reads queries' counts from that layer: a scanpy-style query
+    (log-normalised X, raw counts in the layer) is accepted, bad counts in the layer are not,
+    and an in-place change of the layer is reported where it happened."""
+    scvae.setup_anndata(adata, layer="counts")
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    query = adata[:50].copy()
+    del query.uns["_scvi_uuid"], query.uns["_scvi_manager_uuid"]  # a new AnnData
+    model.annotate(query)
+    assert query.obsm["X_scvae"].shape == (50, 2)
+    bad = adata[:50].copy()
+    bad.layers["counts"][0, 0] = np.nan
+    with pytest.raises(InvalidCountsError, match=r"adata.layers\['counts'\]"):
+        model.annotate(bad)
+    _log1p_layer(adata)
+    with pytest.raises(ValueError, match=r"counts in adata.layers\['counts'\]"):
+        model.get_latent_representation()
+
+
+def _log1p_layer(adata):
+    sc.pp.log1p(adata, layer="counts")
+
+
+def test_a_normalised_copy_of_the_registered_data_is_refused(adata):
+    """A copy is a new AnnData for the model: its counts are checked, not the original's."""
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    copy = adata.copy()
+    sc.pp.normalize_total(copy)
+    sc.pp.log1p(copy)
+    with pytest.raises(InvalidCountsError, match="non-integer"):
+        model.get_latent_representation(copy)
+    assert model.get_latent_representation(adata.copy()).shape == (adata.n_obs, 2)

@@ -126,3 +126,8 @@ def test_non_integer_counts_are_refused_by_the_piecewise_likelihood(adata):
     scvae.VAE(adata, likelihood="nb")  # fine for the likelihoods defined on reals
     with pytest.raises(InvalidCountsError, match="non-integer"):
         scvae.VAE(adata, likelihood="nb", piecewise_cutoff=3)
+    adata.layers["counts"] = adata.X.copy()  # the same, registered from a layer
+    adata.X = np.round(adata.X)
+    scvae.setup_anndata(adata, layer="counts", allow_non_integer=True)
+    with pytest.raises(InvalidCountsError, match=r"non-integer"):
+        scvae.VAE(adata, likelihood="nb", piecewise_cutoff=3)

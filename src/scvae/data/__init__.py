@@ -2,7 +2,7 @@
 
 from ._count_rows import CountRows
 from ._dataset import RegisteredTensors
-from ._fields import CountLayerField
+from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
@@ -19,5 +19,6 @@ __all__ = [
     "check_obs_key",
     "count_matrix",
     "counts_are_sparse",
+    "registered_layer",
     "validate_counts",
 ]

@@ -9,6 +9,8 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data.fields import LayerField
 
+from ._validation import validate_counts
+
 #: Cells whose counts the fingerprint summarises, spread evenly over the matrix.
 N_FINGERPRINT_CELLS = 32
 
@@ -21,7 +23,9 @@ class CountLayerField(LayerField):
     cells. :meth:`check_unchanged` compares them with the AnnData as it is now, which catches
     the in-place changes of a scanpy session (``sc.pp.normalize_total``, ``sc.pp.log1p``,
     ``sc.pp.filter_genes``, ``sc.pp.filter_cells``) at the cost of reading those few cells.
-    The counts themselves are checked by :func:`scvae.data.validate_counts`, not here.
+    The counts of the AnnData registered first are checked by :func:`scvae.setup_anndata`;
+    those of every AnnData the registration is transferred to (a query, or a copy of the
+    registered AnnData) by :func:`scvae.data.validate_counts` here.
 
     Parameters
     ----------
@@ -29,12 +33,20 @@ class CountLayerField(LayerField):
         Key of the field in the data registry.
     layer
         Layer holding the counts, ``None`` for ``adata.X``.
+    allow_non_integer
+        Accept non-negative non-integer counts in the AnnData transferred to.
     """
 
     FINGERPRINT_KEY = "fingerprint"
 
-    def __init__(self, registry_key: str, layer: str | None):
+    def __init__(self, registry_key: str, layer: str | None, allow_non_integer: bool = False):
         super().__init__(registry_key, layer, is_count_data=False)
+        self.layer, self.allow_non_integer = layer, allow_non_integer
+
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
+        """Check the target's counts, then register them as scvi-tools does."""
+        validate_counts(adata_target, self.layer, allow_non_integer=self.allow_non_integer)
+        return super().transfer_field(state_registry, adata_target, **kwargs)
 
     def register_field(self, adata: AnnData) -> dict:
         """Register the counts and record their fingerprint."""
@@ -51,7 +63,7 @@ class CountLayerField(LayerField):
         recorded = state.get(cls.FINGERPRINT_KEY)
         if recorded is None:
             return
-        adata, layer = adata_manager.adata, state.get("layer")
+        adata, layer = adata_manager.adata, registered_layer(adata_manager)
         where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
         setup = "scvae.setup_anndata(adata" + ("" if layer is None else f", layer={layer!r}") + ")"
         again = (
@@ -118,3 +130,9 @@ def _names_hash(adata: AnnData) -> str:
         digest.update("\x1f".join(map(str, names)).encode())
         digest.update(b"\x1e")
     return digest.hexdigest()
+
+
+def registered_layer(adata_manager: AnnDataManager) -> str | None:
+    """The layer the counts were registered from, ``None`` for ``adata.X``."""
+    field = adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
+    return field.attr_key if field.attr_name == "layers" else None

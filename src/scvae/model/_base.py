@@ -17,6 +17,7 @@ from scvae.data import (
     TensorDataLoader,
     TensorDataSplitter,
     counts_are_sparse,
+    registered_layer,
     validate_counts,
 )
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
@@ -71,7 +72,8 @@ class ScvaeModel(
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        validate_counts(adata, layer, allow_non_integer=allow_non_integer)
+        if "source_registry" not in kwargs:  # a transfer checks the counts itself
+            validate_counts(adata, layer, allow_non_integer=allow_non_integer)
         cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
 
     @classmethod
@@ -94,7 +96,7 @@ class ScvaeModel(
             allow_non_integer=allow_non_integer,
         )
         fields = [
-            CountLayerField(REGISTRY_KEYS.X_KEY, layer),
+            CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer),
             CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
             CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]
@@ -375,7 +377,7 @@ class ScvaeModel(
         validate_counts(self.adata, self._registered_layer(), allow_non_integer=False)
 
     def _registered_layer(self) -> str | None:
-        return self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).get("layer")
+        return registered_layer(self.adata_manager)
 
     def _check_registered_data(self, adata: AnnData | None = None) -> None:
         """Refuse counts that changed in place since they were registered (see
@@ -386,8 +388,9 @@ class ScvaeModel(
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         if adata is not None and self.get_anndata_manager(adata) is None:
+            # A new AnnData: its counts are checked as the setup is transferred to it
+            # (CountLayerField.transfer_field), as are those of a copy of a registered one.
             check_same_genes(adata.var_names, self.adata.var_names)
-            validate_counts(adata, self._registered_layer())
             with quiet_training():  # scvi-tools announces the transfer of the setup
                 return super()._validate_anndata(adata, copy_if_view=copy_if_view)
         self._check_registered_data(adata)
