@@ -122,6 +122,28 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         scvae.VAE(adata, **options)
 
 
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"max_epochs": -1}, ValueError, "max_epochs must be a positive integer"),
+        ({"max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer of at least 2"),
+        ({"plan_kwargs": {"lrr": 1e-3}}, TypeError, r"plan_kwargs \['lrr'\] are options of"),
+    ],
+)
+def test_bad_training_options_fail_before_any_step(adata, model_cls, options, error, message):
+    """A refused option leaves a trained model exactly as it was (no step, no batch
+    statistics moved)."""
+    scvae.setup_anndata(adata)
+    model = model_cls(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    latent = model.get_latent_representation()
+    with pytest.raises(error, match=message):
+        model.train(**options, **QUIET)
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+
+
 def test_batch_conditioned_decoder_with_per_batch_dispersion():
     adata = synthetic_counts(n_cells=200, n_genes=30, n_batches=3, batch_effect=0.5, seed=2)
     scvae.setup_anndata(adata, batch_key="batch")

@@ -3,8 +3,6 @@
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
@@ -22,7 +20,7 @@ from scvae.data import (
 )
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
 
-from ._checks import check_same_genes
+from ._checks import check_plan_kwargs, check_same_genes, check_training_options
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._saved import read_saved_model
 
@@ -200,6 +198,8 @@ class ScvaeModel(
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
+        check_training_options(max_epochs, batch_size)
+        check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         self._check_registered_data()
         if self.adata.n_obs < 2:
             raise ValueError(
@@ -256,53 +256,6 @@ class ScvaeModel(
             "elbo_train": last("elbo_train"),
             "elbo_validation": last("elbo_validation"),
         }
-
-    def get_elbo(
-        self,
-        adata: AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-        return_mean: bool = True,
-        **kwargs,
-    ) -> float | np.ndarray:
-        """Evidence lower bound per cell (higher is better), on the CPU whatever the device.
-
-        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_elbo` (same arguments), whose result
-        stays on the device the model is on; on a GPU that is a CUDA tensor, which numpy
-        cannot read.
-
-        Returns
-        -------
-        The mean ELBO over the cells as a float, or with ``return_mean=False`` one value per
-        cell.
-        """
-        elbo = super().get_elbo(
-            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
-        )
-        return _on_host(elbo, return_mean)
-
-    def get_reconstruction_error(
-        self,
-        adata: AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-        return_mean: bool = True,
-        **kwargs,
-    ) -> dict[str, float | np.ndarray]:
-        """Reconstruction error (negative log-likelihood of the counts) per cell, on the CPU.
-
-        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_reconstruction_error` (same
-        arguments), with its values moved off the model's device.
-
-        Returns
-        -------
-        ``{"reconstruction_loss": ...}``: the mean over the cells as a float, or with
-        ``return_mean=False`` one value per cell.
-        """
-        errors = super().get_reconstruction_error(
-            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
-        )
-        return {key: _on_host(value, return_mean) for key, value in errors.items()}
 
     def annotate(
         self,
@@ -395,9 +348,3 @@ class ScvaeModel(
                 return super()._validate_anndata(adata, copy_if_view=copy_if_view)
         self._check_registered_data(adata)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
-
-
-def _on_host(value, return_mean: bool) -> float | np.ndarray:
-    """A metric from scvi-tools (a tensor on the model's device) as a float or numpy array."""
-    value = torch.as_tensor(value).detach().cpu()
-    return float(value) if return_mean else value.numpy()

@@ -1,5 +1,6 @@
 """Checks of a model's options and of the genes of an AnnData, run before anything is built."""
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,3 +76,43 @@ def check_architecture(
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
     batch_norm_places(use_batch_norm)
     return hidden_widths(n_hidden, n_layers)
+
+
+def check_training_options(max_epochs: int | None, batch_size: int) -> None:
+    """Refuse a training length or minibatch size that cannot train, before anything runs."""
+    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
+        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+    if int(batch_size) != batch_size or batch_size < 2:
+        raise ValueError(
+            f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
+            f"per minibatch), got {batch_size!r}."
+        )
+
+
+def check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type, module) -> None:
+    """Refuse ``plan_kwargs`` that neither the training plan nor the module's loss takes.
+
+    Such an option would otherwise fail only inside the first training step, after the
+    step had already moved the encoder's batch-normalisation statistics.
+    """
+    if not plan_kwargs:
+        return
+    known = set()
+    for function in [
+        cls.__dict__["__init__"] for cls in plan_cls.__mro__ if "__init__" in cls.__dict__
+    ]:
+        known |= _named_parameters(function)
+    known |= _named_parameters(module.loss) - {"tensors", "inference_outputs", "generative_outputs"}
+    unknown = sorted(set(plan_kwargs) - known)
+    if unknown:
+        raise TypeError(
+            f"plan_kwargs {unknown} are options of neither the training plan nor the model's "
+            f"loss; they take {sorted(known)}."
+        )
+
+
+def _named_parameters(function) -> set[str]:
+    """The names a callable takes as keywords (not ``self``, ``*args`` or ``**kwargs``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if p.kind in kinds} - {"self", "module"}

@@ -13,7 +13,7 @@ from scvae.module import ComponentGMVAEModule, GMVAEModule
 from scvae.train import ClusterConvergence, ComponentInitialization
 
 from ._base import ScvaeModel
-from ._checks import check_architecture
+from ._checks import check_architecture, check_training_options
 from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
@@ -272,6 +272,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
+        check_training_options(max_epochs, kwargs.get("batch_size", 128))
         if int(n_restarts) != n_restarts or n_restarts < 1:
             raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
         if restart_selection not in RESTART_SELECTIONS:

@@ -1,5 +1,6 @@
-"""The queries of scvi-tools' ``RNASeqMixin`` that read the likelihood: answered for scvae's
-likelihoods, or refused with the reason where scvi-tools' assumptions do not hold."""
+"""The queries of scvi-tools' mixins that read the likelihood: answered for scvae's
+likelihoods (their values on the host), or refused with the reason where scvi-tools'
+assumptions do not hold."""
 
 from collections.abc import Iterable, Sequence
 
@@ -21,9 +22,58 @@ NO_IMPORTANCE_WEIGHTS = (
 
 
 class LikelihoodQueriesMixin:
-    """Replaces scvi-tools' ``RNASeqMixin`` queries of the likelihood, which read scVI's
-    likelihoods and its latent library size (a mixin of :class:`~scvae.model.ScvaeModel`,
-    which provides ``_validate_anndata`` and ``_query_loader``)."""
+    """scvi-tools' queries of the likelihood for scvae's models (a mixin of
+    :class:`~scvae.model.ScvaeModel`, which provides ``_validate_anndata`` and
+    ``_query_minibatches``): the ELBO and reconstruction error moved off the device, the
+    likelihood's parameters and library size of scvae's likelihoods, and refusals where
+    scvi-tools assumes scVI's."""
+
+    def get_elbo(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        **kwargs,
+    ) -> float | np.ndarray:
+        """Evidence lower bound per cell (higher is better), on the CPU whatever the device.
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_elbo` (same arguments), whose result
+        stays on the device the model is on; on a GPU that is a CUDA tensor, which numpy
+        cannot read.
+
+        Returns
+        -------
+        The mean ELBO over the cells as a float, or with ``return_mean=False`` one value per
+        cell.
+        """
+        elbo = super().get_elbo(
+            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+        )
+        return _on_host(elbo, return_mean)
+
+    def get_reconstruction_error(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        **kwargs,
+    ) -> dict[str, float | np.ndarray]:
+        """Reconstruction error (negative log-likelihood of the counts) per cell, on the CPU.
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_reconstruction_error` (same
+        arguments), with its values moved off the model's device.
+
+        Returns
+        -------
+        ``{"reconstruction_loss": ...}``: the mean over the cells as a float, or with
+        ``return_mean=False`` one value per cell.
+        """
+        errors = super().get_reconstruction_error(
+            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+        )
+        return {key: _on_host(value, return_mean) for key, value in errors.items()}
 
     def get_normalized_expression(self, *args, **kwargs):
         """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_normalized_expression` (same
@@ -199,3 +249,9 @@ def observed_library_sizes(loader: Iterable[dict]) -> np.ndarray:
     """Total count of every cell ``loader`` serves, ``(cells, 1)``."""
     sizes = [library_size(tensors[REGISTRY_KEYS.X_KEY]).cpu() for tensors in loader]
     return torch.cat(sizes).numpy()
+
+
+def _on_host(value, return_mean: bool) -> float | np.ndarray:
+    """A metric from scvi-tools (a tensor on the model's device) as a float or numpy array."""
+    value = torch.as_tensor(value).detach().cpu()
+    return float(value) if return_mean else value.numpy()
