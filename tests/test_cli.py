@@ -7,6 +7,7 @@ import sys
 
 import anndata as ad
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -165,6 +166,9 @@ def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_
         (["train", "{in}", "-o", "no_dir/x.h5ad"], "does not exist"),
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "no_dir/model"], "does not exist"),
         (["train", "{in}"], "required"),
+        (["train", "{in}", "-o", ".", "--overwrite"], "is a directory"),
+        (["train", "{in}", "-o", "x.h5ad", "--save-model", "x.h5ad"], "the same path"),
+        (["train", "{in}", "-o", "x.h5ad", "--max-epochs", "0"], "max_epochs must be a positive"),
         (["evaluate", "no_model", "{in}"], "no such model directory"),
         (["evaluate", "no_model", "{in}", "--labels-key", "nope"], "no such model"),
     ],
@@ -174,6 +178,41 @@ def test_errors_exit_two_without_traceback(args, message, counts_file, capsys, m
     assert main([a.format(**{"in": counts_file}) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_training_stopped_by_sigterm_exits_143(counts_file, tmp_path, monkeypatch, capsys):
+    """Lightning ends a fit on SIGTERM with a bare SystemExit; a script must not read that as
+    success."""
+
+    def stopped(*args, **kwargs):
+        raise SystemExit
+
+    monkeypatch.setattr(scvae.tl._workflow, "fit_model", stopped)
+    assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad")]) == 143
+    assert "stopped before finishing" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_evaluate_names_a_damaged_or_empty_model_directory(counts_file, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(empty), str(counts_file)]) == 2
+    assert "No saved model at" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "model.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["evaluate", str(damaged), str(counts_file)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable scvae model" in err and "Traceback" not in err
+
+
+def test_errors_name_the_command_line_options(tmp_path, capsys):
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    adata.X = np.log1p(adata.X)  # raw counts only in layers["counts"]
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert main(["train", str(tmp_path / "in.h5ad"), "-o", str(tmp_path / "o.h5ad"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--layer counts" in err and "--allow-non-integer" in err and "layer=" not in err
 
 
 def test_demo_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):

@@ -25,13 +25,15 @@ LIKELIHOOD_NAMES = ("poisson", "nb", "zip", "zinb", "constrained_poisson")
 BATCH_NORM_PLACES = ("none", "encoder", "decoder", "both")
 #: ``scvae.GMVAE``'s default number of components, for ``--help`` (kept equal by a test).
 GMVAE_DEFAULT_CLUSTERS = 10
-#: What the options of a saved argument mean on the command line, for error messages that
-#: name library arguments.
+#: The library arguments that ``scvae train``'s error messages name, as its options (the
+#: other commands take no such options: a saved model knows its layer).
 CLI_HINTS = {
     "allow_non_integer=True": "--allow-non-integer",
     "layer='counts'": "--layer counts",
-    "layer=": "--layer ",
+    "layer=None": "no --layer",
 }
+#: Exit status of a command stopped by SIGTERM (128 + 15, as a shell reports it).
+SIGTERM_STATUS = 143
 
 
 def cluster_count(text: str) -> int | str:
@@ -71,10 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = args.run(args)
     except USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        for library, command_line in CLI_HINTS.items():
+        for library, command_line in CLI_HINTS.items() if args.command == "train" else ():
             message = message.replace(library, command_line)
         print(f"scvae {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except SystemExit as exit_:  # Lightning stops training on SIGTERM with a bare SystemExit
+        print(f"scvae {args.command}: stopped before finishing", file=sys.stderr)
+        return exit_.code if isinstance(exit_.code, int) and exit_.code else SIGTERM_STATUS
     if result is not None:
         print(json.dumps(result, indent=2), file=stdout)
     return 0
@@ -273,6 +278,10 @@ def _check_writable(path: Path, overwrite: bool, what: str) -> None:
     directory does not exist or is not writable."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    if what == "output" and path.is_dir():
+        raise IsADirectoryError(f"output {path} is a directory; give the path of an .h5ad file")
+    if what == "model directory" and path.exists() and not path.is_dir():
+        raise FileExistsError(f"model directory {path} is a file; give a directory path")
     directory = path.resolve().parent
     if not directory.is_dir():
         raise FileNotFoundError(f"{what} {path}: directory {directory} does not exist")
@@ -286,6 +295,8 @@ def _train(args: argparse.Namespace) -> dict:
         raise ValueError("the output would overwrite the input; choose another -o")
     _check_writable(output, args.overwrite, "output")
     if args.save_model is not None:
+        if Path(args.save_model).resolve() == output.resolve():
+            raise ValueError("--save-model and -o name the same path; give two")
         _check_writable(Path(args.save_model), args.overwrite, "model directory")
     train_kwargs = {"max_epochs": args.max_epochs, "enable_progress_bar": not args.no_progress_bar}
     model_kwargs = {
@@ -322,11 +333,11 @@ def _train(args: argparse.Namespace) -> dict:
     if args.separability is not None:
         model.select_clusters(separability=args.separability)
     summary = model.summary()
+    strip_registration(adata).write_h5ad(output, compression="gzip")
+    print(f"wrote {output}", file=sys.stderr)
     if args.save_model is not None:
         model.save(args.save_model, overwrite=args.overwrite, save_anndata=False)
         summary["model_dir"] = args.save_model
-    strip_registration(adata).write_h5ad(output, compression="gzip")
-    print(f"wrote {output}", file=sys.stderr)
     return {"output": str(output), **summary}
 
 

@@ -93,7 +93,7 @@ def validate_counts(
                 raise InvalidCountsError(
                     f"{where} contains NaN or infinite values ({int(bad.sum())} in rows "
                     f"{start}-{start + chunk.shape[0] - 1}): raw counts are finite; pass the "
-                    "layer holding them with layer=."
+                    "layer holding them (layer='counts')."
                 )
             if not allow_non_integer:
                 fractional = values != np.round(values)
@@ -109,7 +109,8 @@ def validate_counts(
         if negative.any():
             raise InvalidCountsError(
                 f"{where} has negative values (e.g. {values[negative][0]!s}): counts cannot be "
-                "negative; it looks scaled or centred. Pass the raw counts with layer=."
+                "negative; it looks scaled or centred. Pass the layer with the raw counts "
+                "(layer='counts')."
             )
         totals = np.asarray(chunk.sum(axis=1)).ravel()
         n_empty_cells += int((totals == 0).sum())

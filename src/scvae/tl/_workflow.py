@@ -8,11 +8,11 @@ import numpy as np
 import scanpy as sc
 import scvi
 from anndata import AnnData
-from scvi.model.base import BaseModelClass
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from scvae.data import check_obs_key
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
+from scvae.model._saved import read_saved_model
 from scvae.train import quiet_training
 
 #: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
@@ -139,7 +139,7 @@ def load_model(model_dir: str | Path, adata: AnnData | None = None) -> ScvaeMode
     """
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
-    name = BaseModelClass.load_registry(str(model_dir))["model_name"]
+    name = read_saved_model(model_dir, None)["attr_dict"]["registry_"]["model_name"]
     classes = {cls.__name__: cls for cls in (VAE, GMVAE)}
     if name not in classes:
         raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
