@@ -171,10 +171,13 @@ def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_
         (["train", "{in}", "-o", "x.h5ad", "--max-epochs", "0"], "max_epochs must be a positive"),
         (["evaluate", "no_model", "{in}"], "no such model directory"),
         (["evaluate", "no_model", "{in}", "--labels-key", "nope"], "no such model"),
+        (["evaluate", ".", "{in}", "--n-mc-samples", "0"], "--n-mc-samples must be at least 1"),
+        (["train", "not_h5ad.txt", "-o", "x.h5ad", *FAST], "not_h5ad.txt is not a readable .h5ad"),
     ],
 )
 def test_errors_exit_two_without_traceback(args, message, counts_file, capsys, monkeypatch):
     monkeypatch.chdir(counts_file.parent)
+    (counts_file.parent / "not_h5ad.txt").write_text("cell,gene\n")
     assert main([a.format(**{"in": counts_file}) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -273,6 +273,16 @@ def _existing_file(path: str) -> Path:
     return Path(path)
 
 
+def _read_h5ad(path: Path):
+    """The AnnData in ``path``, or an error naming the file that is not a readable h5ad."""
+    import anndata as ad
+
+    try:
+        return ad.read_h5ad(path)
+    except OSError as error:
+        raise OSError(f"{path} is not a readable .h5ad file ({error})") from error
+
+
 def _check_writable(path: Path, overwrite: bool, what: str) -> None:
     """Refuse, before any work, an output that exists (without ``--overwrite``) or whose
     directory does not exist or is not writable."""
@@ -316,11 +326,10 @@ def _train(args: argparse.Namespace) -> dict:
         model_kwargs["n_clusters"] = args.n_clusters or GMVAE_DEFAULT_CLUSTERS
         if args.separability is not None and not 0 < args.separability <= 1:
             raise ValueError(f"--separability must be in (0, 1], got {args.separability}")
-    import anndata as ad
 
     from scvae.tl._workflow import fit_model, strip_registration
 
-    adata = ad.read_h5ad(source)
+    adata = _read_h5ad(source)
     model = fit_model(
         adata,
         layer=args.layer,
@@ -345,12 +354,13 @@ def _evaluate(args: argparse.Namespace) -> dict:
     source = _existing_file(args.input)
     if not Path(args.model_dir).is_dir():
         raise FileNotFoundError(f"{args.model_dir}: no such model directory")
-    import anndata as ad
 
     from scvae.data import check_obs_key
     from scvae.tl import evaluate_model, load_model
 
-    adata = ad.read_h5ad(source)
+    if args.n_mc_samples < 1:
+        raise ValueError(f"--n-mc-samples must be at least 1, got {args.n_mc_samples}")
+    adata = _read_h5ad(source)
     check_obs_key(adata, args.labels_key, "--labels-key")
     model = load_model(args.model_dir, adata)
     return evaluate_model(model, adata, labels_key=args.labels_key, n_mc_samples=args.n_mc_samples)

@@ -99,6 +99,16 @@ def test_missing_layer_or_column_is_named(adata, kwargs, message):
     _assert_unchanged(adata, snapshot)
 
 
+@pytest.mark.parametrize("key", ["batch_key", "labels_key"])
+def test_cells_without_a_batch_or_label_are_counted_and_named(adata, key):
+    adata.obs["batch"] = adata.obs["batch"].astype(object)
+    adata.obs.iloc[[3, 7], adata.obs.columns.get_loc("batch")] = np.nan
+    snapshot = _snapshot(adata)
+    with pytest.raises(ValueError, match=rf"{key}='batch': 2 of 300 cells have no value"):
+        scvae.setup_anndata(adata, **{key: "batch"})
+    _assert_unchanged(adata, snapshot)
+
+
 def test_an_empty_anndata_is_refused(adata):
     with pytest.raises(InvalidCountsError, match="empty"):
         scvae.setup_anndata(adata[:0].copy())

@@ -105,6 +105,23 @@ def test_a_query_with_other_genes_is_refused_before_inference(adata):
     assert "X_scvae" not in query.obsm
 
 
+def test_a_query_from_an_unknown_batch_is_refused_with_the_known_ones(tmp_path):
+    adata = synthetic_counts(n_cells=100, n_genes=20, n_clusters=2, n_batches=2, seed=0)
+    scvae.setup_anndata(adata, batch_key="batch")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    query = synthetic_counts(n_cells=30, n_genes=20, n_clusters=2, n_batches=3, seed=1)
+    with pytest.raises(ValueError, match=r"not trained on: \['batch_2'\].*'batch_0', 'batch_1'"):
+        model.annotate(query)
+    assert "X_scvae" not in query.obsm
+    model.save(tmp_path / "model")
+    with pytest.raises(ValueError, match=r"not trained on: \['batch_2'\]"):
+        scvae.VAE.load(tmp_path / "model", adata=query)
+    known = query[query.obs["batch"] != "batch_2"].copy()
+    model.annotate(known)
+    assert known.obsm["X_scvae"].shape == (known.n_obs, 2)
+
+
 def test_a_model_saved_on_a_gpu_loads_on_a_cpu(adata, tmp_path):
     model = _trained(adata)
     # Tag every saved tensor as CUDA memory, as a model saved on a GPU is.

@@ -6,7 +6,13 @@ from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
-from ._validation import InvalidCountsError, check_obs_key, count_matrix, validate_counts
+from ._validation import (
+    InvalidCountsError,
+    check_obs_complete,
+    check_obs_key,
+    count_matrix,
+    validate_counts,
+)
 
 __all__ = [
     "BlockShuffleSampler",
@@ -16,6 +22,7 @@ __all__ = [
     "RegisteredTensors",
     "TensorDataLoader",
     "TensorDataSplitter",
+    "check_obs_complete",
     "check_obs_key",
     "count_matrix",
     "counts_are_sparse",

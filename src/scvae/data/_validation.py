@@ -21,6 +21,22 @@ def check_obs_key(adata: AnnData, key: str | None, name: str) -> None:
         raise KeyError(f"{name}={key!r} is not a column of adata.obs (columns: {list(adata.obs)}).")
 
 
+def check_obs_complete(adata: AnnData, key: str | None, name: str) -> None:
+    """Raise a :class:`ValueError` if the ``adata.obs`` column ``key`` lacks a value (NaN) for
+    some cells: a batch or label must be known for every cell; ``name`` is the argument's
+    name in the message."""
+    if key is None:
+        return
+    missing = adata.obs[key].isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no value in "
+            f"adata.obs[{key!r}] (NaN, e.g. {list(adata.obs_names[missing][:3])}). Give them "
+            f"one (e.g. adata.obs[{key!r}] = adata.obs[{key!r}].astype(str) turns NaN into "
+            "'nan', a category of its own) or drop those cells."
+        )
+
+
 def count_matrix(adata: AnnData, layer: str | None):
     """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is missing."""
     if layer is None:

@@ -20,7 +20,12 @@ from scvae.data import (
 )
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
 
-from ._checks import check_plan_kwargs, check_same_genes, check_training_options
+from ._checks import (
+    check_known_batches,
+    check_plan_kwargs,
+    check_same_genes,
+    check_training_options,
+)
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._saved import read_saved_model
 
@@ -321,6 +326,11 @@ class ScvaeModel(
         saved = read_saved_model(dir_path, prefix)
         if adata is not None:
             check_same_genes(adata.var_names, saved["var_names"])
+            registry = saved["attr_dict"]["registry_"]
+            batches = registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"]
+            check_known_batches(
+                adata, registry["setup_args"].get("batch_key"), batches["categorical_mapping"]
+            )
         return super().load(dir_path, adata, accelerator, device, prefix, **kwargs)
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
@@ -339,11 +349,18 @@ class ScvaeModel(
         if manager is not None:
             CountLayerField.check_unchanged(manager)
 
+    def _check_known_batches(self, adata: AnnData) -> None:
+        """Refuse a new AnnData with cells of batches the model was not trained on."""
+        batch_key = self.adata_manager.registry["setup_args"].get("batch_key")
+        state = self.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
+        check_known_batches(adata, batch_key, state.categorical_mapping)
+
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         if adata is not None and self.get_anndata_manager(adata) is None:
             # A new AnnData: its counts are checked as the setup is transferred to it
             # (CountLayerField.transfer_field), as are those of a copy of a registered one.
             check_same_genes(adata.var_names, self.adata.var_names)
+            self._check_known_batches(adata)
             with quiet_training():  # scvi-tools announces the transfer of the setup
                 return super()._validate_anndata(adata, copy_if_view=copy_if_view)
         self._check_registered_data(adata)

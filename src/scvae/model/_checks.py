@@ -4,7 +4,9 @@ import inspect
 from collections.abc import Sequence
 
 import numpy as np
+from anndata import AnnData
 
+from scvae.data import check_obs_complete, check_obs_key
 from scvae.distributions import LIKELIHOODS, get_likelihood
 from scvae.module._networks import batch_norm_places, hidden_widths
 from scvae.module._parameter_heads import DISPERSIONS
@@ -116,3 +118,19 @@ def _named_parameters(function) -> set[str]:
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     parameters = inspect.signature(function).parameters.values()
     return {p.name for p in parameters if p.kind in kinds} - {"self", "module"}
+
+
+def check_known_batches(adata: AnnData, batch_key: str | None, known: Sequence) -> None:
+    """Refuse an AnnData whose cells lack a batch, or come from batches other than ``known``
+    (those a model was trained on: its networks take the batch as an input)."""
+    if batch_key is None:
+        return
+    check_obs_key(adata, batch_key, "batch_key")
+    check_obs_complete(adata, batch_key, "batch_key")
+    known = list(known)
+    unknown = sorted(set(adata.obs[batch_key].astype(str)) - {str(batch) for batch in known})
+    if unknown:
+        raise ValueError(
+            f"adata.obs[{batch_key!r}] has batches the model was not trained on: {unknown}. "
+            f"The model knows {known}; it can only embed cells of those batches."
+        )

@@ -2,7 +2,7 @@
 
 from anndata import AnnData
 
-from scvae.data import check_obs_key, validate_counts
+from scvae.data import check_obs_complete, check_obs_key, validate_counts
 
 from ._base import ScvaeModel
 
@@ -46,8 +46,9 @@ def setup_anndata(
     scvae.data.InvalidCountsError
         The matrix is not raw counts (see :func:`scvae.data.validate_counts`).
     """
-    check_obs_key(adata, batch_key, "batch_key")
-    check_obs_key(adata, labels_key, "labels_key")
+    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
+        check_obs_key(adata, key, name)
+        check_obs_complete(adata, key, name)
     validate_counts(adata, layer, allow_non_integer=allow_non_integer)
     for model_cls in _model_classes(ScvaeModel):
         model_cls._register_counts(
