@@ -226,6 +226,7 @@ def test_demo_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(scvae.datasets, "paul15", tiny_paul15)
     out = tmp_path / "demo"
+    out.mkdir()  # a directory that exists: the demo writes into it
     args = ["-o", str(out), "--max-epochs", "1", "--n-clusters", "3", "--n-genes", "30"]
     assert main(["demo", *args, "--no-progress-bar"]) == 0
     for name in ("paul15_scvae.h5ad", "umap.png", "training_curves.png", "metrics.json"):

@@ -283,15 +283,16 @@ def _read_h5ad(path: Path):
         raise OSError(f"{path} is not a readable .h5ad file ({error})") from error
 
 
-def _check_writable(path: Path, overwrite: bool, what: str) -> None:
-    """Refuse, before any work, an output that exists (without ``--overwrite``) or whose
-    directory does not exist or is not writable."""
+def _check_writable(path: Path, overwrite: bool, what: str, is_directory: bool) -> None:
+    """Refuse, before any work, an output that exists (without ``--overwrite``), a file where
+    a directory is written or the reverse (``is_directory``), or one whose parent directory
+    does not exist or is not writable."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    if what == "output" and path.is_dir():
-        raise IsADirectoryError(f"output {path} is a directory; give the path of an .h5ad file")
-    if what == "model directory" and path.exists() and not path.is_dir():
-        raise FileExistsError(f"model directory {path} is a file; give a directory path")
+    if path.is_dir() and not is_directory:
+        raise IsADirectoryError(f"{what} {path} is a directory; give the path of an .h5ad file")
+    if path.exists() and not path.is_dir() and is_directory:
+        raise FileExistsError(f"{what} {path} is a file; give a directory path")
     directory = path.resolve().parent
     if not directory.is_dir():
         raise FileNotFoundError(f"{what} {path}: directory {directory} does not exist")
@@ -303,11 +304,11 @@ def _train(args: argparse.Namespace) -> dict:
     source, output = _existing_file(args.input), Path(args.output)
     if output.resolve() == source.resolve():
         raise ValueError("the output would overwrite the input; choose another -o")
-    _check_writable(output, args.overwrite, "output")
+    _check_writable(output, args.overwrite, "output", is_directory=False)
     if args.save_model is not None:
         if Path(args.save_model).resolve() == output.resolve():
             raise ValueError("--save-model and -o name the same path; give two")
-        _check_writable(Path(args.save_model), args.overwrite, "model directory")
+        _check_writable(Path(args.save_model), args.overwrite, "model directory", is_directory=True)
     train_kwargs = {"max_epochs": args.max_epochs, "enable_progress_bar": not args.no_progress_bar}
     model_kwargs = {
         "likelihood": args.likelihood,
@@ -367,7 +368,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
 
 
 def _demo(args: argparse.Namespace) -> dict:
-    _check_writable(Path(args.output), overwrite=True, what="output")
+    _check_writable(Path(args.output), overwrite=True, what="output", is_directory=True)
     from scvae.tl import run_demo
 
     options = {"max_epochs": args.max_epochs, "n_clusters": args.n_clusters}
