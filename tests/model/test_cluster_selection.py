@@ -159,7 +159,7 @@ def test_the_chosen_clusters_do_not_depend_on_which_cells_are_evaluated(auto_mod
     pd.testing.assert_frame_equal(*merges)
     sizes = np.bincount(components, minlength=model.n_components)
     assert sizes.max() <= CELLS_PER_COMPONENT
-    drawn = [cells_to_evaluate(components, sizes, 5, seed) for seed in (1, 2)]
+    drawn = [cells_to_evaluate(components, len(sizes), 5, seed) for seed in (1, 2)]
     assert all(len(cells) == np.minimum(sizes, 5).sum() for cells in drawn)
     assert not np.array_equal(*drawn)
 

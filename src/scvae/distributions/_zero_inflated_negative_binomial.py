@@ -80,7 +80,7 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`; ``"dropout"``:
         :math:`\\pi`."""
-        return {**super().likelihood_parameters(), "dropout": torch.sigmoid(self.zi_logits)}
+        return {**super().likelihood_parameters(), "dropout": self.zi_probs}
 
     @property
     def mean(self) -> Tensor:

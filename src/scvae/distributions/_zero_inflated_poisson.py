@@ -74,7 +74,7 @@ class ZeroInflatedPoisson(Poisson):
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: the rate :math:`\\lambda`; ``"dropout"``: :math:`\\pi`."""
-        return {"mean": self.rate, "dropout": torch.sigmoid(self.zi_logits)}
+        return {"mean": self.rate, "dropout": self.zi_probs}
 
     @property
     def mean(self) -> Tensor:

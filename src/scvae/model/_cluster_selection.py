@@ -146,7 +146,7 @@ class ClusterSelection:
 
 
 def cells_to_evaluate(
-    components: np.ndarray, sizes: np.ndarray, cells_per_component: int, seed: int
+    components: np.ndarray, n_components: int, cells_per_component: int, seed: int
 ) -> np.ndarray:
     """Positions of the cells whose likelihoods the merging reads: every cell of a component
     of up to ``cells_per_component`` cells, else that many drawn at random with ``seed``.
@@ -155,8 +155,8 @@ def cells_to_evaluate(
     ----------
     components
         The component of each cell.
-    sizes
-        Cells per component (``np.bincount(components)``, one entry per component).
+    n_components
+        Number of components.
     cells_per_component
         Cells evaluated per component at most.
     seed
@@ -166,7 +166,7 @@ def cells_to_evaluate(
     return np.concatenate(
         [
             rng.permutation(np.flatnonzero(components == k))[:cells_per_component]
-            for k in range(len(sizes))
+            for k in range(n_components)
         ]
     )
 

@@ -332,7 +332,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         become the model's clusters."""
         sizes = np.bincount(components, minlength=self.module.n_clusters)
         self.component_sizes_ = sizes
-        chosen = cells_to_evaluate(components, sizes, cells_per_component, settings.seed or 0)
+        chosen = cells_to_evaluate(components, len(sizes), cells_per_component, settings.seed or 0)
         indices = np.asarray(self.train_indices)[chosen]
         loader = self._query_loader(self.adata, indices, batch_size=256)
         log_likelihoods = component_log_likelihoods(self.module, loader)
