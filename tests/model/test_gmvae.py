@@ -277,6 +277,9 @@ def test_bad_options_fail_before_training(adata):
         scvae.GMVAE(adata, n_clusters=0)
     with pytest.raises(ValueError, match="prior"):
         scvae.GMVAE(adata, prior="dirichlet")
+    too_many = scvae.GMVAE(adata, n_clusters=adata.n_obs + 1)
+    with pytest.raises(ValueError, match=f"more than the {adata.n_obs} cells"):
+        too_many.train(max_epochs=1, **QUIET)
     model = scvae.GMVAE(adata, n_clusters=3)
     with pytest.raises(ValueError, match="n_restarts"):
         model.train(max_epochs=1, n_restarts=0, **QUIET)

@@ -31,11 +31,13 @@ def test_one_gene_trains():
     assert _trained(synthetic_counts(50, 1)).get_latent_representation().shape == (50, 10)
 
 
-def test_more_components_than_cells():
+def test_as_many_components_as_cells_train_and_more_are_refused():
     adata = synthetic_counts(6, 20)
-    model = _trained(adata, scvae.GMVAE, epochs=3, n_clusters=10)
-    assert adata.obsm["scvae_cluster_probabilities"].shape == (6, 10)
-    assert model.get_cluster_profiles().shape == (10, 20)
+    model = _trained(adata, scvae.GMVAE, epochs=3, n_clusters=6)
+    assert adata.obsm["scvae_cluster_probabilities"].shape == (6, 6)
+    assert model.get_cluster_profiles().shape == (6, 20)
+    with pytest.raises(ValueError, match="n_clusters=7 is more than the 6 cells"):
+        _trained(adata, scvae.GMVAE, epochs=3, n_clusters=7)
 
 
 def test_a_batch_with_a_single_cell():

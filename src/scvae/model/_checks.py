@@ -80,6 +80,28 @@ def check_architecture(
     return hidden_widths(n_hidden, n_layers)
 
 
+def check_n_clusters(n_clusters: int | str, max_clusters: int) -> None:
+    """Raise ``ValueError`` unless ``n_clusters`` is ``"auto"`` or a positive integer, and
+    ``max_clusters`` an integer of at least 2."""
+    auto = isinstance(n_clusters, str)
+    if (auto and n_clusters != "auto") or (
+        not auto and (int(n_clusters) != n_clusters or n_clusters < 1)
+    ):
+        raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
+    if int(max_clusters) != max_clusters or max_clusters < 2:
+        raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters}.")
+
+
+def check_cells_fill_clusters(n_clusters: int, n_cells: int) -> None:
+    """Raise ``ValueError`` when a fit of ``n_clusters`` clusters gets only ``n_cells`` cells
+    (checked when training, not when a saved model is loaded onto a few query cells)."""
+    if n_clusters > n_cells:
+        raise ValueError(
+            f"n_clusters={n_clusters} is more than the {n_cells} cells of the AnnData: every "
+            "cluster needs cells. Ask for fewer clusters, or n_clusters='auto'."
+        )
+
+
 def check_training_options(max_epochs: int | None, batch_size: int) -> None:
     """Refuse a training length or minibatch size that cannot train, before anything runs."""
     if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):

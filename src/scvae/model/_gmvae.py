@@ -13,7 +13,12 @@ from scvae.module import ComponentGMVAEModule, GMVAEModule
 from scvae.train import ClusterConvergence, ComponentInitialization
 
 from ._base import ScvaeModel
-from ._checks import check_architecture, check_training_options
+from ._checks import (
+    check_architecture,
+    check_cells_fill_clusters,
+    check_n_clusters,
+    check_training_options,
+)
 from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
@@ -146,15 +151,8 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             dropout_rate,
             use_batch_norm,
         )
-        auto = isinstance(n_clusters, str)
-        if (auto and n_clusters != "auto") or (
-            not auto and (int(n_clusters) != n_clusters or n_clusters < 1)
-        ):
-            raise ValueError(
-                f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}."
-            )
-        if int(max_clusters) != max_clusters or max_clusters < 2:
-            raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters}.")
+        check_n_clusters(n_clusters, max_clusters)
+        auto = n_clusters == "auto"
         if inference not in INFERENCES:
             raise ValueError(f"inference={inference!r} is not one of {INFERENCES}.")
         if prior not in ("uniform", "learned"):
@@ -279,6 +277,8 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             raise ValueError(
                 f"restart_selection must be one of {RESTART_SELECTIONS}, got {restart_selection!r}."
             )
+        if not self.auto_clusters:
+            check_cells_fill_clusters(self.module.n_clusters, self.adata.n_obs)
         self.restart_elbos_ = self.restart_agreements_ = None
         schedule = GMVAESchedule.default(
             self.adata.n_obs,
