@@ -25,11 +25,17 @@ def _filter_cells(adata):
     sc.pp.filter_cells(adata, min_counts=int(np.median(np.asarray(adata.X.sum(1)))))
 
 
+def _nan_in_first_cell(adata):
+    counts = adata.X.data if hasattr(adata.X, "data") else adata.X.reshape(-1)
+    counts[0] = np.nan  # the first cell is always among those the fingerprint reads
+
+
 CHANGES = {
     "normalize_total": (_normalise, "look normalised or log-transformed in place"),
     "log1p": (_log1p, "look normalised or log-transformed in place"),
     "filter_genes": (_filter_genes, "genes were removed or added in place"),
     "filter_cells": (_filter_cells, "cells were removed or added in place"),
+    "nan": (_nan_in_first_cell, "hold NaN or infinite values since"),
 }
 
 

@@ -93,6 +93,13 @@ class CountLayerField(LayerField):
         if changed.any():
             i = int(np.flatnonzero(changed)[0])
             cell = adata.obs_names[int(recorded["rows"][i])]
+            if not np.isfinite(now["totals"][i]):
+                raise ValueError(
+                    f"The registered counts in {where} hold NaN or infinite values since "
+                    f"scvae.setup_anndata (cell {cell!r}): restore the raw counts, or remove "
+                    f"the cells without finite counts, run {setup} again and build the model "
+                    "anew."
+                )
             raise ValueError(
                 f"The registered counts in {where} changed after scvae.setup_anndata (cell "
                 f"{cell!r} had a total of {recorded['totals'][i]:g}, now {now['totals'][i]:g}): "
