@@ -105,7 +105,7 @@ def test_the_registered_layer_is_what_queries_check_not_x(adata):
     assert query.obsm["X_scvae"].shape == (50, 2)
     bad = adata[:50].copy()
     bad.layers["counts"][0, 0] = np.nan
-    with pytest.raises(InvalidCountsError, match=r"adata.layers\['counts'\]"):
+    with pytest.raises(InvalidCountsError, match=r"raw counts in adata.layers\['counts'\]"):
         model.annotate(bad)
     _log1p_layer(adata)
     with pytest.raises(ValueError, match=r"counts in adata.layers\['counts'\]"):

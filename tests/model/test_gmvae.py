@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
+import torch
 from lightning.pytorch import Callback
 from sklearn.metrics import adjusted_rand_score
 
@@ -135,6 +136,31 @@ def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
     np.testing.assert_array_equal(counts, model.sample(20, cluster=2, seed=0))
     with pytest.raises(ValueError, match="cluster"):
         model.sample(5, cluster=4)
+
+
+def test_a_seeded_sample_leaves_the_session_random_state_alone(trained):
+    model, _ = trained
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model.sample(5, seed=0)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_piecewise_profiles_agree_with_the_cells_of_each_cluster():
+    # The piecewise likelihood's normalised expression depends on the total count: the
+    # profiles are decoded at a typical one, not at 1.
+    adata = synthetic_counts(n_cells=200, n_genes=40, n_clusters=3, mean_library_size=500)
+    scvae.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(adata, n_clusters=3, piecewise_cutoff=3, n_latent=4, n_hidden=16)
+    model.train(max_epochs=3, component_init_epochs=[1], **QUIET)
+    profiles = model.get_cluster_profiles().to_numpy()
+    expression = model.get_normalized_expression(return_numpy=True, n_samples=20)
+    clusters = model.predict()
+    for k in np.unique(clusters):
+        cells = expression[clusters == k].mean(0)
+        assert np.corrcoef(profiles[k], cells)[0, 1] > 0.9
 
 
 def test_profiles_and_samples_take_a_batch_by_name_or_code():

@@ -88,6 +88,9 @@ def test_cluster_selection(trained, tmp_path):
     merged, kept = (line.get_xdata() for line in ax.lines[:2])
     assert len(merged) + len(kept) == model.n_components - 1
     assert ax.lines[3].get_xdata()[0] == model.cluster_selection_.n_clusters
+    # A fixed K (the fixture's 3): the plot shows the model's clusters.
+    assert model.cluster_selection_.n_clusters == model.n_clusters == 3
+    assert ax.get_title().endswith(": 3 clusters")
     _check_png(ax, path)
 
 

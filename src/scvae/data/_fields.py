@@ -45,7 +45,9 @@ class CountLayerField(LayerField):
 
     def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
         """Check the target's counts, then register them as scvi-tools does."""
-        validate_counts(adata_target, self.attr_key, allow_non_integer=self.allow_non_integer)
+        validate_counts(
+            adata_target, self.attr_key, allow_non_integer=self.allow_non_integer, query=True
+        )
         return super().transfer_field(state_registry, adata_target, **kwargs)
 
     def register_field(self, adata: AnnData) -> dict:

@@ -66,7 +66,11 @@ def _values(chunk) -> np.ndarray:
 
 
 def validate_counts(
-    adata: AnnData, layer: str | None = None, allow_non_integer: bool = False
+    adata: AnnData,
+    layer: str | None = None,
+    allow_non_integer: bool = False,
+    *,
+    query: bool = False,
 ) -> None:
     """Check that ``adata``'s count matrix holds raw counts usable by every scvae likelihood.
 
@@ -78,6 +82,10 @@ def validate_counts(
         Layer holding the counts, ``None`` for ``adata.X``.
     allow_non_integer
         Accept non-negative non-integer values (e.g. ambient-corrected counts).
+    query
+        ``adata`` is given to a model whose registration fixed ``layer`` and
+        ``allow_non_integer``: the messages then say to put the raw counts where the model
+        reads them, not to register another layer.
 
     Raises
     ------
@@ -88,6 +96,10 @@ def validate_counts(
         The layer does not exist.
     """
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    if query:
+        fix = f"Put the raw counts in {where}, where the model reads them."
+    else:
+        fix = "Pass the layer with the raw counts (layer='counts')."
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InvalidCountsError(
             f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): "
@@ -108,25 +120,27 @@ def validate_counts(
             if bad.any():
                 raise InvalidCountsError(
                     f"{where} contains NaN or infinite values ({int(bad.sum())} in rows "
-                    f"{start}-{start + chunk.shape[0] - 1}): raw counts are finite; pass the "
-                    "layer holding them (layer='counts')."
+                    f"{start}-{start + chunk.shape[0] - 1}): raw counts are finite. {fix}"
                 )
             if not allow_non_integer:
                 fractional = values != np.round(values)
                 if fractional.any():
                     example = values[fractional][0]
+                    allow = (
+                        ""
+                        if query
+                        else " Or pass allow_non_integer=True for deliberately non-integer "
+                        "counts such as ambient-corrected data."
+                    )
                     raise InvalidCountsError(
                         f"{where} holds non-integer values (e.g. {example!s}), so it looks "
-                        "normalised or log-transformed, not raw counts. Pass the layer with the "
-                        "raw UMI counts (layer='counts'), or allow_non_integer=True for "
-                        "deliberately non-integer counts such as ambient-corrected data."
+                        f"normalised or log-transformed, not raw counts. {fix}{allow}"
                     )
         negative = values < 0
         if negative.any():
             raise InvalidCountsError(
                 f"{where} has negative values (e.g. {values[negative][0]!s}): counts cannot be "
-                "negative; it looks scaled or centred. Pass the layer with the raw counts "
-                "(layer='counts')."
+                f"negative; it looks scaled or centred. {fix}"
             )
         totals = np.asarray(chunk.sum(axis=1)).ravel()
         n_empty_cells += int((totals == 0).sum())

@@ -1,6 +1,7 @@
 """What a trained GMVAE answers: latent means, clusters (cut again on demand), component
 profiles, new cells."""
 
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
@@ -293,9 +294,10 @@ class ClusterQueriesMixin:
     def get_cluster_profiles(self, transform_batch: int | str = 0) -> pd.DataFrame:
         """Expected normalised expression of each cluster (clusters x genes).
 
-        Decodes the mean :math:`\\mu_k` of each p(z | y=k); rows sum to one. With
-        ``n_clusters="auto"``, a cluster's profile is the mixture of its components'
-        profiles, weighted by their cells.
+        Decodes the mean :math:`\\mu_k` of each p(z | y=k) (with the piecewise-categorical
+        likelihood, whose shape depends on the total count, for a cell of the registered
+        cells' median total count); rows sum to one. With ``n_clusters="auto"``, a cluster's
+        profile is the mixture of its components' profiles, weighted by their cells.
 
         Parameters
         ----------
@@ -304,7 +306,10 @@ class ClusterQueriesMixin:
         """
         self._check_if_trained(warn=False)
         batch = self._batch_code(transform_batch)
-        profiles = self.module.eval().component_profiles(batch).cpu().numpy()
+        # Only the piecewise-categorical likelihood's shape depends on the total count.
+        piecewise = self.module.decoder.piecewise_cutoff is not None
+        library = np.median(self._registered_totals()) if piecewise else 1.0
+        profiles = self.module.eval().component_profiles(batch, library).cpu().numpy()
         if self.component_clusters_ is not None:
             groups = np.eye(self.n_clusters)[self.component_clusters_]
             profiles = (groups * self._component_weights()[:, None]).T @ profiles
@@ -343,18 +348,26 @@ class ClusterQueriesMixin:
             raise ValueError(f"cluster={cluster} is not in 0..{self.n_clusters - 1}.")
         batch = self._batch_code(transform_batch)
         generator = np.random.default_rng(seed)
-        if seed is not None:
-            torch.manual_seed(seed)
         if library_size is None:
-            totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
-            library = generator.choice(np.asarray(totals).ravel(), size=n)
+            library = generator.choice(self._registered_totals(), size=n)
         else:
             library = np.full(n, library_size)
         library = torch.as_tensor(library, dtype=torch.float32)[:, None]
+        # A seed makes the draws reproducible without reseeding the user's session.
+        with torch.random.fork_rng() if seed is not None else contextlib.nullcontext():
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self._sample_counts(library, cluster, batch, generator)
+
+    def _sample_counts(
+        self, library: torch.Tensor, cluster: int | None, batch: int, generator
+    ) -> np.ndarray:
+        """Counts of one new cell per entry of ``library`` (see :meth:`sample`)."""
         module = self.module.eval()
         if cluster is None or self.component_clusters_ is None:
             return module.sample_prior(library, cluster, batch).cpu().numpy()
         # A cluster of several components: each cell from one of them, by their cells.
+        n = len(library)
         weights = np.where(self.component_clusters_ == cluster, self._component_weights(), 0)
         drawn = generator.choice(self.n_components, size=n, p=weights / weights.sum())
         counts = np.zeros((n, self.adata.n_vars), dtype=np.float32)
@@ -362,3 +375,8 @@ class ClusterQueriesMixin:
             rows = np.flatnonzero(drawn == component)
             counts[rows] = module.sample_prior(library[rows], int(component), batch).cpu().numpy()
         return counts
+
+    def _registered_totals(self) -> np.ndarray:
+        """The observed total count of each registered cell."""
+        totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
+        return np.asarray(totals, dtype=np.float64).ravel()

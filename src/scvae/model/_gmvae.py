@@ -329,7 +329,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         """Merge the components into clusters (:mod:`scvae.model._cluster_selection`), given
         the component (argmax q(y|x)) of each training cell, evaluated on up to
         ``cells_per_component`` cells of each; with ``n_clusters="auto"`` the merged groups
-        become the model's clusters."""
+        become the model's clusters, with a fixed K the selection is cut at the K components."""
         sizes = np.bincount(components, minlength=self.module.n_clusters)
         self.component_sizes_ = sizes
         chosen = cells_to_evaluate(components, len(sizes), cells_per_component, settings.seed or 0)
@@ -337,9 +337,12 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         loader = self._query_loader(self.adata, indices, batch_size=256)
         log_likelihoods = component_log_likelihoods(self.module, loader)
         means = self.module.prior.means.detach().cpu().numpy()
-        self.cluster_selection_ = select_clusters(log_likelihoods, components[chosen], sizes, means)
+        selection = select_clusters(log_likelihoods, components[chosen], sizes, means)
         if self.auto_clusters:
-            self.component_clusters_ = self.cluster_selection_.component_clusters
+            self.component_clusters_ = selection.component_clusters
+        else:  # the clusters are the components: the hierarchy cut where the model is
+            selection = selection.cut(n_clusters=self.module.n_clusters)
+        self.cluster_selection_ = selection
 
     def _training_elbo(self) -> float:
         """ELBO per cell on the training cells, from the same draws of z for every fit."""

@@ -9,11 +9,15 @@ class MixtureQueries:
     ``n_clusters``)."""
 
     @torch.inference_mode()
-    def component_profiles(self, transform_batch: int = 0) -> torch.Tensor:
+    def component_profiles(
+        self, transform_batch: int = 0, library_size: float = 1.0
+    ) -> torch.Tensor:
         """Normalised expression decoded at each component's mean :math:`\\mu_k` (``(K,
-        genes)``, rows summing to one), decoded as batch ``transform_batch``."""
+        genes)``, rows summing to one), decoded as batch ``transform_batch`` for a cell of
+        ``library_size`` total counts (which only the piecewise-categorical likelihood's
+        shape depends on)."""
         means = self.prior.means.detach()
-        library = torch.ones(self.n_clusters, 1, device=means.device)
+        library = torch.full((self.n_clusters, 1), float(library_size), device=means.device)
         batch = torch.full((self.n_clusters,), transform_batch, device=means.device)
         profile = self.decoder(means, library, batch).get_normalized("scale")
         return profile / profile.sum(-1, keepdim=True)
