@@ -21,3 +21,13 @@ def result_keys(key_added: str = DEFAULT_KEY) -> dict[str, str]:
         "probabilities": f"{key_added}_cluster_probabilities",
         "confidence": f"{key_added}_cluster_confidence",
     }
+
+
+def drop_cluster_results(adata, key_added: str = DEFAULT_KEY) -> None:
+    """Remove the cluster results under ``key_added`` (assignments, confidences,
+    probabilities, dendrogram) from ``adata``: a model without clusters writing its latent
+    space there must not leave an earlier model's clusters to be read as its own."""
+    keys = result_keys(key_added)
+    adata.obs.drop(columns=[keys["cluster"], keys["confidence"]], errors="ignore", inplace=True)
+    adata.obsm.pop(keys["probabilities"], None)
+    adata.uns.pop(f"dendrogram_{keys['cluster']}", None)

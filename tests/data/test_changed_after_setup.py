@@ -107,6 +107,9 @@ def test_the_registered_layer_is_what_queries_check_not_x(adata):
     bad.layers["counts"][0, 0] = np.nan
     with pytest.raises(InvalidCountsError, match=r"raw counts in adata.layers\['counts'\]"):
         model.annotate(bad)
+    del bad.layers["counts"]
+    with pytest.raises(KeyError, match=r"reads the raw counts from adata.layers\['counts'\]"):
+        model.annotate(bad)
     _log1p_layer(adata)
     with pytest.raises(ValueError, match=r"counts in adata.layers\['counts'\]"):
         model.get_latent_representation()

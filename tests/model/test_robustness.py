@@ -22,9 +22,14 @@ def _trained(adata, model_cls=scvae.VAE, epochs=1, **kwargs):
     return model
 
 
-def test_one_cell_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="at least 2 cells"):
-        _trained(synthetic_counts(1, 20))
+@pytest.mark.parametrize("n_cells", [1, 2])
+def test_too_few_cells_are_refused_with_the_reason(n_cells):
+    with pytest.raises(ValueError, match=f"at least 3 cells, the AnnData has {n_cells}"):
+        _trained(synthetic_counts(n_cells, 20))
+
+
+def test_three_cells_train():
+    assert _trained(synthetic_counts(3, 20)).get_latent_representation().shape == (3, 10)
 
 
 def test_one_gene_trains():
@@ -86,6 +91,16 @@ def test_saving_never_overwrites_unless_asked(adata, tmp_path):
     model.save(tmp_path / "model", overwrite=True)
 
 
+def test_a_model_saved_over_another_is_not_loaded_with_the_others_cells(adata, tmp_path):
+    _trained(adata).save(tmp_path / "model", save_anndata=True)
+    fewer = adata[:40].copy()
+    _trained(fewer).save(tmp_path / "model", overwrite=True)  # without its AnnData
+    assert not (tmp_path / "model" / "adata.h5ad").exists()
+    with pytest.raises(ValueError, match="saved without its AnnData: pass the AnnData"):
+        scvae.VAE.load(tmp_path / "model")
+    assert scvae.VAE.load(tmp_path / "model", adata=fewer).adata.n_obs == 40
+
+
 def test_truncated_foreign_or_missing_model_files_fail_clearly(adata, tmp_path):
     _trained(adata).save(tmp_path / "model")
     model_file = tmp_path / "model" / "model.pt"
@@ -122,6 +137,23 @@ def test_a_query_from_an_unknown_batch_is_refused_with_the_known_ones(tmp_path):
     known = query[query.obs["batch"] != "batch_2"].copy()
     model.annotate(known)
     assert known.obsm["X_scvae"].shape == (known.n_obs, 2)
+
+
+def test_batches_stored_as_another_type_are_refused_with_the_conversion():
+    adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
+    adata.obs["run"] = np.tile([0, 1], 30)  # integer batch codes
+    scvae.setup_anndata(adata, batch_key="run")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    query = adata[:10].copy()
+    del query.uns["_scvi_uuid"]  # a new AnnData, as read from a file
+    query.obs["run"] = query.obs["run"].astype(str)
+    message = r"as str \(\['0', '1'\]\), the model as int.*astype\(int\)"
+    with pytest.raises(ValueError, match=message):
+        model.annotate(query)
+    query.obs["run"] = query.obs["run"].astype(int)
+    model.annotate(query)
+    assert query.obsm["X_scvae"].shape == (10, 2)
 
 
 def test_a_model_saved_on_a_gpu_loads_on_a_cpu(adata, tmp_path):

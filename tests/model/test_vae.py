@@ -47,6 +47,17 @@ def test_annotate_can_be_switched_off(adata):
     assert LATENT_KEY not in adata.obsm
 
 
+def test_a_vae_removes_an_earlier_gmvaes_clusters_under_its_key(adata):
+    scvae.setup_anndata(adata)
+    scvae.GMVAE(adata, n_clusters=3, n_hidden=16).train(max_epochs=1, **QUIET)
+    assert "scvae_cluster" in adata.obs and "dendrogram_scvae_cluster" in adata.uns
+    scvae.VAE(adata, n_hidden=16).train(max_epochs=1, **QUIET)
+    assert LATENT_KEY in adata.obsm
+    left = {"scvae_cluster", "scvae_cluster_confidence", "scvae_cluster_probabilities"}
+    assert not left & (set(adata.obs) | set(adata.obsm))
+    assert "dendrogram_scvae_cluster" not in adata.uns
+
+
 @pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])
 def test_expression_at_the_cells_library_is_the_normalised_expression_times_it(adata, likelihood):
     """As in scvi-tools: library_size="latent" gives the decoded expression at the cell's

@@ -53,6 +53,15 @@ def test_training_curves(trained, tmp_path):
     _check_png(axes, path)
 
 
+def test_one_epoch_of_training_curves_is_drawn_as_points():
+    adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    for axis in scvae.pl.training_curves(model):
+        assert all(line.get_marker() == "o" for line in axis.lines)
+
+
 def test_training_curves_needs_one_axes_per_panel(trained):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="axes"):

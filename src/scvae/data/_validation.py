@@ -37,8 +37,15 @@ def check_obs_complete(adata: AnnData, key: str | None, name: str) -> None:
         )
 
 
-def count_matrix(adata: AnnData, layer: str | None):
-    """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is missing."""
+def count_matrix(adata: AnnData, layer: str | None, *, query: bool = False):
+    """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if it is missing
+    (for a ``query``, one given to a model whose registration fixed ``layer``)."""
+    if query and (adata.X is None if layer is None else layer not in adata.layers):
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        raise KeyError(
+            f"The model reads the raw counts from {where}, which this AnnData lacks "
+            f"(layers: {list(adata.layers)}): put the raw counts there."
+        )
     if layer is None:
         if adata.X is None:
             raise KeyError(
@@ -105,7 +112,7 @@ def validate_counts(
             f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): "
             "there is nothing to model."
         )
-    matrix = count_matrix(adata, layer)
+    matrix = count_matrix(adata, layer, query=query)
     dtype = np.dtype(matrix.dtype)
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InvalidCountsError(

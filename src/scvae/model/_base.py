@@ -9,7 +9,7 @@ from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from scvae._constants import DEFAULT_KEY, result_keys
+from scvae._constants import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
     CountLayerField,
     TensorDataLoader,
@@ -27,7 +27,7 @@ from ._checks import (
     check_training_options,
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
-from ._saved import read_saved_model
+from ._saved import read_saved_model, remove_saved_adata, saved_adata_path
 
 
 class ScvaeModel(
@@ -197,7 +197,8 @@ class ScvaeModel(
         Raises
         ------
         ValueError
-            Fewer than two cells (batch normalisation needs two per minibatch), or counts
+            Fewer than three cells (batch normalisation needs two per minibatch, and
+            scvi-tools' split leaves no training cells of two), or counts
             changed since :func:`scvae.setup_anndata`.
         scvae.train.NonFiniteLossError
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
@@ -206,10 +207,11 @@ class ScvaeModel(
         check_training_options(max_epochs, batch_size)
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         self._check_registered_data()
-        if self.adata.n_obs < 2:
+        if self.adata.n_obs < 3:
             raise ValueError(
-                f"Training needs at least 2 cells, the AnnData has {self.adata.n_obs}: batch "
-                "normalisation estimates statistics over the cells of a minibatch."
+                f"Training needs at least 3 cells, the AnnData has {self.adata.n_obs}: batch "
+                "normalisation estimates statistics over the cells of a minibatch, and "
+                "scvi-tools' split moves a last minibatch of 1 or 2 cells out of training."
             )
         callbacks = [*(kwargs.pop("callbacks", None) or []), NonFiniteLossGuard()]
         if enable_progress_bar:
@@ -282,11 +284,29 @@ class ScvaeModel(
         batch_size
             Cells per forward pass.
         key_added
-            Results go to ``obsm[f"X_{key_added}"]``.
+            Results go to ``obsm[f"X_{key_added}"]``; cluster results of an earlier model
+            under the same key are removed.
         """
         adata = self._validate_anndata(adata)
         latent = self.get_latent_representation(adata, batch_size=batch_size)
         adata.obsm[result_keys(key_added)["latent"]] = latent
+        drop_cluster_results(adata, key_added)
+
+    def save(
+        self,
+        dir_path: str,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
+        arguments); with ``overwrite``, a saved model is replaced whole: an AnnData an earlier
+        save left in ``dir_path`` goes when this one saves none.
+        """
+        super().save(dir_path, prefix, overwrite, save_anndata, **kwargs)
+        if not save_anndata:
+            remove_saved_adata(dir_path, prefix)
 
     @classmethod
     def load(
@@ -322,8 +342,15 @@ class ScvaeModel(
             The directory holds no readable scvae model (missing, truncated or foreign file).
         GeneMismatchError
             ``adata`` lacks genes of the model, or has them in another order.
+        ValueError
+            No ``adata`` given for a model saved without its AnnData.
         """
         saved = read_saved_model(dir_path, prefix)
+        if adata is None and not saved_adata_path(dir_path, prefix).is_file():
+            raise ValueError(
+                f"The model in {dir_path} was saved without its AnnData: pass the AnnData to "
+                "attach, load(dir_path, adata)."
+            )
         if adata is not None:
             check_same_genes(adata.var_names, saved["var_names"])
             registry = saved["attr_dict"]["registry_"]

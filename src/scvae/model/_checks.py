@@ -33,7 +33,8 @@ def check_same_genes(var_names, model_var_names) -> None:
         )
     raise GeneMismatchError(
         "The AnnData has the model's genes in a different order or with extra genes; select "
-        "them in the training order first: adata = adata[:, model.adata.var_names]."
+        "them in the training order first: adata = adata[:, genes], with genes the training "
+        "data's var_names (a trained model's adata.var_names)."
     )
 
 
@@ -149,10 +150,21 @@ def check_known_batches(adata: AnnData, batch_key: str | None, known: Sequence) 
         return
     check_obs_key(adata, batch_key, "batch_key")
     check_obs_complete(adata, batch_key, "batch_key")
-    known = list(known)
-    unknown = sorted(set(adata.obs[batch_key].astype(str)) - {str(batch) for batch in known})
-    if unknown:
+    known = [batch.item() if isinstance(batch, np.generic) else batch for batch in known]
+    values = [v.item() if isinstance(v, np.generic) else v for v in adata.obs[batch_key].unique()]
+    unknown = [value for value in values if value not in known]
+    if not unknown:
+        return
+    if {str(value) for value in unknown} <= {str(batch) for batch in known}:
+        kind = type(known[0]).__name__
         raise ValueError(
-            f"adata.obs[{batch_key!r}] has batches the model was not trained on: {unknown}. "
-            f"The model knows {known}; it can only embed cells of those batches."
+            f"adata.obs[{batch_key!r}] holds the model's batches as "
+            f"{type(unknown[0]).__name__} ({unknown[:3]}), the model as {kind} ({known[:3]}): "
+            f"convert the column first, adata.obs[{batch_key!r}] = "
+            f"adata.obs[{batch_key!r}].astype({kind})."
         )
+    raise ValueError(
+        f"adata.obs[{batch_key!r}] has batches the model was not trained on: "
+        f"{sorted(map(str, unknown))}. The model knows {known}; it can only embed cells of "
+        "those batches."
+    )

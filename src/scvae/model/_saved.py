@@ -8,6 +8,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+#: File name (after the prefix) of the AnnData scvi-tools saves beside a model.
+SAVED_ADATA_NAME = "adata.h5ad"
+
+
+def saved_adata_path(dir_path: str | Path, prefix: str | None) -> Path:
+    """Where scvi-tools saves the AnnData of a model saved with ``save_anndata=True``."""
+    return Path(dir_path) / f"{prefix or ''}{SAVED_ADATA_NAME}"
+
+
+def remove_saved_adata(dir_path: str | Path, prefix: str | None) -> None:
+    """Remove the AnnData an earlier save left in ``dir_path``, if any: a model saved over
+    another without its AnnData must not be loaded with the other's cells."""
+    saved_adata_path(dir_path, prefix).unlink(missing_ok=True)
+
 
 class SavedModelError(ValueError):
     """A directory does not hold a readable saved scvae model."""

@@ -72,7 +72,10 @@ def training_curves(
             key = f"{term}_{split}"
             if key in history:
                 values = history[key].astype(float)
-                axis.plot(values.index, np.asarray(values).ravel(), style, label=split)
+                marker = "o" if len(values) == 1 else None  # one epoch: a point, not a line
+                axis.plot(
+                    values.index, np.asarray(values).ravel(), style, marker=marker, label=split
+                )
         axis.set_title(TRAINING_TERMS[term])
         axis.set_xlabel("epoch")
         axis.set_ylabel("nats per cell")
