@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import signal
 import subprocess
 import sys
 
@@ -31,10 +32,27 @@ def counts_file(tmp_path):
     return path
 
 
+@pytest.fixture(scope="module")
+def saved_gmvae(tmp_path_factory):
+    """A 3-cluster GMVAE trained by ``scvae train --save-model`` on 150 cells, and the h5ad."""
+    directory = tmp_path_factory.mktemp("saved_gmvae")
+    path = directory / "in.h5ad"
+    synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0).write_h5ad(path)
+    args = ["train", str(path), "-o", str(directory / "out.h5ad"), "--model", "gmvae"]
+    assert main([*args, "--n-clusters", "3", *FAST, "--save-model", str(directory / "m")]) == 0
+    return directory / "m", path
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["demo"]])
 def test_help_exits_zero(command, capsys):
     assert main([*command, "--help"]) == 0
     assert "usage: scvae" in capsys.readouterr().out
+
+
+def test_demo_help_shows_percentages(capsys):
+    assert main(["demo", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "on 90% of the 2730 cells" in out and "the other 10%;" in out and "%%" not in out
 
 
 def test_train_evaluate_round_trip(counts_file, tmp_path, capsys):
@@ -196,6 +214,75 @@ def test_training_stopped_by_sigterm_exits_143(counts_file, tmp_path, monkeypatc
     assert not (tmp_path / "o.h5ad").exists()
 
 
+def test_training_interrupted_by_ctrl_c_exits_130(counts_file, tmp_path, monkeypatch, capsys):
+    """Lightning ends a fit on Ctrl-C (SIGINT) with SystemExit(1), raised while it handles
+    the KeyboardInterrupt; the shell's convention for SIGINT is 128 + 2."""
+
+    def interrupted(*args, **kwargs):  # what Lightning's trainer does
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.exit(1)
+
+    monkeypatch.setattr(scvae.tl._workflow, "fit_model", interrupted)
+    assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad")]) == 130
+    assert "stopped before finishing" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5ad").exists()
+
+    def reading(*args, **kwargs):  # Ctrl-C outside training
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad, "read_h5ad", reading)
+    assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad")]) == 130
+    assert main(["evaluate", str(tmp_path), str(counts_file)]) == 130
+
+
+def test_ctrl_c_in_a_real_fit_exits_130(counts_file, tmp_path, monkeypatch, capsys):
+    from lightning.pytorch.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            raise KeyboardInterrupt
+
+    fit_model = scvae.tl._workflow.fit_model
+
+    def fit_interrupted(*args, train_kwargs, **kwargs):
+        return fit_model(*args, train_kwargs={**train_kwargs, "callbacks": [CtrlC()]}, **kwargs)
+
+    monkeypatch.setattr(scvae.tl._workflow, "fit_model", fit_interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad"), *FAST]) == 130
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT once it has stopped
+    assert "stopped before finishing" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_evaluate_gives_the_same_numbers_for_the_same_seed(saved_gmvae, capsys):
+    model_dir, path = saved_gmvae
+    runs = []
+    for seed in ([], [], ["--seed", "0"], ["--seed", "1"]):
+        args = ["evaluate", str(model_dir), str(path), "--n-mc-samples", "3", *seed]
+        assert main(args) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[3]["log_likelihood"] != runs[0]["log_likelihood"]
+
+
+def test_evaluate_refuses_labels_missing_for_some_cells(saved_gmvae, tmp_path, capsys):
+    model_dir, path = saved_gmvae
+    adata = ad.read_h5ad(path)
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(object)
+    adata.obs.iloc[:5, adata.obs.columns.get_loc("cell_type")] = np.nan
+    adata.write_h5ad(tmp_path / "nan.h5ad")
+    args = ["evaluate", str(model_dir), str(tmp_path / "nan.h5ad"), "--labels-key", "cell_type"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--labels-key='cell_type': 5 of 150 cells have no label" in err
+    assert "Traceback" not in err
+
+
 def test_evaluate_names_a_damaged_or_empty_model_directory(counts_file, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -235,6 +322,49 @@ def test_demo_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
     assert metrics["n_genes"] == 30 and metrics["n_train"] == 135 and metrics["n_heldout"] == 15
     assert {"ari", "nmi", "heldout_elbo", "heldout_log_likelihood"} <= set(metrics)
     assert "X_umap" in ad.read_h5ad(out / "paul15_scvae.h5ad").obsm
+
+
+def test_demo_drops_the_cells_left_without_counts(tmp_path, monkeypatch, capsys):
+    paul15 = scvae.datasets.paul15()[:150].copy()
+    kept = scvae.tl.select_variable_genes(paul15, 20)
+    n_empty = int((np.asarray(kept.X.sum(axis=1)).ravel() == 0).sum())
+    assert n_empty > 0
+    monkeypatch.setattr(scvae.datasets, "paul15", paul15.copy)
+    out = tmp_path / "demo"
+    args = ["-o", str(out), "--max-epochs", "1", "--n-clusters", "auto", "--n-genes", "20"]
+    assert main(["demo", *args, "--no-progress-bar"]) == 0
+    captured = capsys.readouterr()
+    assert f"dropped {n_empty} cells without counts" in captured.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_cells_dropped"] == n_empty and metrics["n_cells"] == 150 - n_empty
+    assert json.loads(captured.out) == metrics
+    # With n_clusters 'auto', the metrics give the number of clusters the model chose.
+    assert isinstance(metrics["n_clusters"], int) and metrics["n_clusters"] >= 1
+    assert ad.read_h5ad(out / "paul15_scvae.h5ad").n_obs == 150 - n_empty
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--n-genes", "-5"], "0 (all genes) or a positive integer, got '-5'"),
+        (["--n-clusters", "0"], "positive integer or 'auto'"),
+        (["--n-clusters", "500"], "more than the 135 training cells"),
+        (["--max-epochs", "0"], "max_epochs must be a positive integer"),
+    ],
+)
+def test_demo_checks_its_options_before_creating_the_directory(
+    args, message, tmp_path, monkeypatch, capsys
+):
+    def fit_model(*args, **kwargs):
+        raise AssertionError("the demo trained with options it should have refused")
+
+    tiny = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    monkeypatch.setattr(scvae.datasets, "paul15", tiny.copy)
+    monkeypatch.setattr(scvae.tl._demo, "fit_model", fit_model)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), *args, "--no-progress-bar"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_evaluate_names_the_columns_there_are_for_a_wrong_labels_key(counts_file, tmp_path, capsys):

@@ -34,18 +34,27 @@ CLI_HINTS = {
 }
 #: Exit status of a command stopped by SIGTERM (128 + 15, as a shell reports it).
 SIGTERM_STATUS = 143
+#: Exit status of a command stopped by SIGINT, Ctrl-C (128 + 2, as a shell reports it).
+SIGINT_STATUS = 130
 
 
 def cluster_count(text: str) -> int | str:
     """``--n-clusters``: a positive integer, or ``auto`` (the model chooses)."""
-    if text == "auto":
-        return text
+    return text if text == "auto" else _integer(text, 1, "a positive integer or 'auto'")
+
+
+def gene_count(text: str) -> int:
+    """``--n-genes``: 0 (all genes) or a positive integer."""
+    return _integer(text, 0, "0 (all genes) or a positive integer")
+
+
+def _integer(text: str, least: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -60,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     Exit status: 0 on success (and for ``--help`` and ``--version``), 2 on a usage or input
-    error, which is reported as one line on stderr rather than a traceback.
+    error, which is reported as one line on stderr rather than a traceback, 130 when stopped
+    by SIGINT (Ctrl-C) and 143 when stopped by SIGTERM.
     """
     parser = _parser()
     try:
@@ -77,9 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = message.replace(library, command_line)
         print(f"scvae {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except SystemExit as exit_:  # Lightning stops training on SIGTERM with a bare SystemExit
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Lightning stops training on SIGTERM with a bare SystemExit, and on Ctrl-C (SIGINT)
+        # with SystemExit(1) raised while it handles the KeyboardInterrupt.
         print(f"scvae {args.command}: stopped before finishing", file=sys.stderr)
-        return exit_.code if isinstance(exit_.code, int) and exit_.code else SIGTERM_STATUS
+        if KeyboardInterrupt in (type(stop), type(stop.__context__)):
+            return SIGINT_STATUS
+        return stop.code if isinstance(stop.code, int) and stop.code else SIGTERM_STATUS
     if result is not None:
         print(json.dumps(result, indent=2), file=stdout)
     return 0
@@ -130,9 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_command(commands, name: str, run, summary: str, details: str):
+def _add_command(commands, name: str, run, summary: str, details: str, seed_help: str):
+    """A subcommand with ``--seed`` and, for those that train, ``--no-progress-bar``."""
     command = commands.add_parser(name, help=summary, description=f"{summary} {details}")
     command.set_defaults(run=run)
+    command.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default: 0)")
+    if name != "evaluate":
+        hint = "do not show the training progress bar"
+        command.add_argument("--no-progress-bar", action="store_true", help=hint)
     return command
 
 
@@ -146,6 +165,7 @@ def _add_train(commands) -> None:
         "obsm['scvae_cluster_probabilities'] and obs['scvae_cluster_confidence'], and prints a "
         "JSON summary of the fit. The input file is never modified; every output path is "
         "checked before the input is read.",
+        "random seed",
     )
     command.add_argument("input", metavar="IN.h5ad", help="AnnData with raw counts")
     command.add_argument("-o", "--output", metavar="OUT.h5ad", required=True, help="output")
@@ -197,12 +217,10 @@ def _add_train(commands) -> None:
     command.add_argument(
         "--max-epochs", type=int, metavar="N", help="training epochs (default: the model's)"
     )
-    command.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     command.add_argument("--save-model", metavar="DIR", help="also save the trained model here")
     command.add_argument(
         "--overwrite", action="store_true", help="replace an existing OUTPUT or model DIR"
     )
-    _add_progress_option(command)
 
 
 def _add_evaluate(commands) -> None:
@@ -213,18 +231,16 @@ def _add_evaluate(commands) -> None:
         "Score a saved model on the cells of an h5ad file (held-out cells, typically).",
         "Prints a JSON object: model (VAE or GMVAE, read from the saved model), n_cells, elbo "
         "(mean ELBO per cell, nats), log_likelihood (importance-weighted estimate of log p(x) "
-        "per cell, nats) and, for a GMVAE with --labels-key, ari and nmi of its clusters.",
+        "per cell, nats) and, for a GMVAE with --labels-key, ari and nmi of its clusters. "
+        "The estimates are Monte Carlo ones, the same for the same --seed.",
+        "random seed of the estimates",
     )
     command.add_argument("model_dir", metavar="MODEL_DIR", help="directory of a saved model")
     command.add_argument("input", metavar="IN.h5ad", help="AnnData with the model's genes")
-    command.add_argument("--labels-key", metavar="KEY", help="obs column of known labels")
-    command.add_argument(
-        "--n-mc-samples",
-        type=int,
-        default=100,
-        metavar="N",
-        help="importance samples per cell (default: 100)",
-    )
+    hint = "obs column of known labels, one for every cell (NaN is refused)"
+    command.add_argument("--labels-key", metavar="KEY", help=hint)
+    hint = "importance samples per cell (default: 100)"
+    command.add_argument("--n-mc-samples", type=int, default=100, metavar="N", help=hint)
 
 
 def _add_demo(commands) -> None:
@@ -233,13 +249,15 @@ def _add_demo(commands) -> None:
         "demo",
         _demo,
         "Cluster the bundled Paul et al. (2015) myeloid progenitors with a GMVAE.",
-        "Keeps the most variable genes (the model itself sees raw counts), trains a GMVAE "
-        "with a negative binomial likelihood on 90%% of the 2730 cells and scores it on the "
-        "other 10%%; K is by default the 19 clusters published by Paul et al., so that the "
-        "adjusted Rand index and normalised mutual information against them compare "
-        "clusterings of the same resolution. Writes, into DIR: paul15_scvae.h5ad (all cells, "
+        "Keeps the most variable genes (the model itself sees raw counts) and drops the cells "
+        "left without counts in them, trains a GMVAE with a negative binomial likelihood on "
+        "90% of the 2730 cells and scores it on the other 10%; K is by default the 19 "
+        "clusters published by Paul et al., so that the adjusted Rand index and normalised "
+        "mutual information against them compare clusterings of the same resolution. Writes, "
+        "into DIR (created once the options are checked): paul15_scvae.h5ad (the cells kept, "
         "annotated), umap.png, training_curves.png and metrics.json, and prints the metrics. "
         "Takes a few minutes on a laptop CPU.",
+        "random seed",
     )
     command.add_argument(
         "-o",
@@ -251,19 +269,10 @@ def _add_demo(commands) -> None:
     command.add_argument(
         "--max-epochs", type=int, metavar="N", help="training epochs (default: the GMVAE's)"
     )
+    hint = "GMVAE components, or 'auto' to let the model choose (default: 19)"
+    command.add_argument("--n-clusters", type=cluster_count, metavar="K", help=hint)
     command.add_argument(
-        "--n-clusters", type=int, metavar="K", help="GMVAE components (default: 19)"
-    )
-    command.add_argument(
-        "--n-genes", type=int, metavar="N", help="genes kept, 0 for all (default: 1000)"
-    )
-    command.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    _add_progress_option(command)
-
-
-def _add_progress_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--no-progress-bar", action="store_true", help="do not show the training progress bar"
+        "--n-genes", type=gene_count, metavar="N", help="genes kept, 0 for all (default: 1000)"
     )
 
 
@@ -356,27 +365,30 @@ def _evaluate(args: argparse.Namespace) -> dict:
     if not Path(args.model_dir).is_dir():
         raise FileNotFoundError(f"{args.model_dir}: no such model directory")
 
-    from scvae.data import check_obs_key
     from scvae.tl import evaluate_model, load_model
+    from scvae.tl._workflow import check_labels
 
     if args.n_mc_samples < 1:
         raise ValueError(f"--n-mc-samples must be at least 1, got {args.n_mc_samples}")
     adata = _read_h5ad(source)
-    check_obs_key(adata, args.labels_key, "--labels-key")
+    check_labels(adata, args.labels_key, "--labels-key")
     model = load_model(args.model_dir, adata)
-    return evaluate_model(model, adata, labels_key=args.labels_key, n_mc_samples=args.n_mc_samples)
+    return evaluate_model(
+        model, adata, labels_key=args.labels_key, n_mc_samples=args.n_mc_samples, seed=args.seed
+    )
 
 
 def _demo(args: argparse.Namespace) -> dict:
     _check_writable(Path(args.output), overwrite=True, what="output", is_directory=True)
     from scvae.tl import run_demo
 
-    options = {"max_epochs": args.max_epochs, "n_clusters": args.n_clusters}
-    options["n_genes"] = args.n_genes
+    options = {key: getattr(args, key) for key in ("max_epochs", "n_clusters", "n_genes")}
     options = {key: value for key, value in options.items() if value is not None}
     metrics = run_demo(
         args.output, seed=args.seed, enable_progress_bar=not args.no_progress_bar, **options
     )
+    if dropped := metrics["n_cells_dropped"]:
+        print(f"dropped {dropped} cells without counts in the genes kept", file=sys.stderr)
     files = "paul15_scvae.h5ad, umap.png, training_curves.png, metrics.json"
     print(f"wrote {args.output}/: {files}", file=sys.stderr)
     return metrics

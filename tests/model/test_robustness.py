@@ -96,7 +96,7 @@ def test_a_model_saved_over_another_is_not_loaded_with_the_others_cells(adata, t
     fewer = adata[:40].copy()
     _trained(fewer).save(tmp_path / "model", overwrite=True)  # without its AnnData
     assert not (tmp_path / "model" / "adata.h5ad").exists()
-    with pytest.raises(ValueError, match="saved without its AnnData: pass the AnnData"):
+    with pytest.raises(ValueError, match=r"saved without its AnnData.*adata="):
         scvae.VAE.load(tmp_path / "model")
     assert scvae.VAE.load(tmp_path / "model", adata=fewer).adata.n_obs == 40
 

@@ -119,3 +119,8 @@ def test_model_comparison(tmp_path):
     _check_png(ax, path)
     with pytest.raises(KeyError, match="ari"):
         scvae.pl.model_comparison(table, metric="ari")
+    # GMVAEs that chose their K are one series, whatever K each likelihood chose.
+    table["auto_clusters"] = [False, False, True, True]
+    table["n_clusters"] = pd.array([None, None, 4, 6], dtype="Int64")
+    ax = scvae.pl.model_comparison(table)
+    assert [line.get_label() for line in ax.get_lines()] == ["VAE", "GMVAE (auto)"]

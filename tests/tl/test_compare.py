@@ -32,6 +32,7 @@ def test_compare_models_table_and_leaves_adata_alone(tiny):
         "model",
         "likelihood",
         "n_clusters",
+        "auto_clusters",
         "heldout_elbo",
         "heldout_log_likelihood",
         "ari",
@@ -74,3 +75,73 @@ def test_unregistered_copy_drops_scvi_entries(tiny):
     assert not [k for k in copy.uns if k.startswith("_scvi")]
     assert not [c for c in copy.obs if c.startswith("_scvi")]
     assert "_scvi_uuid" in tiny.uns and isinstance(tiny.obs, pd.DataFrame)
+
+
+def test_compare_models_reports_the_number_of_clusters_auto_chose(tiny):
+    table = scvae.tl.compare_models(
+        tiny,
+        likelihoods=("nb",),
+        n_clusters=(None, "auto", 3),
+        labels_key="cell_type",
+        max_epochs=1,
+        n_mc_samples=2,
+        n_hidden=16,
+    )
+    assert str(table["n_clusters"].dtype) == "Int64"
+    assert list(table["model"]) == ["VAE", "GMVAE", "GMVAE"]
+    assert pd.isna(table["n_clusters"][0]) and table["n_clusters"][2] == 3
+    # The auto GMVAE's row has the number of clusters it chose, as its own fit reports it.
+    model = scvae.tl.fit_model(
+        unregistered_copy(tiny, heldout_split(tiny.n_obs, 0.1, 0)[0]),
+        n_clusters="auto",
+        train_kwargs={"max_epochs": 1, "enable_progress_bar": False},
+        likelihood="nb",
+        n_hidden=16,
+    )
+    assert table["n_clusters"][1] == model.n_clusters >= 1
+    assert list(table["auto_clusters"]) == [False, True, False]
+    assert table.loc[1, ["ari", "nmi"]].notna().all()
+
+
+def with_nan_labels(adata):
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(object)
+    adata.obs.iloc[:2, adata.obs.columns.get_loc("cell_type")] = np.nan
+    return adata
+
+
+def heldout_only_batch(adata):
+    """A batch of one cell, the first held out by compare_models' default split."""
+    adata.obs["batch"] = "a"
+    adata.obs.iloc[heldout_split(adata.n_obs, 0.1, 0)[1][0], 1] = "b"
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"n_clusters": (None, "many")}, ValueError, "None .a VAE., a positive integer or 'auto'"),
+        ({"n_clusters": (None, 0)}, ValueError, "got 0"),
+        ({"n_clusters": (None, 500)}, ValueError, "more than the 135 training cells"),
+        ({"n_clusters": "auto"}, ValueError, "non-empty list"),
+        ({"likelihoods": ("nb", "gamma")}, ValueError, r"Unknown likelihoods \['gamma'\]"),
+        ({"labels_key": "cell_type", "prepare": with_nan_labels}, ValueError, "2 of 150 cells"),
+        ({"n_mc_samples": 0}, ValueError, "n_mc_samples"),
+        ({"max_epochs": 0}, ValueError, "max_epochs"),
+        ({"train_kwargs": {"n_restarts": 2}}, TypeError, r"\['n_restarts'\] are options of GMVAE"),
+        ({"n_clusters": (None, 3), "prior": "learnt"}, TypeError, "prior"),
+        ({"n_clusters": (3, None), "prior": "learned"}, TypeError, "prior"),
+        ({"n_clusters": (None, 3), "inference": "x"}, TypeError, "inference"),
+        ({"batch_key": "batch", "prepare": heldout_only_batch}, ValueError, r"Batches \['b'\]"),
+    ],
+)
+def test_compare_models_checks_every_model_before_training_any(
+    tiny, monkeypatch, options, error, message
+):
+    def fit_model(*args, **kwargs):
+        raise AssertionError("a model was trained before the options were checked")
+
+    monkeypatch.setattr(scvae.tl._compare, "fit_model", fit_model)
+    options = dict(options)
+    adata = options.pop("prepare", lambda a: a)(tiny)
+    with pytest.raises(error, match=message):
+        scvae.tl.compare_models(adata, max_epochs=options.pop("max_epochs", 1), **options)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import scanpy as sc
 
 from scvae.datasets import synthetic_counts
@@ -29,7 +30,19 @@ def test_the_target_sum_decides_the_ranking_as_in_scanpy():
     assert set(selected.var_names) != set(select_variable_genes(adata, 100).var_names)
 
 
-def test_zero_or_too_many_genes_keep_them_all():
+@pytest.mark.parametrize("n_genes", [0, 30, 100, 10])
+def test_the_result_is_always_a_copy(n_genes):
     adata = synthetic_counts(n_cells=50, n_genes=30, seed=0)
-    assert select_variable_genes(adata, 0) is adata
-    assert select_variable_genes(adata, 30) is adata
+    original = adata.X.copy()
+    selected = select_variable_genes(adata, n_genes)
+    assert selected is not adata
+    assert (selected.n_vars < 30) == (n_genes == 10)  # 0 or too many keep all genes
+    selected.X[:, 0] = 7  # changing the result leaves the input alone
+    selected.obs["new"] = 1
+    assert (adata.X != original).nnz == 0 and "new" not in adata.obs
+
+
+def test_a_negative_number_of_genes_is_refused():
+    adata = synthetic_counts(n_cells=50, n_genes=30, seed=0)
+    with pytest.raises(ValueError, match=r"n_genes must be 0 \(all genes\) or a positive integer"):
+        select_variable_genes(adata, -5)

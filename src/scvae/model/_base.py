@@ -348,8 +348,9 @@ class ScvaeModel(
         saved = read_saved_model(dir_path, prefix)
         if adata is None and not saved_adata_path(dir_path, prefix).is_file():
             raise ValueError(
-                f"The model in {dir_path} was saved without its AnnData: pass the AnnData to "
-                "attach, load(dir_path, adata)."
+                f"The model in {dir_path} was saved without its AnnData (save_anndata=False, "
+                "as scvae train --save-model saves): pass the cells to attach, with the "
+                "model's genes, as adata=..."
             )
         if adata is not None:
             check_same_genes(adata.var_names, saved["var_names"])

@@ -18,7 +18,10 @@ METRIC_LABELS: dict[str, str] = {
 
 
 def _model_name(row: pd.Series) -> str:
-    return "VAE" if pd.isna(row["n_clusters"]) else f"GMVAE (K={row['n_clusters']})"
+    if pd.isna(row["n_clusters"]):
+        return "VAE"
+    # GMVAEs that chose their number of clusters form one series, whatever each chose.
+    return "GMVAE (auto)" if row.get("auto_clusters", False) else f"GMVAE (K={row['n_clusters']})"
 
 
 def model_comparison(

@@ -1,14 +1,20 @@
 """Compare likelihoods and model types on one held-out split."""
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from scvae.data import check_obs_key
+from scvae.data import check_obs_complete
+from scvae.distributions import LIKELIHOODS
+from scvae.model import GMVAE, VAE, setup_anndata
 
 from ._workflow import (
+    build_model,
+    check_labels,
     clustering_scores,
     evaluate_model,
     fit_model,
@@ -20,7 +26,7 @@ from ._workflow import (
 def compare_models(
     adata: AnnData,
     likelihoods: Sequence[str] = ("poisson", "nb", "zinb"),
-    n_clusters: Sequence[int | None] = (None, 5),
+    n_clusters: Sequence[int | str | None] = (None, 5),
     labels_key: str | None = None,
     max_epochs: int = 100,
     heldout_fraction: float = 0.1,
@@ -39,6 +45,10 @@ def compare_models(
     log-likelihood (both in nats, higher is better). ``adata`` is not modified: models work
     on copies.
 
+    Every argument is checked, and every model built (not trained), before the first model
+    trains, so that an option one of the models refuses fails at once rather than after
+    the others have trained.
+
     Parameters
     ----------
     adata
@@ -47,19 +57,20 @@ def compare_models(
         Count likelihoods to compare (see :class:`~scvae.VAE`).
     n_clusters
         Model types: ``None`` for a :class:`~scvae.VAE`, an integer K for a
-        :class:`~scvae.GMVAE` with K components.
+        :class:`~scvae.GMVAE` with K components, ``"auto"`` for a GMVAE that chooses its
+        number of clusters.
     labels_key
         ``adata.obs`` column of known labels: adds the ``ari`` and ``nmi`` of each GMVAE's
         clusters against them, over all cells (labels are never used in training); ``NaN`` for
-        VAEs.
+        VAEs. Every cell needs a label (a column with NaN is refused).
     max_epochs
         Training epochs of every model.
     heldout_fraction
         Fraction of cells held out for scoring.
     seed
-        Seed of the split and of every model's training.
+        Seed of the split, of every model's training and of its held-out scores.
     n_mc_samples
-        Importance samples per held-out cell for the log-likelihood.
+        Importance samples per held-out cell for the log-likelihood, at least 1.
     layer, batch_key
         Where the raw counts are and the batch column, as for :func:`scvae.setup_anndata`.
     train_kwargs
@@ -70,18 +81,35 @@ def compare_models(
     Returns
     -------
     One row per model with columns ``model`` ("VAE"/"GMVAE"), ``likelihood``, ``n_clusters``
-    (nullable integer), ``heldout_elbo``, ``heldout_log_likelihood`` and, with
-    ``labels_key``, ``ari`` and ``nmi``.
+    (nullable integer: missing for a VAE, the number of clusters chosen for ``"auto"``),
+    ``auto_clusters`` (whether the GMVAE chose that number), ``heldout_elbo``,
+    ``heldout_log_likelihood`` and, with ``labels_key``, ``ari`` and ``nmi``.
+
+    Raises
+    ------
+    KeyError
+        ``labels_key`` or ``batch_key`` is not a column of ``adata.obs``.
+    ValueError
+        An unknown likelihood or model type, a GMVAE with more clusters than training cells,
+        cells without labels, a batch with cells only in the held-out split, options a
+        model refuses, or bad counts.
+    TypeError
+        Options (``model_kwargs``, ``train_kwargs``) that one of the model types lacks.
 
     Examples
     --------
     >>> df = scvae.tl.compare_models(adata, labels_key="cell_type", max_epochs=50)
     >>> scvae.pl.model_comparison(df, metric="heldout_log_likelihood")
     """
-    check_obs_key(adata, labels_key, "labels_key")
+    check_labels(adata, labels_key, "labels_key")
     train_idx, heldout_idx = heldout_split(adata.n_obs, heldout_fraction, seed)
-    heldout = unregistered_copy(adata, heldout_idx)
     train_kwargs = {"enable_progress_bar": False, **(train_kwargs or {}), "max_epochs": max_epochs}
+    _check_options(likelihoods, n_clusters, len(train_idx), n_mc_samples, train_kwargs)
+    _check_batches(adata, batch_key, train_idx, heldout_idx)
+    _build_every_model(
+        unregistered_copy(adata, train_idx), likelihoods, n_clusters, layer, batch_key, model_kwargs
+    )
+    heldout = unregistered_copy(adata, heldout_idx)
     everyone = unregistered_copy(adata) if labels_key is not None else None
     rows = []
     for k in n_clusters:
@@ -96,11 +124,12 @@ def compare_models(
                 likelihood=likelihood,
                 **model_kwargs,
             )
-            metrics = evaluate_model(model, heldout, n_mc_samples=n_mc_samples)
+            metrics = evaluate_model(model, heldout, n_mc_samples=n_mc_samples, seed=seed)
             row = {
                 "model": metrics["model"],
                 "likelihood": likelihood,
-                "n_clusters": k,
+                "n_clusters": None if k is None else int(model.n_clusters if k == "auto" else k),
+                "auto_clusters": k == "auto",
                 "heldout_elbo": metrics["elbo"],
                 "heldout_log_likelihood": metrics["log_likelihood"],
             }
@@ -112,3 +141,86 @@ def compare_models(
     table = pd.DataFrame(rows)
     table["n_clusters"] = table["n_clusters"].astype("Int64")
     return table
+
+
+def _check_options(
+    likelihoods: Sequence[str],
+    n_clusters: Sequence[int | str | None],
+    n_train: int,
+    n_mc_samples: int,
+    train_kwargs: dict[str, Any],
+) -> None:
+    """Refuse, before anything trains, the model types and options of a comparison that
+    would fail one of its models."""
+    if isinstance(likelihoods, str) or not len(likelihoods):
+        raise ValueError(f"likelihoods must be a non-empty list of names, got {likelihoods!r}.")
+    unknown = [name for name in likelihoods if name not in LIKELIHOODS]
+    if unknown:
+        raise ValueError(f"Unknown likelihoods {unknown}: choose from {sorted(LIKELIHOODS)}.")
+    if isinstance(n_clusters, str) or not len(n_clusters):
+        raise ValueError(
+            f"n_clusters must be a non-empty list of None, 'auto' or integers, got {n_clusters!r}."
+        )
+    for k in n_clusters:
+        fixed = isinstance(k, int | np.integer) and not isinstance(k, bool)
+        if not (k is None or k == "auto" or (fixed and k >= 1)):
+            raise ValueError(
+                f"n_clusters entries must be None (a VAE), a positive integer or 'auto' (a "
+                f"GMVAE), got {k!r}."
+            )
+        if fixed and k > n_train:
+            raise ValueError(
+                f"n_clusters={k} is more than the {n_train} training cells: every cluster "
+                "needs cells. Ask for fewer clusters, or 'auto'."
+            )
+    if int(n_mc_samples) != n_mc_samples or n_mc_samples < 1:
+        raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
+    max_epochs = train_kwargs["max_epochs"]
+    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
+        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+    if None in n_clusters:
+        vae_options = inspect.signature(VAE.train).parameters
+        gmvae_only = [
+            key
+            for key in inspect.signature(GMVAE.train).parameters
+            if key in train_kwargs and key not in vae_options
+        ]
+        if gmvae_only:
+            raise TypeError(
+                f"train_kwargs {gmvae_only} are options of GMVAE.train, and n_clusters has "
+                "None, a VAE: compare the GMVAEs alone, or leave these options out."
+            )
+
+
+def _check_batches(
+    adata: AnnData, batch_key: str | None, train_idx: np.ndarray, heldout_idx: np.ndarray
+) -> None:
+    """Refuse batches whose cells all fell into the held-out split: the models, trained on
+    the other cells, could not score them."""
+    if batch_key is None or batch_key not in adata.obs:
+        return  # no batches, or setup_anndata names the missing column
+    check_obs_complete(adata, batch_key, "batch_key")
+    batches = np.asarray(adata.obs[batch_key])
+    unseen = sorted(set(map(str, batches[heldout_idx])) - set(map(str, batches[train_idx])))
+    if unseen:
+        raise ValueError(
+            f"Batches {unseen} of batch_key={batch_key!r} have all their cells in the held-out "
+            "split, so no model would train on them: use another seed or heldout_fraction, "
+            "or leave out those batches' cells."
+        )
+
+
+def _build_every_model(
+    train: AnnData,
+    likelihoods: Sequence[str],
+    n_clusters: Sequence[int | str | None],
+    layer: str | None,
+    batch_key: str | None,
+    model_kwargs: dict[str, Any],
+) -> None:
+    """Register the training cells and build (without training) every model of the
+    comparison, so that counts or options that one of them refuses fail before any fit."""
+    setup_anndata(train, layer=layer, batch_key=batch_key)
+    for k in n_clusters:
+        for likelihood in likelihoods:
+            build_model(train, k, likelihood=likelihood, **model_kwargs)

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import scanpy as sc
+from anndata import AnnData
 
 from scvae import datasets, pl
 from scvae._constants import CLUSTER_KEY, LATENT_KEY
@@ -36,7 +38,7 @@ DEMO_FILES = ("paul15_scvae.h5ad", "umap.png", "training_curves.png", "metrics.j
 def run_demo(
     output_dir: str | Path = "scvae_demo",
     *,
-    n_clusters: int = DEMO_N_CLUSTERS,
+    n_clusters: int | str = DEMO_N_CLUSTERS,
     max_epochs: int | None = None,
     n_genes: int = DEMO_N_GENES,
     seed: int = 0,
@@ -45,25 +47,28 @@ def run_demo(
     """Cluster the bundled Paul et al. (2015) myeloid progenitors with a GMVAE.
 
     Keeps the ``n_genes`` most variable genes (:func:`select_variable_genes`; the model sees
-    their raw counts), trains a GMVAE with a negative binomial likelihood on 90% of the cells
-    and scores it on the other 10% (held-out ELBO and log-likelihood), then annotates every
-    cell and compares its clusters with the published ones (ARI, NMI). Writes into
-    ``output_dir``: ``paul15_scvae.h5ad`` (all cells, annotated, with a UMAP of the latent
-    space), ``umap.png`` (by GMVAE cluster and by published label), ``training_curves.png``
-    and ``metrics.json``.
+    their raw counts) and drops the cells left without any count in them (the model cannot
+    fit an empty cell; ``n_cells_dropped`` in the metrics says how many), trains a GMVAE with
+    a negative binomial likelihood on 90% of the cells and scores it on the other 10%
+    (held-out ELBO and log-likelihood), then annotates every cell kept and compares its
+    clusters with the published ones (ARI, NMI). Writes into ``output_dir``:
+    ``paul15_scvae.h5ad`` (the cells kept, annotated, with a UMAP of the latent space),
+    ``umap.png`` (by GMVAE cluster and by published label), ``training_curves.png`` and
+    ``metrics.json``. The options are checked before ``output_dir`` is created.
 
     Parameters
     ----------
     output_dir
         Directory for the files (created; files in it are replaced).
     n_clusters
-        GMVAE components; by default the 19 published clusters, so that the scores compare
-        clusterings of the same resolution.
+        GMVAE components, or ``"auto"`` to let the GMVAE choose its number of clusters; by
+        default the 19 published clusters, so that the scores compare clusterings of the
+        same resolution.
     max_epochs
         Training epochs at most; by default the GMVAE's, which stops once the clusters and
         the ELBO have settled (a minute or two on a laptop CPU).
     n_genes
-        Most variable genes kept; 0 keeps all.
+        Most variable genes kept; 0 keeps all (negative numbers are refused).
     seed
         Seed of the split, the training and the UMAP.
     enable_progress_bar
@@ -71,13 +76,26 @@ def run_demo(
 
     Returns
     -------
-    The metrics written to ``metrics.json``.
+    The metrics written to ``metrics.json``; ``n_clusters`` is the number of clusters of the
+    model (for ``"auto"``, the number it chose).
+
+    Raises
+    ------
+    ValueError
+        ``n_clusters``, ``max_epochs`` or ``n_genes`` out of range (before anything is
+        written).
     """
     start = time.perf_counter()
+    _check_demo_options(n_clusters, max_epochs, n_genes)
+    adata, n_dropped = _cells_with_counts(select_variable_genes(datasets.paul15(), n_genes))
+    train_idx, heldout_idx = heldout_split(adata.n_obs, DEMO_HELDOUT_FRACTION, seed)
+    if n_clusters != "auto" and n_clusters > len(train_idx):
+        raise ValueError(
+            f"n_clusters={n_clusters} is more than the {len(train_idx)} training cells: ask "
+            "for fewer clusters, or 'auto'."
+        )
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    adata = select_variable_genes(datasets.paul15(), n_genes)
-    train_idx, heldout_idx = heldout_split(adata.n_obs, DEMO_HELDOUT_FRACTION, seed)
     model = fit_model(
         unregistered_copy(adata, train_idx),
         n_clusters=n_clusters,
@@ -87,15 +105,16 @@ def run_demo(
     )
     training_seconds = time.perf_counter() - start
     heldout = evaluate_model(
-        model, unregistered_copy(adata, heldout_idx), n_mc_samples=DEMO_N_MC_SAMPLES
+        model, unregistered_copy(adata, heldout_idx), n_mc_samples=DEMO_N_MC_SAMPLES, seed=seed
     )
     model.annotate(adata)
     metrics = {
         "model": heldout["model"],
         "likelihood": "nb",
-        "n_clusters": n_clusters,
+        "n_clusters": model.n_clusters,
         "epochs": len(model.history["elbo_train"]),
         "n_cells": int(adata.n_obs),
+        "n_cells_dropped": n_dropped,
         "n_genes": int(adata.n_vars),
         "n_train": len(train_idx),
         "n_heldout": heldout["n_cells"],
@@ -109,7 +128,11 @@ def run_demo(
     sc.pp.neighbors(adata, use_rep=LATENT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
-    titles = (f"GMVAE clusters (K={n_clusters})", "published clusters (Paul et al. 2015)")
+    chosen = ", chosen" if n_clusters == "auto" else ""
+    titles = (
+        f"GMVAE clusters (K={model.n_clusters}{chosen})",
+        "published clusters (Paul et al. 2015)",
+    )
     for ax, key, title in zip(axes, (CLUSTER_KEY, "label"), titles, strict=True):
         sc.pl.umap(adata, color=key, ax=ax, show=False, title=title, legend_fontsize=7)
     figure.savefig(output / "umap.png", dpi=150, bbox_inches="tight")
@@ -120,3 +143,25 @@ def run_demo(
     metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _check_demo_options(n_clusters: int | str, max_epochs: int | None, n_genes: int) -> None:
+    """Refuse options the demo cannot run with, before it writes anything."""
+    if n_clusters != "auto" and (
+        isinstance(n_clusters, str | bool) or int(n_clusters) != n_clusters or n_clusters < 1
+    ):
+        raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
+    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
+        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+    if int(n_genes) != n_genes or n_genes < 0:
+        raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
+
+
+def _cells_with_counts(adata: AnnData) -> tuple[AnnData, int]:
+    """``adata`` without the cells that have no count in its genes, and how many were
+    dropped (keeping only the most variable genes can leave a cell empty)."""
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    kept = totals > 0
+    if kept.all():
+        return adata, 0
+    return adata[kept].copy(), int((~kept).sum())

@@ -1,12 +1,15 @@
 """Shared steps of the scvae workflows: clean copies, splits, model building, evaluation."""
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scanpy as sc
 import scvi
+import torch
 from anndata import AnnData
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -59,10 +62,12 @@ def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None
 def select_variable_genes(
     adata: AnnData, n_genes: int, *, target_sum: float | None = None
 ) -> AnnData:
-    """``adata`` restricted to its ``n_genes`` most variable genes (all when 0 or more).
+    """A copy of ``adata`` restricted to its ``n_genes`` most variable genes.
 
     Genes are ranked as scanpy's standard pipeline ranks them (``flavor="seurat"`` on
-    ``normalize_total`` and ``log1p`` of a copy); the returned counts stay raw.
+    ``normalize_total`` and ``log1p`` of a copy); the returned counts stay raw. The result is
+    always a new AnnData, also when every gene is kept, so that changing it never changes
+    ``adata``.
 
     Parameters
     ----------
@@ -70,13 +75,25 @@ def select_variable_genes(
         AnnData with raw counts in ``X``; not modified.
     n_genes
         Number of genes to keep; 0, or at least the number of genes, keeps them all.
+        Negative numbers are refused.
     target_sum
         Total count each cell is scaled to before ``log1p`` (``normalize_total``'s
         ``target_sum``); ``None``, scanpy's default, scales to the median total count. The
         ranking, and so the genes kept, depend on it (``1e4`` is the classic choice).
+
+    Returns
+    -------
+    A new AnnData with the kept genes, in their original order, and the raw counts.
+
+    Raises
+    ------
+    ValueError
+        ``n_genes`` is negative.
     """
-    if n_genes <= 0 or n_genes >= adata.n_vars:
-        return adata
+    if int(n_genes) != n_genes or n_genes < 0:
+        raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
+    if n_genes == 0 or n_genes >= adata.n_vars:
+        return adata.copy()
     normalised = adata.copy()
     sc.pp.normalize_total(normalised, target_sum=target_sum)
     sc.pp.log1p(normalised)
@@ -120,7 +137,9 @@ def build_model(adata: AnnData, n_clusters: int | None = None, **model_kwargs: A
     return GMVAE(adata, n_clusters=n_clusters, **model_kwargs)
 
 
-def load_model(model_dir: str | Path, adata: AnnData | None = None) -> ScvaeModel:
+def load_model(
+    model_dir: str | Path, adata: AnnData | None = None, *, prefix: str | None = None
+) -> ScvaeModel:
     """Load a saved :class:`~scvae.VAE` or :class:`~scvae.GMVAE`, whichever it is.
 
     The class is read from the registry that scvi-tools saves with the model.
@@ -131,20 +150,31 @@ def load_model(model_dir: str | Path, adata: AnnData | None = None) -> ScvaeMode
         Directory written by ``model.save``.
     adata
         AnnData with the model's genes, registered by transfer from the saved setup; by
-        default the AnnData saved with the model.
+        default the AnnData saved with the model (``model.save(..., save_anndata=True)``).
+        A model saved without it, as ``scvae train --save-model`` saves, needs ``adata``.
+    prefix
+        File name prefix given to ``model.save(..., prefix=...)``.
 
     Returns
     -------
     The loaded model.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model_dir`` is not a directory.
+    ValueError
+        No readable model with this ``prefix`` in ``model_dir``, a model of another class, or
+        no ``adata`` for a model saved without its AnnData.
     """
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory")
-    name = read_saved_model(model_dir, None)["attr_dict"]["registry_"]["model_name"]
+    name = read_saved_model(model_dir, prefix)["attr_dict"]["registry_"]["model_name"]
     classes = {cls.__name__: cls for cls in (VAE, GMVAE)}
     if name not in classes:
         raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
     with quiet_training():  # scvi-tools announces each file it reads
-        return classes[name].load(str(model_dir), adata=adata)
+        return classes[name].load(str(model_dir), adata=adata, prefix=prefix)
 
 
 def fit_model(
@@ -182,6 +212,74 @@ def fit_model(
     return model
 
 
+def check_labels(adata: AnnData, key: str | None, name: str) -> None:
+    """Refuse a labels column that ``adata.obs`` lacks, or that lacks labels (NaN).
+
+    Scores against labels need one for every cell: a missing label would otherwise be scored
+    as a class of its own (``"nan"``).
+
+    Parameters
+    ----------
+    adata
+        AnnData whose ``obs`` holds the labels.
+    key
+        The ``obs`` column; ``None`` checks nothing.
+    name
+        The argument's name in the messages (``"labels_key"``, ``"--labels-key"``).
+
+    Raises
+    ------
+    KeyError
+        ``key`` is not a column of ``adata.obs``.
+    ValueError
+        Some cells have no label.
+    """
+    check_obs_key(adata, key, name)
+    if key is None:
+        return
+    missing = adata.obs[key].isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no label "
+            f"(NaN in adata.obs[{key!r}], e.g. {list(adata.obs_names[missing][:3])}); scores "
+            f"need a label for every cell. Keep the labelled cells only "
+            f"(adata[adata.obs[{key!r}].notna()])."
+        )
+
+
+@contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Run the block from random seed ``seed`` (Python, NumPy, PyTorch on the CPU and on
+    ``device``, where a model computes), and give the caller's random states back
+    afterwards; ``None`` leaves them alone. Other devices' generators are not touched."""
+    if seed is None:
+        yield
+        return
+    kind = None if device is None else device.type
+    cuda = []  # the CUDA device whose generator is seeded and restored, if any
+    if kind == "cuda":
+        cuda = [torch.cuda.current_device() if device.index is None else device.index]
+    # The global states, as scvi-tools' seed sets them, for any library code that reads them.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    mps_state = torch.mps.get_rng_state() if kind == "mps" else None
+    try:
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            random.seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
+            torch.random.default_generator.manual_seed(seed)
+            for index in cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
+            if mps_state is not None:
+                torch.mps.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
+        if mps_state is not None:
+            torch.mps.set_rng_state(mps_state)
+
+
 def clustering_scores(labels: Sequence[Any], clusters: Sequence[Any]) -> dict[str, float]:
     """Adjusted Rand index and normalised mutual information of a clustering vs labels.
 
@@ -209,8 +307,13 @@ def evaluate_model(
     labels_key: str | None = None,
     n_mc_samples: int = 100,
     batch_size: int | None = None,
+    *,
+    seed: int | None = 0,
 ) -> dict[str, Any]:
     """Per-cell ELBO, importance-weighted log-likelihood and, for a GMVAE, ARI/NMI vs labels.
+
+    The ELBO and the log-likelihood are Monte Carlo estimates; with a ``seed`` they are the
+    same on every call. The caller's random state (Python, NumPy, PyTorch) is left as it was.
 
     Parameters
     ----------
@@ -221,19 +324,44 @@ def evaluate_model(
         A new AnnData is registered by transfer from the model's setup.
     labels_key
         ``adata.obs`` column of known labels: adds ``"ari"`` and ``"nmi"`` of the GMVAE's
-        clusters (ignored for a VAE, which does not cluster).
+        clusters (ignored for a VAE, which does not cluster). Every cell needs a label:
+        a column with missing labels (NaN) is refused.
     n_mc_samples
-        Importance samples per cell for the log-likelihood.
+        Importance samples per cell for the log-likelihood, at least 1.
     batch_size
         Cells per forward pass.
+    seed
+        Seed of the Monte Carlo samples, used inside this call only; ``None`` draws them from
+        the current global random state (a different estimate on each call).
 
     Returns
     -------
     ``{"model", "n_cells", "elbo", "log_likelihood"[, "ari", "nmi"]}``; ``elbo`` and
     ``log_likelihood`` are means per cell (nats, higher is better).
+
+    Raises
+    ------
+    KeyError
+        ``labels_key`` is not a column of ``adata.obs``.
+    ValueError
+        Some cells have no label, or ``n_mc_samples`` is below 1.
     """
     adata = model.adata if adata is None else adata
-    check_obs_key(adata, labels_key, "labels_key")
+    check_labels(adata, labels_key, "labels_key")
+    if int(n_mc_samples) != n_mc_samples or n_mc_samples < 1:
+        raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
+    with seeded(seed, model.device):
+        metrics = _scores(model, adata, labels_key, n_mc_samples, batch_size)
+    return metrics
+
+
+def _scores(
+    model: ScvaeModel,
+    adata: AnnData,
+    labels_key: str | None,
+    n_mc_samples: int,
+    batch_size: int | None,
+) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "model": type(model).__name__,
         "n_cells": int(adata.n_obs),

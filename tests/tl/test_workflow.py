@@ -1,0 +1,93 @@
+"""scvae.tl.load_model and scvae.tl.evaluate_model."""
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import scvae
+from scvae.datasets import synthetic_counts
+from scvae.tl import evaluate_model, load_model
+from tests.helpers import QUIET
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A GMVAE trained for one epoch on 150 cells, and its AnnData."""
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=4, n_hidden=16)
+    with warnings.catch_warnings():  # one epoch leaves a cluster nearly empty, as it says
+        warnings.simplefilter("ignore", UserWarning)
+        model.train(max_epochs=1, **QUIET)
+    return model, adata
+
+
+def test_load_model_without_the_saved_anndata_says_to_pass_one(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "model", save_anndata=False)
+    with pytest.raises(ValueError, match=r"saved without its AnnData.*adata="):
+        load_model(tmp_path / "model")
+    assert load_model(tmp_path / "model", adata).n_clusters == 3
+
+
+def test_load_model_uses_the_anndata_saved_with_the_model(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "model", save_anndata=True)
+    loaded = load_model(tmp_path / "model")
+    assert isinstance(loaded, scvae.GMVAE) and loaded.adata.n_obs == adata.n_obs
+
+
+def test_load_model_reads_a_model_saved_with_a_prefix(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "model", prefix="run1_", save_anndata=False)
+    loaded = load_model(tmp_path / "model", adata, prefix="run1_")
+    assert isinstance(loaded, scvae.GMVAE)
+    np.testing.assert_array_equal(loaded.predict(adata), model.predict(adata))
+    with pytest.raises(ValueError, match="No saved model"):
+        load_model(tmp_path / "model", adata)  # no prefix: no such file
+
+
+def test_evaluate_model_gives_the_same_numbers_for_the_same_seed(trained):
+    model, adata = trained
+    first = evaluate_model(model, adata, n_mc_samples=3)
+    assert evaluate_model(model, adata, n_mc_samples=3) == first
+    assert evaluate_model(model, adata, n_mc_samples=3, seed=0) == first
+    other = evaluate_model(model, adata, n_mc_samples=3, seed=1)
+    assert other["log_likelihood"] != first["log_likelihood"]
+
+
+def test_evaluate_model_leaves_the_global_random_state_alone(trained):
+    model, adata = trained
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002 - the state a user's session may rely on
+    random.seed(123)
+    expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(123)
+    evaluate_model(model, adata, n_mc_samples=2)
+    after = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    assert torch.equal(after[0], expected[0])
+    np.testing.assert_array_equal(after[1], expected[1])
+    assert after[2] == expected[2]
+
+
+def test_evaluate_model_refuses_cells_without_labels(trained):
+    model, adata = trained
+    cells = adata.copy()
+    cells.obs["cell_type"] = cells.obs["cell_type"].astype(object)
+    cells.obs.iloc[:4, cells.obs.columns.get_loc("cell_type")] = np.nan
+    with pytest.raises(ValueError, match=r"labels_key='cell_type': 4 of 150 cells have no label"):
+        evaluate_model(model, cells, labels_key="cell_type", n_mc_samples=2)
+    labelled = cells[cells.obs["cell_type"].notna()].copy()
+    metrics = evaluate_model(model, labelled, labels_key="cell_type", n_mc_samples=2)
+    assert metrics["n_cells"] == 146 and 0 <= metrics["nmi"] <= 1
+
+
+def test_evaluate_model_refuses_no_importance_samples(trained):
+    model, adata = trained
+    with pytest.raises(ValueError, match="n_mc_samples must be a positive integer"):
+        evaluate_model(model, adata, n_mc_samples=0)
