@@ -114,6 +114,14 @@ def test_truncated_foreign_or_missing_model_files_fail_clearly(adata, tmp_path):
         scvae.VAE.load(tmp_path / "elsewhere", adata=adata)
 
 
+def test_a_model_loaded_with_another_class_names_its_class(adata, tmp_path, capsys):
+    _trained(adata).save(tmp_path / "model")
+    with pytest.raises(SavedModelError, match="holds a VAE model, not a GMVAE"):
+        scvae.GMVAE.load(tmp_path / "model", adata=adata)
+    scvae.VAE.load(tmp_path / "model", adata=adata)
+    assert "already downloaded" not in capsys.readouterr().out  # scvi-tools' INFO line
+
+
 def test_a_query_with_other_genes_is_refused_before_inference(adata):
     model = _trained(adata)
     query = synthetic_counts(20, 50)

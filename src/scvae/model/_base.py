@@ -345,7 +345,7 @@ class ScvaeModel(
         ValueError
             No ``adata`` given for a model saved without its AnnData.
         """
-        saved = read_saved_model(dir_path, prefix)
+        saved = read_saved_model(dir_path, prefix, cls)
         if adata is None and not saved_adata_path(dir_path, prefix).is_file():
             raise ValueError(
                 f"The model in {dir_path} was saved without its AnnData (save_anndata=False, "
@@ -359,7 +359,8 @@ class ScvaeModel(
             check_known_batches(
                 adata, registry["setup_args"].get("batch_key"), batches["categorical_mapping"]
             )
-        return super().load(dir_path, adata, accelerator, device, prefix, **kwargs)
+        with quiet_training():  # scvi-tools announces each file it reads
+            return super().load(dir_path, adata, accelerator, device, prefix, **kwargs)
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""

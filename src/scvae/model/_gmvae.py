@@ -395,6 +395,6 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         A model saved by scvae 0.1.0 (before ``inference`` existed) loads as the
         ``"per_component"`` model it is.
         """
-        saved = read_saved_model(dir_path, prefix)
+        saved = read_saved_model(dir_path, prefix, cls)  # the class, before any migration
         with migrated(dir_path, prefix, saved, SAVED_WITHOUT_INFERENCE) as path:
             return super().load(path, adata, accelerator, device, prefix, **kwargs)

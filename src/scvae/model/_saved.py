@@ -27,13 +27,17 @@ class SavedModelError(ValueError):
     """A directory does not hold a readable saved scvae model."""
 
 
-def read_saved_model(dir_path: str | Path, prefix: str | None) -> dict:
-    """The contents of a saved model's ``model.pt`` (``var_names``, ``attr_dict``, ...).
+def read_saved_model(
+    dir_path: str | Path, prefix: str | None, model_cls: type | None = None
+) -> dict:
+    """The contents of a saved model's ``model.pt`` (``var_names``, ``attr_dict``, ...),
+    checked to be a ``model_cls`` when one is given.
 
     Raises
     ------
     SavedModelError
-        No such file, or one torch cannot read as a saved model.
+        No such file, one torch cannot read as a saved model, or a model of another class
+        than ``model_cls`` (the message names it).
     """
     path = Path(dir_path) / f"{prefix or ''}model.pt"
     if not path.is_file():
@@ -42,11 +46,17 @@ def read_saved_model(dir_path: str | Path, prefix: str | None) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=False)
         np.asarray(saved["var_names"])
         saved["attr_dict"]["init_params_"]
+        name = saved["attr_dict"]["registry_"]["model_name"]
     except Exception as error:  # torch raises many types for a damaged or foreign file
         raise SavedModelError(
             f"{path} is not a readable scvae model ({type(error).__name__}: {error}); the file "
             "may be truncated or written by another tool. Save the model again."
         ) from error
+    if model_cls is not None and name != model_cls.__name__:
+        raise SavedModelError(
+            f"{dir_path} holds a {name} model, not a {model_cls.__name__}: load it with its "
+            "own class, or with scvae.tl.load_model, which reads the class."
+        )
     return saved
 
 

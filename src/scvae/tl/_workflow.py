@@ -173,8 +173,7 @@ def load_model(
     classes = {cls.__name__: cls for cls in (VAE, GMVAE)}
     if name not in classes:
         raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
-    with quiet_training():  # scvi-tools announces each file it reads
-        return classes[name].load(str(model_dir), adata=adata, prefix=prefix)
+    return classes[name].load(str(model_dir), adata=adata, prefix=prefix)
 
 
 def fit_model(
