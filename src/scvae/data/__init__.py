@@ -3,6 +3,7 @@
 from ._count_rows import CountRows
 from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
+from ._labels_field import LabelsField
 from ._loader import TensorDataLoader
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
@@ -19,6 +20,7 @@ __all__ = [
     "CountLayerField",
     "CountRows",
     "InvalidCountsError",
+    "LabelsField",
     "RegisteredTensors",
     "TensorDataLoader",
     "TensorDataSplitter",

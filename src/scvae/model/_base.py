@@ -12,6 +12,7 @@ from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMix
 from scvae._constants import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
     CountLayerField,
+    LabelsField,
     TensorDataLoader,
     TensorDataSplitter,
     counts_are_sparse,
@@ -101,7 +102,7 @@ class ScvaeModel(
         fields = [
             CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer),
             CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
-            CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
+            LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
