@@ -7,6 +7,7 @@ import pytest
 import scanpy as sc
 import scipy.cluster.hierarchy as sch
 import scvi
+from lightning.pytorch import Callback
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
@@ -205,6 +206,27 @@ def test_a_failed_select_clusters_changes_nothing(auto_model):
         model.select_clusters(11)
     assert model.n_clusters == before
     assert adata.obs["scvae_cluster"].equals(clusters)
+
+
+class FailAtFirstEpoch(Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        raise RuntimeError("stopped")
+
+
+def test_a_failed_new_fit_leaves_consistent_clusters():
+    adata = synthetic_counts(n_cells=150, n_genes=30, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters="auto", max_clusters=6, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, **QUIET)
+    with pytest.raises(RuntimeError, match="stopped"):
+        model.train(max_epochs=3, callbacks=[FailAtFirstEpoch()], **QUIET)
+    # The earlier fit's merges no longer describe the weights: the components are the clusters.
+    assert model.cluster_selection_ is None and model.n_clusters == model.n_components == 6
+    assert model.predict().max() < model.n_clusters
+    with pytest.raises(ValueError, match="train"):
+        scvae.pl.cluster_selection(model)
+    with pytest.raises(ValueError, match="its last fit failed"):
+        model.select_clusters(2)
 
 
 def test_a_saved_auto_model_keeps_its_clusters(auto_model, tmp_path):

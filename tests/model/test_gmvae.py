@@ -299,8 +299,9 @@ def test_a_failed_restart_keeps_the_finished_fit_and_annotates_nothing(adata):
 
 def test_bad_options_fail_before_training(adata):
     scvae.setup_anndata(adata)
-    with pytest.raises(ValueError, match="n_clusters"):
-        scvae.GMVAE(adata, n_clusters=0)
+    for bad in (0, True, 2.5, "Auto"):
+        with pytest.raises(ValueError, match="n_clusters"):
+            scvae.GMVAE(adata, n_clusters=bad)
     with pytest.raises(ValueError, match="prior"):
         scvae.GMVAE(adata, prior="dirichlet")
     too_many = scvae.GMVAE(adata, n_clusters=adata.n_obs + 1)

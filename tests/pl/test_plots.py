@@ -53,6 +53,19 @@ def test_training_curves(trained, tmp_path):
     _check_png(axes, path)
 
 
+def test_plots_of_a_model_that_cannot_have_them_say_why(trained):
+    adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
+    scvae.setup_anndata(adata)
+    vae = scvae.VAE(adata, n_hidden=8)
+    with pytest.raises(ValueError, match="no training history: train it first"):
+        scvae.pl.training_curves(vae)
+    for plot in (scvae.pl.cluster_selection, scvae.pl.cluster_profiles):
+        with pytest.raises(TypeError, match="needs a GMVAE, got a VAE"):
+            plot(vae)
+    with pytest.raises(ValueError, match="n_genes must be a positive integer"):
+        scvae.pl.cluster_profiles(trained[0], n_genes=0)
+
+
 def test_one_epoch_of_training_curves_is_drawn_as_points():
     adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
     scvae.setup_anndata(adata)

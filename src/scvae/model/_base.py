@@ -23,6 +23,7 @@ from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan,
 
 from ._checks import (
     check_known_batches,
+    check_piecewise_counts,
     check_plan_kwargs,
     check_same_genes,
     check_training_options,
@@ -365,9 +366,8 @@ class ScvaeModel(
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""
-        if piecewise_cutoff is None or self.adata is None:
-            return
-        validate_counts(self.adata, self._registered_layer(), allow_non_integer=False)
+        if self.adata is not None:
+            check_piecewise_counts(self.adata, self._registered_layer(), piecewise_cutoff)
 
     def _registered_layer(self) -> str | None:
         return registered_layer(self.adata_manager)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
-from scvae.data import check_obs_complete, check_obs_key
+from scvae.data import InvalidCountsError, check_obs_complete, check_obs_key, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
 from scvae.module._networks import batch_norm_places, hidden_widths
 from scvae.module._parameter_heads import DISPERSIONS
@@ -85,8 +85,10 @@ def check_n_clusters(n_clusters: int | str, max_clusters: int) -> None:
     """Raise ``ValueError`` unless ``n_clusters`` is ``"auto"`` or a positive integer, and
     ``max_clusters`` an integer of at least 2."""
     auto = isinstance(n_clusters, str)
-    if (auto and n_clusters != "auto") or (
-        not auto and (int(n_clusters) != n_clusters or n_clusters < 1)
+    if (
+        isinstance(n_clusters, bool)
+        or (auto and n_clusters != "auto")
+        or (not auto and (int(n_clusters) != n_clusters or n_clusters < 1))
     ):
         raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
     if int(max_clusters) != max_clusters or max_clusters < 2:
@@ -101,6 +103,20 @@ def check_cells_fill_clusters(n_clusters: int, n_cells: int) -> None:
             f"n_clusters={n_clusters} is more than the {n_cells} cells of the AnnData: every "
             "cluster needs cells. Ask for fewer clusters, or n_clusters='auto'."
         )
+
+
+def check_piecewise_counts(adata: AnnData, layer: str | None, piecewise_cutoff: int | None) -> None:
+    """Raise :class:`~scvae.data.InvalidCountsError` when a piecewise-categorical likelihood
+    (``piecewise_cutoff`` given), which has one class per count, gets non-integer counts."""
+    if piecewise_cutoff is None:
+        return
+    try:  # the counts were registered: the advice is about them, not the registration
+        validate_counts(adata, layer, query=True)
+    except InvalidCountsError as error:
+        raise InvalidCountsError(
+            f"piecewise_cutoff={piecewise_cutoff} needs integer counts (one class per count): "
+            f"{error} Or leave piecewise_cutoff out."
+        ) from error
 
 
 def check_training_options(max_epochs: int | None, batch_size: int) -> None:

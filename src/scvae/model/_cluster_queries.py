@@ -229,6 +229,8 @@ class ClusterQueriesMixin:
             Where :meth:`annotate` writes them.
         """
         self._check_if_trained(warn=False)
+        if self.cluster_selection_ is None:
+            raise ValueError("The model has no cluster hierarchy (its last fit failed): train it.")
         selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
         self._check_registered_data()  # before anything changes
         self.cluster_selection_ = selection

@@ -27,7 +27,7 @@ from ._cluster_selection import (
     component_log_likelihoods,
     select_clusters,
 )
-from ._restarts import RESTART_SELECTIONS, train_restarts
+from ._restarts import check_restart_options, train_restarts
 from ._saved import migrated, read_saved_model
 from ._schedule import GMVAESchedule
 
@@ -114,6 +114,8 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     >>> scvae.setup_anndata(adata, layer="counts")
     >>> model = scvae.GMVAE(adata, n_clusters=10, likelihood="nb")
     >>> model.train()
+    >>> sc.pp.neighbors(adata, use_rep="X_scvae")
+    >>> sc.tl.umap(adata)
     >>> sc.pl.umap(adata, color="scvae_cluster")
     """
 
@@ -271,12 +273,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
         check_training_options(max_epochs, kwargs.get("batch_size", 128))
-        if int(n_restarts) != n_restarts or n_restarts < 1:
-            raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
-        if restart_selection not in RESTART_SELECTIONS:
-            raise ValueError(
-                f"restart_selection must be one of {RESTART_SELECTIONS}, got {restart_selection!r}."
-            )
+        check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
             check_cells_fill_clusters(self.module.n_clusters, self.adata.n_obs)
         self.restart_elbos_ = self.restart_agreements_ = None
@@ -313,7 +310,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
                 **kwargs,
             )
 
-        self.component_clusters_ = None  # the components of a new fit are the clusters
+        # A new fit's components are its clusters until merged: an earlier fit's selection no
+        # longer applies, also when this fit fails.
+        self.component_clusters_ = self.cluster_selection_ = None
         if n_restarts == 1:
             fit(False)
         else:

@@ -9,6 +9,17 @@ from sklearn.metrics import adjusted_rand_score
 RESTART_SELECTIONS = ("elbo", "agreement")
 
 
+def check_restart_options(n_restarts: int, selection: str) -> None:
+    """Raise ``ValueError`` unless ``n_restarts`` is a positive integer and ``selection`` one
+    of :data:`RESTART_SELECTIONS`."""
+    if int(n_restarts) != n_restarts or n_restarts < 1:
+        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
+    if selection not in RESTART_SELECTIONS:
+        raise ValueError(
+            f"restart_selection must be one of {RESTART_SELECTIONS}, got {selection!r}."
+        )
+
+
 def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
     """Mean adjusted Rand index of each partition with each of the others (``nan`` alone)."""
     n = len(clusters)

@@ -7,7 +7,7 @@ from matplotlib.axes import Axes
 
 from scvae.model import GMVAE
 
-from ._utils import finish, new_axes
+from ._utils import finish, new_axes, require_gmvae
 
 
 def cluster_selection(
@@ -41,6 +41,7 @@ def cluster_selection(
     -------
     The axes.
     """
+    require_gmvae(model, "scvae.pl.cluster_selection")
     selection = model.cluster_selection_
     if selection is None:
         raise ValueError("The model has no cluster selection yet: call model.train() first.")

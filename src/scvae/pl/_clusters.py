@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from scvae._constants import CLUSTER_PROBABILITIES_KEY
 from scvae.model import GMVAE
 
-from ._utils import finish, new_axes
+from ._utils import finish, new_axes, require_gmvae
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
@@ -51,6 +51,9 @@ def cluster_profiles(
     -------
     The axes.
     """
+    require_gmvae(model, "scvae.pl.cluster_profiles")
+    if int(n_genes) != n_genes or n_genes < 1:
+        raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}.")
     profiles = model.get_cluster_profiles()
     scores = _standardise(np.log(profiles.to_numpy() + 1e-12))
     genes: list[int] = []

@@ -50,7 +50,7 @@ def training_curves(
     -------
     The axes of the panels.
     """
-    history = model.history
+    history = model.history or {}  # None before training
     terms = [t for t in TRAINING_TERMS if f"{t}_train" in history]
     if not terms:
         raise ValueError("The model has no training history: train it first.")

@@ -5,6 +5,14 @@ from os import PathLike
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from scvae.model import GMVAE
+
+
+def require_gmvae(model, what: str) -> None:
+    """Raise ``TypeError`` naming ``what`` unless ``model`` is a :class:`~scvae.GMVAE`."""
+    if not isinstance(model, GMVAE):
+        raise TypeError(f"{what} needs a GMVAE, got a {type(model).__name__}: it has no clusters.")
+
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     """``ax``, or the axes of a new figure of size ``figsize``."""
