@@ -101,6 +101,10 @@ def test_cluster_probabilities(trained, tmp_path):
     _check_png(ax, path)
     with pytest.raises(KeyError, match="GMVAE"):
         scvae.pl.cluster_probabilities(synthetic_counts(n_cells=10, n_genes=5))
+    renamed = adata.copy()
+    renamed.obsm["run2_cluster_probabilities"] = renamed.obsm.pop("scvae_cluster_probabilities")
+    with pytest.raises(KeyError, match=r"pass key= one of \['run2_cluster_probabilities'\]"):
+        scvae.pl.cluster_probabilities(renamed)
 
 
 def test_cluster_selection(trained, tmp_path):

@@ -105,7 +105,11 @@ def cluster_probabilities(
     The axes.
     """
     if key not in adata.obsm:
-        raise KeyError(f"adata.obsm has no {key!r}: train or annotate with a GMVAE first.")
+        found = [name for name in adata.obsm if name.endswith("_cluster_probabilities")]
+        raise KeyError(
+            f"adata.obsm has no {key!r}: train or annotate with a GMVAE first"
+            + (f", or pass key= one of {found} (a key_added of yours)." if found else ".")
+        )
     probabilities = np.asarray(adata.obsm[key])
     cluster, confidence = probabilities.argmax(1), probabilities.max(1)
     order = np.lexsort((-confidence, cluster))
