@@ -3,8 +3,8 @@
 from ._count_rows import CountRows
 from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
-from ._labels_field import LabelsField
 from ._loader import TensorDataLoader
+from ._obs_fields import BatchField, LabelsField
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
 from ._validation import (
@@ -16,6 +16,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "BatchField",
     "BlockShuffleSampler",
     "CountLayerField",
     "CountRows",

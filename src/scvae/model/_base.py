@@ -6,11 +6,11 @@ from typing import Any
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
 from scvae._constants import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
+    BatchField,
     CountLayerField,
     LabelsField,
     TensorDataLoader,
@@ -102,7 +102,7 @@ class ScvaeModel(
         )
         fields = [
             CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer),
-            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+            BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),
             LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)

@@ -1,6 +1,8 @@
-"""Labels are never used to embed cells: a query may lack them, or hold new ones."""
+"""The batch and labels columns: batches without cells are not registered; labels are never
+used to embed cells, so a query may lack them or hold new ones."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scvae
@@ -45,3 +47,21 @@ def test_a_query_embeds_the_same_whatever_its_labels(model, change):
         assert "cell_type" not in query.obs  # no labels column is made up
     else:
         assert query.obs["cell_type"].equals(labels_before)
+
+
+def test_batches_without_cells_are_not_registered():
+    adata = synthetic_counts(n_cells=90, n_genes=20, n_batches=3, seed=0)
+    adata.obs["batch"] = pd.Categorical(adata.obs["batch"])
+    two = adata[adata.obs["batch"] != "batch_1"].copy()
+    # A column with a category of no cell (as read from a file written before a subset).
+    categories = ["batch_0", "batch_1", "batch_2"]
+    two.obs["batch"] = pd.Categorical(two.obs["batch"], categories=categories)
+    scvae.setup_anndata(two, batch_key="batch")
+    model = scvae.VAE(two, n_latent=2, n_hidden=8)
+    assert model.summary_stats.n_batch == 2
+    model.train(max_epochs=1, **QUIET)
+    query = adata[adata.obs["batch"] == "batch_1"].copy()
+    with pytest.raises(ValueError, match=r"not trained on: \['batch_1'\]"):
+        model.get_latent_representation(query)
+    latent = model.get_latent_representation(two[two.obs["batch"] == "batch_2"].copy())
+    assert np.isfinite(latent).all()

@@ -1,4 +1,5 @@
-"""The registered labels, which no scvae model uses to embed cells."""
+"""The registered batch and labels columns: scvi-tools' categorical fields, adapted to what
+scvae's models do with them."""
 
 import numpy as np
 import pandas as pd
@@ -49,3 +50,36 @@ class LabelsField(CategoricalObsField):
             self.CATEGORICAL_MAPPING_KEY: np.asarray(mapping, dtype=object),
             self.ORIGINAL_ATTR_KEY: self.labels_key,
         }
+
+
+class BatchField(CategoricalObsField):
+    """scvi-tools' :class:`~scvi.data.fields.CategoricalObsField` for ``batch_key``,
+    registering only the batches that have cells.
+
+    A categorical column may list categories that no cell has (set explicitly, or so read
+    from a file); registered, such a batch would count
+    towards the number of batches (which turns the encoders' batch input on) and be accepted
+    in queries as a batch the model knows, though it never trained on a cell of it.
+
+    Parameters
+    ----------
+    registry_key
+        Key of the field in the data registry.
+    batch_key
+        ``adata.obs`` column of the batches, or ``None``.
+    """
+
+    def __init__(self, registry_key: str, batch_key: str | None):
+        super().__init__(registry_key, batch_key)
+        self.batch_key = batch_key
+
+    def register_field(self, adata: AnnData) -> dict:
+        """Register the batches as scvi-tools does, then drop those without cells."""
+        state = super().register_field(adata)
+        codes = adata.obs[self.attr_key].to_numpy()
+        present = np.unique(codes)
+        mapping = state[self.CATEGORICAL_MAPPING_KEY]
+        if self.batch_key is not None and len(present) < len(mapping):
+            adata.obs[self.attr_key] = np.searchsorted(present, codes)
+            state[self.CATEGORICAL_MAPPING_KEY] = mapping[present]
+        return state
