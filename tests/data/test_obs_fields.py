@@ -10,9 +10,11 @@ from scvae.datasets import synthetic_counts
 from tests.helpers import QUIET
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["text", "integers"])
+def model(request):
     adata = synthetic_counts(n_cells=120, n_genes=20, n_clusters=3, n_batches=2, seed=0)
+    if request.param == "integers":  # labels as codes: a query's new labels are text
+        adata.obs["cell_type"] = adata.obs["cell_type"].cat.codes.astype(int)
     scvae.setup_anndata(adata, batch_key="batch", labels_key="cell_type")
     model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=8)
     model.train(max_epochs=2, **QUIET)

@@ -225,7 +225,7 @@ def test_a_failed_new_fit_leaves_consistent_clusters():
     assert model.predict().max() < model.n_clusters
     with pytest.raises(ValueError, match="train"):
         scvae.pl.cluster_selection(model)
-    with pytest.raises(ValueError, match="its last fit failed"):
+    with pytest.raises(ValueError, match="or its last fit failed"):
         model.select_clusters(2)
 
 

@@ -40,10 +40,13 @@ class LabelsField(CategoricalObsField):
         obs = adata_target.obs
         if self.labels_key in obs:
             labels = obs[self.labels_key].astype(object)
-            labels = labels.where(labels.notna(), self.UNLABELLED)
+            labels = labels.where(labels.notna(), self.UNLABELLED).map(str)
         else:
             labels = pd.Series(self.UNLABELLED, index=obs.index, dtype=object)
-        mapping = list(state_registry[self.CATEGORICAL_MAPPING_KEY])
+        # As text, so that registered labels of any type (integers, say) and new ones, or
+        # UNLABELLED, make one mapping of one type (scvi-tools sorts it); a registered
+        # label keeps its code.
+        mapping = [str(label) for label in state_registry[self.CATEGORICAL_MAPPING_KEY]]
         mapping += [label for label in pd.unique(labels) if label not in mapping]
         obs[self.attr_key] = pd.Categorical(labels, categories=mapping).codes.astype(np.int64)
         return {

@@ -81,9 +81,9 @@ def check_architecture(
     return hidden_widths(n_hidden, n_layers)
 
 
-def check_n_clusters(n_clusters: int | str, max_clusters: int) -> None:
+def check_n_clusters(n_clusters: int | str, max_clusters: int | None = None) -> None:
     """Raise ``ValueError`` unless ``n_clusters`` is ``"auto"`` or a positive integer, and
-    ``max_clusters`` an integer of at least 2."""
+    ``max_clusters`` (when given) an integer of at least 2."""
     auto = isinstance(n_clusters, str)
     if (
         isinstance(n_clusters, bool)
@@ -91,17 +91,20 @@ def check_n_clusters(n_clusters: int | str, max_clusters: int) -> None:
         or (not auto and (int(n_clusters) != n_clusters or n_clusters < 1))
     ):
         raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
-    if int(max_clusters) != max_clusters or max_clusters < 2:
+    if max_clusters is not None and (int(max_clusters) != max_clusters or max_clusters < 2):
         raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters}.")
 
 
-def check_cells_fill_clusters(n_clusters: int, n_cells: int) -> None:
+def check_cells_fill_clusters(
+    n_clusters: int, n_cells: int, cells: str = "cells of the AnnData"
+) -> None:
     """Raise ``ValueError`` when a fit of ``n_clusters`` clusters gets only ``n_cells`` cells
-    (checked when training, not when a saved model is loaded onto a few query cells)."""
+    (named ``cells`` in the message; checked when training, not when a saved model is loaded
+    onto a few query cells)."""
     if n_clusters > n_cells:
         raise ValueError(
-            f"n_clusters={n_clusters} is more than the {n_cells} cells of the AnnData: every "
-            "cluster needs cells. Ask for fewer clusters, or n_clusters='auto'."
+            f"n_clusters={n_clusters} is more than the {n_cells} {cells}: every cluster needs "
+            "cells. Ask for fewer clusters, or n_clusters='auto'."
         )
 
 
@@ -119,10 +122,15 @@ def check_piecewise_counts(adata: AnnData, layer: str | None, piecewise_cutoff: 
         ) from error
 
 
-def check_training_options(max_epochs: int | None, batch_size: int) -> None:
-    """Refuse a training length or minibatch size that cannot train, before anything runs."""
+def check_max_epochs(max_epochs: int | None) -> None:
+    """Refuse a training length that cannot train: ``None`` or a positive integer."""
     if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
         raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+
+
+def check_training_options(max_epochs: int | None, batch_size: int) -> None:
+    """Refuse a training length or minibatch size that cannot train, before anything runs."""
+    check_max_epochs(max_epochs)
     if int(batch_size) != batch_size or batch_size < 2:
         raise ValueError(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "

@@ -1,7 +1,6 @@
 """What a trained GMVAE answers: latent means, clusters (cut again on demand), component
 profiles, new cells."""
 
-import contextlib
 import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
@@ -13,6 +12,7 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
 from scvae._constants import DEFAULT_KEY, result_keys
+from scvae._random import seeded
 
 from ._cluster_selection import cluster_use
 
@@ -195,6 +195,8 @@ class ClusterQueriesMixin:
             adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
                 keys["cluster"], categories
             )
+        else:  # no hierarchy of these clusters: an earlier model's would be read as theirs
+            adata.uns.pop(f"dendrogram_{keys['cluster']}", None)
 
     def select_clusters(
         self,
@@ -230,7 +232,10 @@ class ClusterQueriesMixin:
         """
         self._check_if_trained(warn=False)
         if self.cluster_selection_ is None:
-            raise ValueError("The model has no cluster hierarchy (its last fit failed): train it.")
+            raise ValueError(
+                "The model has no cluster hierarchy (saved before scvae computed one, or its "
+                "last fit failed): train it."
+            )
         selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
         self._check_registered_data()  # before anything changes
         self.cluster_selection_ = selection
@@ -355,10 +360,7 @@ class ClusterQueriesMixin:
         else:
             library = np.full(n, library_size)
         library = torch.as_tensor(library, dtype=torch.float32)[:, None]
-        # A seed makes the draws reproducible without reseeding the user's session.
-        with torch.random.fork_rng() if seed is not None else contextlib.nullcontext():
-            if seed is not None:
-                torch.manual_seed(seed)
+        with seeded(seed, self.device):  # reproducible, without reseeding the session
             return self._sample_counts(library, cluster, batch, generator)
 
     def _sample_counts(

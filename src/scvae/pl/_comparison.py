@@ -21,7 +21,10 @@ def _model_name(row: pd.Series) -> str:
     if pd.isna(row["n_clusters"]):
         return "VAE"
     # GMVAEs that chose their number of clusters form one series, whatever each chose.
-    return "GMVAE (auto)" if row.get("auto_clusters", False) else f"GMVAE (K={row['n_clusters']})"
+    auto = row.get("auto_clusters")  # missing (NaN) in tables made before the column
+    if isinstance(auto, bool | np.bool_) and auto:
+        return "GMVAE (auto)"
+    return f"GMVAE (K={row['n_clusters']})"
 
 
 def model_comparison(

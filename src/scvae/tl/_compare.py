@@ -11,6 +11,7 @@ from anndata import AnnData
 from scvae.data import check_obs_complete
 from scvae.distributions import LIKELIHOODS
 from scvae.model import GMVAE, VAE, setup_anndata
+from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
     build_model,
@@ -162,22 +163,20 @@ def _check_options(
             f"n_clusters must be a non-empty list of None, 'auto' or integers, got {n_clusters!r}."
         )
     for k in n_clusters:
-        fixed = isinstance(k, int | np.integer) and not isinstance(k, bool)
-        if not (k is None or k == "auto" or (fixed and k >= 1)):
+        if k is None:
+            continue
+        try:
+            check_n_clusters(k)
+        except ValueError:
             raise ValueError(
                 f"n_clusters entries must be None (a VAE), a positive integer or 'auto' (a "
                 f"GMVAE), got {k!r}."
-            )
-        if fixed and k > n_train:
-            raise ValueError(
-                f"n_clusters={k} is more than the {n_train} training cells: every cluster "
-                "needs cells. Ask for fewer clusters, or 'auto'."
-            )
+            ) from None
+        if k != "auto":
+            check_cells_fill_clusters(k, n_train, "training cells")
     if int(n_mc_samples) != n_mc_samples or n_mc_samples < 1:
         raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
-    max_epochs = train_kwargs["max_epochs"]
-    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
-        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+    check_max_epochs(train_kwargs["max_epochs"])
     if None in n_clusters:
         vae_options = inspect.signature(VAE.train).parameters
         gmvae_only = [

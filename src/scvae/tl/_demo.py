@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from scvae import datasets, pl
 from scvae._constants import CLUSTER_KEY, LATENT_KEY
+from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
     clustering_scores,
@@ -89,11 +90,8 @@ def run_demo(
     _check_demo_options(n_clusters, max_epochs, n_genes)
     adata, n_dropped = _cells_with_counts(select_variable_genes(datasets.paul15(), n_genes))
     train_idx, heldout_idx = heldout_split(adata.n_obs, DEMO_HELDOUT_FRACTION, seed)
-    if n_clusters != "auto" and n_clusters > len(train_idx):
-        raise ValueError(
-            f"n_clusters={n_clusters} is more than the {len(train_idx)} training cells: ask "
-            "for fewer clusters, or 'auto'."
-        )
+    if n_clusters != "auto":
+        check_cells_fill_clusters(n_clusters, len(train_idx), "training cells")
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     model = fit_model(
@@ -147,12 +145,8 @@ def run_demo(
 
 def _check_demo_options(n_clusters: int | str, max_epochs: int | None, n_genes: int) -> None:
     """Refuse options the demo cannot run with, before it writes anything."""
-    if n_clusters != "auto" and (
-        isinstance(n_clusters, str | bool) or int(n_clusters) != n_clusters or n_clusters < 1
-    ):
-        raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
-    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
-        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+    check_n_clusters(n_clusters)
+    check_max_epochs(max_epochs)
     if int(n_genes) != n_genes or n_genes < 0:
         raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
 

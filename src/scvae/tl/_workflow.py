@@ -1,18 +1,16 @@
 """Shared steps of the scvae workflows: clean copies, splits, model building, evaluation."""
 
-import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scanpy as sc
 import scvi
-import torch
 from anndata import AnnData
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from scvae._random import seeded
 from scvae.data import check_obs_key
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
 from scvae.model._saved import read_saved_model
@@ -244,39 +242,6 @@ def check_labels(adata: AnnData, key: str | None, name: str) -> None:
             f"need a label for every cell. Keep the labelled cells only "
             f"(adata[adata.obs[{key!r}].notna()])."
         )
-
-
-@contextmanager
-def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
-    """Run the block from random seed ``seed`` (Python, NumPy, PyTorch on the CPU and on
-    ``device``, where a model computes), and give the caller's random states back
-    afterwards; ``None`` leaves them alone. Other devices' generators are not touched."""
-    if seed is None:
-        yield
-        return
-    kind = None if device is None else device.type
-    cuda = []  # the CUDA device whose generator is seeded and restored, if any
-    if kind == "cuda":
-        cuda = [torch.cuda.current_device() if device.index is None else device.index]
-    # The global states, as scvi-tools' seed sets them, for any library code that reads them.
-    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-    mps_state = torch.mps.get_rng_state() if kind == "mps" else None
-    try:
-        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-            random.seed(seed)
-            np.random.seed(seed)  # noqa: NPY002
-            torch.random.default_generator.manual_seed(seed)
-            for index in cuda:
-                with torch.cuda.device(index):
-                    torch.cuda.manual_seed(seed)
-            if mps_state is not None:
-                torch.mps.manual_seed(seed)
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)  # noqa: NPY002
-        if mps_state is not None:
-            torch.mps.set_rng_state(mps_state)
 
 
 def clustering_scores(labels: Sequence[Any], clusters: Sequence[Any]) -> dict[str, float]:
