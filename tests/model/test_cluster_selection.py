@@ -227,6 +227,8 @@ def test_a_failed_new_fit_leaves_consistent_clusters():
         scvae.pl.cluster_selection(model)
     with pytest.raises(ValueError, match="or its last fit failed"):
         model.select_clusters(2)
+    model.annotate(adata)  # no hierarchy of these clusters: the earlier one goes
+    assert "dendrogram_scvae_cluster" not in adata.uns
 
 
 def test_a_saved_auto_model_keeps_its_clusters(auto_model, tmp_path):
