@@ -21,19 +21,25 @@ def check_obs_key(adata: AnnData, key: str | None, name: str) -> None:
         raise KeyError(f"{name}={key!r} is not a column of adata.obs (columns: {list(adata.obs)}).")
 
 
-def check_obs_complete(adata: AnnData, key: str | None, name: str) -> None:
+def check_obs_complete(
+    adata: AnnData, key: str | None, name: str, *, what: str = "value", fix: str | None = None
+) -> None:
     """Raise a :class:`ValueError` if the ``adata.obs`` column ``key`` lacks a value (NaN) for
     some cells: a batch or label must be known for every cell; ``name`` is the argument's
-    name in the message."""
+    name in the message, ``what`` the kind of value and ``fix`` what to do (by default: give
+    those cells one, or drop them)."""
     if key is None:
         return
     missing = adata.obs[key].isna().to_numpy()
     if missing.any():
+        if fix is None:
+            fix = (
+                f"Give them one (e.g. adata.obs[{key!r}] = adata.obs[{key!r}].astype(str) turns "
+                "NaN into 'nan', a category of its own) or drop those cells."
+            )
         raise ValueError(
-            f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no value in "
-            f"adata.obs[{key!r}] (NaN, e.g. {list(adata.obs_names[missing][:3])}). Give them "
-            f"one (e.g. adata.obs[{key!r}] = adata.obs[{key!r}].astype(str) turns NaN into "
-            "'nan', a category of its own) or drop those cells."
+            f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no {what} in "
+            f"adata.obs[{key!r}] (NaN, e.g. {list(adata.obs_names[missing][:3])}). {fix}"
         )
 
 

@@ -1,7 +1,7 @@
 """The base class of scvae's models: registration, training and results in the AnnData."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
@@ -29,7 +29,7 @@ from ._checks import (
     check_training_options,
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
-from ._saved import read_saved_model, remove_saved_adata, saved_adata_path
+from ._saved import migrated, read_saved_model, remove_saved_adata, saved_adata_path
 
 
 class ScvaeModel(
@@ -46,6 +46,8 @@ class ScvaeModel(
     _data_loader_cls = TensorDataLoader
     _data_splitter_cls = TensorDataSplitter
     _training_plan_cls = ScvaeTrainingPlan
+    #: Constructor arguments a model saved before they existed lacks, as it was built.
+    _saved_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def setup_anndata(
@@ -304,8 +306,7 @@ class ScvaeModel(
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
         arguments); with ``overwrite``, a saved model is replaced whole: an AnnData an earlier
-        save left in ``dir_path`` goes when this one saves none.
-        """
+        save left in ``dir_path`` goes when this one saves none."""
         super().save(dir_path, prefix, overwrite, save_anndata, **kwargs)
         if not save_anndata:
             remove_saved_adata(dir_path, prefix)
@@ -320,7 +321,8 @@ class ScvaeModel(
         prefix: str | None = None,
         **kwargs,
     ):
-        """Load a model saved with :meth:`save`, checking the file and the genes first.
+        """Load a model saved with :meth:`save`, checking the file and the genes first (a
+        GMVAE saved by scvae 0.1.0 loads as the ``inference="per_component"`` model it is).
 
         Parameters
         ----------
@@ -361,8 +363,9 @@ class ScvaeModel(
             check_known_batches(
                 adata, registry["setup_args"].get("batch_key"), batches["categorical_mapping"]
             )
-        with quiet_training():  # scvi-tools announces each file it reads
-            return super().load(dir_path, adata, accelerator, device, prefix, **kwargs)
+        # Quietly: scvi-tools announces each file it reads.
+        with migrated(dir_path, prefix, saved, cls._saved_defaults) as path, quiet_training():
+            return super().load(path, adata, accelerator, device, prefix, **kwargs)
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""

@@ -28,7 +28,6 @@ from ._cluster_selection import (
     select_clusters,
 )
 from ._restarts import check_restart_options, train_restarts
-from ._saved import migrated, read_saved_model
 from ._schedule import GMVAESchedule
 
 #: The GMVAE's inference models (see :class:`GMVAE`).
@@ -120,6 +119,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     """
 
     _module_cls = GMVAEModule
+    _saved_defaults = SAVED_WITHOUT_INFERENCE
 
     def __init__(
         self,
@@ -378,22 +378,3 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     def n_components(self) -> int:
         """Number of mixture components: K, or ``max_clusters`` with ``n_clusters="auto"``."""
         return self.module.n_clusters
-
-    @classmethod
-    def load(
-        cls,
-        dir_path: str,
-        adata: AnnData | None = None,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-        prefix: str | None = None,
-        **kwargs,
-    ):
-        """Load a GMVAE saved with :meth:`save`; see :meth:`scvae.model.ScvaeModel.load`.
-
-        A model saved by scvae 0.1.0 (before ``inference`` existed) loads as the
-        ``"per_component"`` model it is.
-        """
-        saved = read_saved_model(dir_path, prefix, cls)  # the class, before any migration
-        with migrated(dir_path, prefix, saved, SAVED_WITHOUT_INFERENCE) as path:
-            return super().load(path, adata, accelerator, device, prefix, **kwargs)

@@ -11,7 +11,7 @@ from anndata import AnnData
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from scvae._random import seeded
-from scvae.data import check_obs_key
+from scvae.data import check_obs_complete, check_obs_key
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
 from scvae.model._saved import read_saved_model
 from scvae.train import quiet_training
@@ -232,16 +232,14 @@ def check_labels(adata: AnnData, key: str | None, name: str) -> None:
         Some cells have no label.
     """
     check_obs_key(adata, key, name)
-    if key is None:
-        return
-    missing = adata.obs[key].isna().to_numpy()
-    if missing.any():
-        raise ValueError(
-            f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no label "
-            f"(NaN in adata.obs[{key!r}], e.g. {list(adata.obs_names[missing][:3])}); scores "
-            f"need a label for every cell. Keep the labelled cells only "
-            f"(adata[adata.obs[{key!r}].notna()])."
-        )
+    check_obs_complete(
+        adata,
+        key,
+        name,
+        what="label",
+        fix="Scores need a label for every cell: keep the labelled cells only "
+        f"(adata[adata.obs[{key!r}].notna()]).",
+    )
 
 
 def clustering_scores(labels: Sequence[Any], clusters: Sequence[Any]) -> dict[str, float]:
