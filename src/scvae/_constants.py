@@ -12,9 +12,20 @@ CLUSTER_PROBABILITIES_KEY = f"{CLUSTER_KEY}_probabilities"
 CLUSTER_CONFIDENCE_KEY = f"{CLUSTER_KEY}_confidence"
 
 
+def check_key_added(key_added: str) -> None:
+    """Refuse a ``key_added`` that is not a non-empty string (``None`` would write
+    ``obsm["X_None"]``)."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(
+            f"key_added must be a non-empty string such as {DEFAULT_KEY!r} (the prefix of the "
+            f"result keys), got {key_added!r}."
+        )
+
+
 def result_keys(key_added: str = DEFAULT_KEY) -> dict[str, str]:
     """Where the results of a model go for ``key_added``: ``latent`` (``obsm``), ``cluster``
     and ``confidence`` (``obs``), ``probabilities`` (``obsm``)."""
+    check_key_added(key_added)
     return {
         "latent": f"X_{key_added}",
         "cluster": f"{key_added}_cluster",

@@ -204,6 +204,8 @@ def test_a_failed_select_clusters_changes_nothing(auto_model):
     before, clusters = model.n_clusters, adata.obs["scvae_cluster"].copy()
     with pytest.raises(ValueError, match="n_clusters must be an integer from 1 to the 10"):
         model.select_clusters(11)
+    with pytest.raises(ValueError, match="key_added must be a non-empty string"):
+        model.select_clusters(2, key_added=None)
     assert model.n_clusters == before
     assert adata.obs["scvae_cluster"].equals(clusters)
 

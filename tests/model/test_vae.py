@@ -141,6 +141,8 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         ({"max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
         ({"batch_size": 0}, ValueError, "batch_size must be an integer of at least 2"),
         ({"plan_kwargs": {"lrr": 1e-3}}, TypeError, r"plan_kwargs \['lrr'\] are options of"),
+        ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
+        ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
     ],
 )
 def test_bad_training_options_fail_before_any_step(adata, model_cls, options, error, message):

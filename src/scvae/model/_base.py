@@ -208,7 +208,7 @@ class ScvaeModel(
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        check_training_options(max_epochs, batch_size)
+        check_training_options(max_epochs, batch_size, key_added)
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         self._check_registered_data()
         if self.adata.n_obs < 3:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
+from scvae._constants import check_key_added
 from scvae.data import InvalidCountsError, check_obs_complete, check_obs_key, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
 from scvae.module._networks import batch_norm_places, hidden_widths
@@ -128,9 +129,11 @@ def check_max_epochs(max_epochs: int | None) -> None:
         raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
 
 
-def check_training_options(max_epochs: int | None, batch_size: int) -> None:
-    """Refuse a training length or minibatch size that cannot train, before anything runs."""
+def check_training_options(max_epochs: int | None, batch_size: int, key_added: str) -> None:
+    """Refuse a training length, minibatch size or result key that cannot work, before
+    anything runs."""
     check_max_epochs(max_epochs)
+    check_key_added(key_added)
     if int(batch_size) != batch_size or batch_size < 2:
         raise ValueError(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "

@@ -11,7 +11,7 @@ import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
-from scvae._constants import DEFAULT_KEY, result_keys
+from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
 from scvae._random import seeded
 
 from ._cluster_selection import cluster_use
@@ -237,7 +237,8 @@ class ClusterQueriesMixin:
                 "last fit failed): train it."
             )
         selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
-        self._check_registered_data()  # before anything changes
+        check_key_added(key_added)  # before anything changes
+        self._check_registered_data()
         self.cluster_selection_ = selection
         self.component_clusters_ = selection.component_clusters
         self._finish_clusters(annotate, key_added)

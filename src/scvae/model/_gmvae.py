@@ -272,7 +272,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
-        check_training_options(max_epochs, kwargs.get("batch_size", 128))
+        check_training_options(max_epochs, kwargs.get("batch_size", 128), key_added)
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
             check_cells_fill_clusters(self.module.n_clusters, self.adata.n_obs)

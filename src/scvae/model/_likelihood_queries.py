@@ -169,7 +169,11 @@ class LikelihoodQueriesMixin:
         likelihoods the parameters of
         :meth:`~scvae.distributions.CountDistribution.likelihood_parameters`. Arrays are
         ``(cells, genes)``, with a leading axis of ``n_samples`` draws unless ``give_mean`` or
-        ``n_samples=1``.
+        ``n_samples=1``. A GMVAE with ``inference="per_component"`` decodes a mixture over
+        the components (one z each), which has no single dispersion: ``"mean"`` is the
+        mixture's mean, ``"component_weights"`` its weights q(y|x) ``(cells, K)``, and each
+        component's parameters come prefixed ``"component_"`` (``"component_dispersions"``,
+        ...) with the component axis before the cells.
         """
         if int(n_samples) != n_samples or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
