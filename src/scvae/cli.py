@@ -337,7 +337,8 @@ def _train(args: argparse.Namespace) -> dict:
         if args.separability is not None and not 0 < args.separability <= 1:
             raise ValueError(f"--separability must be in (0, 1], got {args.separability}")
 
-    from scvae.tl._workflow import fit_model, strip_registration
+    from scvae.data import strip_registration
+    from scvae.tl._workflow import fit_model
 
     adata = _read_h5ad(source)
     model = fit_model(

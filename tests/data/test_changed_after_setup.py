@@ -130,3 +130,15 @@ def test_a_normalised_copy_of_the_registered_data_is_refused(adata):
     with pytest.raises(InvalidCountsError, match="non-integer"):
         model.get_latent_representation(copy)
     assert model.get_latent_representation(adata.copy()).shape == (adata.n_obs, 2)
+
+
+def test_renamed_cells_are_accepted_and_renamed_genes_refused(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    latent = model.get_latent_representation()
+    adata.obs_names = [f"sample1_{name}" for name in adata.obs_names]  # as before a concat
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+    adata.var_names = [f"renamed_{name}" for name in adata.var_names]
+    with pytest.raises(ValueError, match=r"gene names of the AnnData \(adata.var_names\) changed"):
+        model.get_latent_representation()

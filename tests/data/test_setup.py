@@ -1,11 +1,14 @@
 """Registration refuses what is not raw counts, and leaves the AnnData untouched when it does."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import scvae
 from scvae.data import InvalidCountsError
+from scvae.datasets import synthetic_counts
 
 
 def _snapshot(adata):
@@ -99,16 +102,59 @@ def test_missing_layer_or_column_is_named(adata, kwargs, message):
     _assert_unchanged(adata, snapshot)
 
 
-@pytest.mark.parametrize("key", ["batch_key", "labels_key"])
-def test_cells_without_a_batch_or_label_are_counted_and_named(adata, key):
+def test_cells_without_a_batch_are_counted_and_named(adata):
     adata.obs["batch"] = adata.obs["batch"].astype(object)
     adata.obs.iloc[[3, 7], adata.obs.columns.get_loc("batch")] = np.nan
     snapshot = _snapshot(adata)
-    with pytest.raises(ValueError, match=rf"{key}='batch': 2 of 300 cells have no value"):
-        scvae.setup_anndata(adata, **{key: "batch"})
+    with pytest.raises(ValueError, match=r"batch_key='batch': 2 of 300 cells have no value"):
+        scvae.setup_anndata(adata, batch_key="batch")
     _assert_unchanged(adata, snapshot)
+
+
+@pytest.mark.parametrize("labels", [["b", "a", "c"], [2, 0, 1]])
+def test_cells_without_a_label_are_registered_as_unlabelled(adata, labels):
+    adata.obs["label"] = np.tile(np.asarray(labels, dtype=object), 100)
+    adata.obs.iloc[[3, 7], adata.obs.columns.get_loc("label")] = np.nan  # partly annotated
+    scvae.setup_anndata(adata, labels_key="label")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    mapping = model.adata_manager.get_state_registry("labels").categorical_mapping
+    assert list(mapping) == [*sorted(map(str, labels)), "unlabelled"]
+    codes = adata.obs["_scvi_labels"].to_numpy()
+    assert list(mapping[codes[[0, 3]]]) == [str(labels[0]), "unlabelled"]
 
 
 def test_an_empty_anndata_is_refused(adata):
     with pytest.raises(InvalidCountsError, match="empty"):
         scvae.setup_anndata(adata[:0].copy())
+
+
+@pytest.mark.parametrize("key", ["batch_key", "labels_key"])
+def test_a_column_mixing_integers_and_strings_is_named_with_the_conversion(adata, key):
+    adata.obs["batch"] = np.array([1 if i % 2 else "x" for i in range(adata.n_obs)], dtype=object)
+    snapshot = _snapshot(adata)
+    with pytest.raises(ValueError, match=r"mixes values of types \['int', 'str'\].*astype\(str\)"):
+        scvae.setup_anndata(adata, **{key: "batch"})
+    _assert_unchanged(adata, snapshot)
+
+
+def test_a_failed_registration_leaves_a_trained_models_registration_as_it_was():
+    adata = synthetic_counts(n_cells=120, n_genes=20, n_batches=2, batch_effect=1.0, seed=0)
+    scvae.setup_anndata(adata, batch_key="batch")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    latent, codes = model.get_latent_representation(), adata.obs["_scvi_batch"].copy()
+    adata.obs["other"] = np.tile(["b", "a", "c"], 40)  # other codes than "batch"'s
+    with mock.patch.object(scvae.GMVAE, "register_manager", side_effect=RuntimeError("failed")):
+        with pytest.raises(RuntimeError, match="failed"):
+            scvae.setup_anndata(adata, batch_key="other")  # the VAE registered it first
+    assert adata.obs["_scvi_batch"].equals(codes)
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+
+
+def test_registering_a_copy_leaves_the_original_registered(adata):
+    scvae.setup_anndata(adata)
+    subset = adata[:100].copy()  # keeps the original's registration identity
+    scvae.setup_anndata(subset)
+    assert subset.uns["_scvi_uuid"] != adata.uns["_scvi_uuid"]
+    for data in (adata, subset):
+        assert scvae.VAE(data, n_latent=2, n_hidden=8).adata is data

@@ -95,8 +95,8 @@ def test_the_hierarchy_can_be_cut_into_any_number_of_clusters_or_at_any_threshol
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({}, "either n_clusters or a separability"),
-        ({"n_clusters": 2, "threshold": 0.9}, "either n_clusters or a separability"),
+        ({}, "one of n_clusters and a separability threshold, not neither"),
+        ({"n_clusters": 2, "threshold": 0.9}, "one of n_clusters and a separability .*, not both"),
         ({"n_clusters": 0}, "from 1 to the 3 components"),
         ({"n_clusters": 4}, "from 1 to the 3 components"),
         ({"threshold": 1.5}, r"in \(0, 1\]"),
@@ -206,6 +206,10 @@ def test_a_failed_select_clusters_changes_nothing(auto_model):
         model.select_clusters(11)
     with pytest.raises(ValueError, match="key_added must be a non-empty string"):
         model.select_clusters(2, key_added=None)
+    with pytest.raises(
+        ValueError, match="one of n_clusters and a separability threshold, not neither"
+    ):
+        model.select_clusters()
     assert model.n_clusters == before
     assert adata.obs["scvae_cluster"].equals(clusters)
 

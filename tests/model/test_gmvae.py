@@ -134,8 +134,15 @@ def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
     assert counts.shape == (20, adata.n_vars)
     assert (counts >= 0).all() and np.array_equal(counts, np.round(counts))
     np.testing.assert_array_equal(counts, model.sample(20, cluster=2, seed=0))
-    with pytest.raises(ValueError, match="cluster"):
-        model.sample(5, cluster=4)
+    name = adata.obs["scvae_cluster"].cat.categories[0]  # a cluster as obs names it
+    np.testing.assert_array_equal(
+        model.sample(5, cluster=name, seed=0), model.sample(5, cluster=int(name), seed=0)
+    )
+    for cluster in (4, 1.5, "x", True):
+        with pytest.raises(ValueError, match=r"is not one of \['0', '1', '2', '3'\]"):
+            model.sample(5, cluster=cluster)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        model.sample(0)
 
 
 def test_a_seeded_sample_leaves_the_session_random_state_alone(trained):

@@ -4,6 +4,7 @@ its latent library); what scvi-tools' assumptions do not cover is refused with t
 
 import numpy as np
 import pytest
+import torch
 
 import scvae
 from tests.helpers import mostly_zeros
@@ -98,6 +99,8 @@ def test_importance_weights_are_refused_before_any_work(adata):
     model.train(max_epochs=1, enable_progress_bar=False)
     with pytest.raises(NotImplementedError, match="weights='uniform'"):
         model.get_normalized_expression(weights="importance", n_samples_overall=10)
+    with pytest.raises(NotImplementedError, match="weights='uniform'"):  # also positional
+        model.get_normalized_expression(None, None, None, None, 1, 1, None, "importance")
     with pytest.raises(NotImplementedError, match="weights='uniform'"):
         model.differential_expression(groupby="cell_type", weights="importance")
     with pytest.raises(NotImplementedError, match="standard normal prior"):
@@ -128,3 +131,16 @@ def test_gene_correlations_of_a_negative_binomial_gmvae(adata):
     correlations = model.get_feature_correlation_matrix(n_samples=2)
     assert correlations.shape == (adata.n_vars, adata.n_vars)
     np.testing.assert_allclose(np.diag(correlations), 1.0, rtol=1e-6)
+
+
+def test_the_marginal_log_likelihood_is_a_mean_over_cells_whatever_the_minibatches(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=16)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    for batch_size in (128, 299):  # 300 cells: a last minibatch of 44 cells, then of 1
+        torch.manual_seed(0)
+        mean = model.get_marginal_ll(n_mc_samples=5, batch_size=batch_size)
+        torch.manual_seed(0)
+        values = model.get_marginal_ll(n_mc_samples=5, batch_size=batch_size, return_mean=False)
+        assert isinstance(values, np.ndarray) and values.shape == (adata.n_obs,)
+        assert isinstance(mean, float) and mean == pytest.approx(values.mean(), rel=1e-6)

@@ -130,6 +130,19 @@ def test_a_query_with_other_genes_is_refused_before_inference(adata):
     assert "X_scvae" not in query.obsm
 
 
+def test_a_copy_of_the_training_data_with_other_genes_is_refused(adata):
+    model = _trained(adata)
+    for query in (adata[:, ::-1].copy(), adata[:, ::-1], adata[:, 10:].copy()):
+        with pytest.raises(GeneMismatchError):  # a copy keeps the registration's identity
+            model.get_latent_representation(query)
+    renamed = adata.copy()
+    del renamed.obsm["X_scvae"]
+    renamed.var_names = [f"other_{name}" for name in adata.var_names]
+    with pytest.raises(GeneMismatchError, match="lacks 60 of the model's 60 genes"):
+        model.annotate(renamed)
+    assert "X_scvae" not in renamed.obsm
+
+
 def test_a_query_from_an_unknown_batch_is_refused_with_the_known_ones(tmp_path):
     adata = synthetic_counts(n_cells=100, n_genes=20, n_clusters=2, n_batches=2, seed=0)
     scvae.setup_anndata(adata, batch_key="batch")
@@ -142,6 +155,10 @@ def test_a_query_from_an_unknown_batch_is_refused_with_the_known_ones(tmp_path):
     model.save(tmp_path / "model")
     with pytest.raises(ValueError, match=r"not trained on: \['batch_2'\]"):
         scvae.VAE.load(tmp_path / "model", adata=query)
+    relabelled = adata.copy()  # a copy of the training data: its identity is kept
+    relabelled.obs["batch"] = relabelled.obs["batch"].cat.rename_categories(["batch_0", "b9"])
+    with pytest.raises(ValueError, match=r"not trained on: \['b9'\]"):
+        model.annotate(relabelled)
     known = query[query.obs["batch"] != "batch_2"].copy()
     model.annotate(known)
     assert known.obsm["X_scvae"].shape == (known.n_obs, 2)

@@ -5,12 +5,14 @@ from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
 from ._obs_fields import BatchField, LabelsField
+from ._registration import registering, strip_registration
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
 from ._validation import (
     InvalidCountsError,
     check_obs_complete,
     check_obs_key,
+    check_obs_sortable,
     count_matrix,
     validate_counts,
 )
@@ -27,8 +29,11 @@ __all__ = [
     "TensorDataSplitter",
     "check_obs_complete",
     "check_obs_key",
+    "check_obs_sortable",
     "count_matrix",
     "counts_are_sparse",
     "registered_layer",
+    "registering",
+    "strip_registration",
     "validate_counts",
 ]

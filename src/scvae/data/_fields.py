@@ -18,14 +18,16 @@ N_FINGERPRINT_CELLS = 32
 class CountLayerField(LayerField):
     """scvi-tools' :class:`~scvi.data.fields.LayerField` for raw counts, with a fingerprint.
 
-    Registration records, beside scvi-tools' state, the matrix's shape, a hash of its cell and
-    gene names, and the total and sum of squares of :data:`N_FINGERPRINT_CELLS` evenly spaced
-    cells. :meth:`check_unchanged` compares them with the AnnData as it is now, which catches
-    the in-place changes of a scanpy session (``sc.pp.normalize_total``, ``sc.pp.log1p``,
-    ``sc.pp.filter_genes``, ``sc.pp.filter_cells``) at the cost of reading those few cells.
-    The counts of the AnnData registered first are checked by :func:`scvae.setup_anndata`;
-    those of every AnnData the registration is transferred to (a query, or a copy of the
-    registered AnnData) by :func:`scvae.data.validate_counts` here.
+    Registration records, beside scvi-tools' state, the matrix's shape, a hash of its gene
+    names, and the total and sum of squares of :data:`N_FINGERPRINT_CELLS` evenly spaced
+    cells (not their names: renaming cells, as ``adata.obs_names_make_unique()`` does, changes
+    nothing a model computes). :meth:`check_unchanged` compares them with the AnnData as it
+    is now, which catches the in-place changes of a scanpy session
+    (``sc.pp.normalize_total``, ``sc.pp.log1p``, ``sc.pp.filter_genes``,
+    ``sc.pp.filter_cells``) at the cost of reading those few cells. The counts of the AnnData
+    registered first are checked by :func:`scvae.setup_anndata`; those of every AnnData the
+    registration is transferred to (a query, or a copy of the registered AnnData) by
+    :func:`scvae.data.validate_counts` here.
 
     Parameters
     ----------
@@ -85,9 +87,11 @@ class CountLayerField(LayerField):
                 f"scvae.setup_anndata: cells were removed or added in place after setup (e.g. "
                 f"by sc.pp.filter_cells). {again}"
             )
-        if _names_hash(adata) != recorded["names"]:
+        if recorded.get("gene_names", _gene_names_hash(adata)) != _gene_names_hash(adata):
             raise ValueError(
-                "The cell or gene names of the AnnData changed after scvae.setup_anndata. " + again
+                "The gene names of the AnnData (adata.var_names) changed after "
+                "scvae.setup_anndata: the model reads the genes by position, under the names "
+                f"it was trained with. {again}"
             )
         now = fingerprint(adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), adata)
         changed = ~np.isclose(now["totals"], recorded["totals"], rtol=1e-6, atol=1e-6)
@@ -114,7 +118,7 @@ class CountLayerField(LayerField):
 
 
 def fingerprint(matrix, adata: AnnData) -> dict:
-    """Shape, name hash, and per-cell totals and sums of squares of evenly spaced cells."""
+    """Shape, gene-name hash, and per-cell totals and sums of squares of evenly spaced cells."""
     n_obs = matrix.shape[0]
     rows = np.unique(np.linspace(0, n_obs - 1, min(n_obs, N_FINGERPRINT_CELLS)).astype(int))
     chunk = matrix[rows]
@@ -126,19 +130,17 @@ def fingerprint(matrix, adata: AnnData) -> dict:
         totals, squares = chunk.sum(1), (chunk**2).sum(1)
     return {
         "shape": (int(matrix.shape[0]), int(matrix.shape[1])),
-        "names": _names_hash(adata),
+        "gene_names": _gene_names_hash(adata),
         "rows": rows,
         "totals": totals,
         "squares": squares,
     }
 
 
-def _names_hash(adata: AnnData) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for names in (adata.obs_names, adata.var_names):
-        digest.update("\x1f".join(map(str, names)).encode())
-        digest.update(b"\x1e")
-    return digest.hexdigest()
+def _gene_names_hash(adata: AnnData) -> str:
+    return hashlib.blake2b(
+        "\x1f".join(map(str, adata.var_names)).encode(), digest_size=16
+    ).hexdigest()
 
 
 def registered_layer(adata_manager: AnnDataManager) -> str | None:

@@ -12,10 +12,10 @@ class LabelsField(CategoricalObsField):
     where the labels do not matter.
 
     scvae's models never read the labels (they are kept for scoring and for scvi-tools'
-    queries that group cells), so an AnnData the setup is transferred to (a query) may lack
-    the labels column, or hold labels the registration did not, or none (NaN): labels not
-    registered extend the categories, and cells without one are registered as
-    :data:`UNLABELLED`, where scvi-tools' field refuses the query.
+    queries that group cells), so cells may have none (NaN), as in partly annotated data,
+    and an AnnData the setup is transferred to (a query) may lack the labels column or hold
+    labels the registration did not: labels not registered extend the categories, and cells
+    without one are registered as :data:`UNLABELLED`, where scvi-tools' field refuses them.
 
     Parameters
     ----------
@@ -32,22 +32,34 @@ class LabelsField(CategoricalObsField):
         super().__init__(registry_key, labels_key)
         self.labels_key = labels_key
 
+    def register_field(self, adata: AnnData) -> dict:
+        """Register the labels as scvi-tools does; if some cells have none, as text with
+        :data:`UNLABELLED` for those cells."""
+        if self.labels_key is None or not adata.obs[self.labels_key].isna().any():
+            return super().register_field(adata)
+        return self._register_as_text(adata, [])
+
     def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
         """Register the target's labels under the registered categories, extended by its
         own and by :data:`UNLABELLED` where needed."""
         if self.labels_key is None:
             return super().transfer_field(state_registry, adata_target, **kwargs)
-        obs = adata_target.obs
+        # As text, so that registered labels of any type (integers, say) and new ones, or
+        # UNLABELLED, make one mapping of one type (scvi-tools sorts it); a registered
+        # label keeps its code.
+        registered = [str(label) for label in state_registry[self.CATEGORICAL_MAPPING_KEY]]
+        return self._register_as_text(adata_target, registered)
+
+    def _register_as_text(self, adata: AnnData, registered: list[str]) -> dict:
+        """Codes of the labels as text (:data:`UNLABELLED` where missing) in the mapping
+        ``registered``, extended by the labels it lacks."""
+        obs = adata.obs
         if self.labels_key in obs:
             labels = obs[self.labels_key].astype(object)
             labels = labels.where(labels.notna(), self.UNLABELLED).map(str)
         else:
             labels = pd.Series(self.UNLABELLED, index=obs.index, dtype=object)
-        # As text, so that registered labels of any type (integers, say) and new ones, or
-        # UNLABELLED, make one mapping of one type (scvi-tools sorts it); a registered
-        # label keeps its code.
-        mapping = [str(label) for label in state_registry[self.CATEGORICAL_MAPPING_KEY]]
-        mapping += [label for label in pd.unique(labels) if label not in mapping]
+        mapping = registered + sorted(set(pd.unique(labels)) - set(registered))
         obs[self.attr_key] = pd.Categorical(labels, categories=mapping).codes.astype(np.int64)
         return {
             self.CATEGORICAL_MAPPING_KEY: np.asarray(mapping, dtype=object),

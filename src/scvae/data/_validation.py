@@ -27,7 +27,8 @@ def check_obs_complete(
     """Raise a :class:`ValueError` if the ``adata.obs`` column ``key`` lacks a value (NaN) for
     some cells: a batch or label must be known for every cell; ``name`` is the argument's
     name in the message, ``what`` the kind of value and ``fix`` what to do (by default: give
-    those cells one, or drop them)."""
+    those cells one, or drop them). Also if its values mix types
+    (:func:`check_obs_sortable`)."""
     if key is None:
         return
     missing = adata.obs[key].isna().to_numpy()
@@ -41,6 +42,25 @@ def check_obs_complete(
             f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no {what} in "
             f"adata.obs[{key!r}] (NaN, e.g. {list(adata.obs_names[missing][:3])}). {fix}"
         )
+    check_obs_sortable(adata, key, name)
+
+
+def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
+    """Raise a :class:`ValueError` if the values of the ``adata.obs`` column ``key`` (NaN
+    aside) mix types that cannot be ordered, such as integers and strings: scvi-tools sorts
+    them into category codes, and fails after writing some of them into ``adata``."""
+    if key is None:
+        return
+    values = adata.obs[key].dropna().to_numpy()
+    try:
+        np.unique(values)
+    except TypeError:
+        types = sorted({type(value).__name__ for value in values})
+        raise ValueError(
+            f"{name}={key!r}: adata.obs[{key!r}] mixes values of types {types}, which cannot be "
+            f"sorted into categories. Convert them to one type, e.g. adata.obs[{key!r}] = "
+            f"adata.obs[{key!r}].astype(str)."
+        ) from None
 
 
 def count_matrix(adata: AnnData, layer: str | None, *, query: bool = False):

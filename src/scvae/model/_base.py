@@ -17,6 +17,7 @@ from scvae.data import (
     TensorDataSplitter,
     counts_are_sparse,
     registered_layer,
+    registering,
     validate_counts,
 )
 from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
@@ -108,21 +109,18 @@ class ScvaeModel(
             LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        adata_manager.register_fields(adata, **kwargs)
+        with registering(adata):
+            adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 
     def _query_loader(
         self, adata: AnnData, indices: Sequence[int] | None = None, batch_size: int | None = None
     ):
         """The loader of scvae's own passes over cells after training (latent means, clusters,
-        the cluster selection): sparse counts are served as sparse CSR minibatches, as in
-        training (``adata`` must be validated).
-
-        A dense minibatch of many genes is a large allocation, made and freed once per
-        minibatch; over a million cells they fragment the heap until the process holds several
-        times the memory in use (``docs/benchmarks/scale.md``). scvi-tools' own query methods
-        keep dense minibatches: some of them read the counts densely.
-        """
+        the cluster selection; ``adata`` validated): sparse counts come as sparse CSR
+        minibatches, as in training. Dense minibatches of many genes, allocated and freed one
+        after another, fragment the heap over a million cells (``docs/benchmarks/scale.md``);
+        scvi-tools' own queries keep them dense, as some read the counts densely."""
         sparse = counts_are_sparse(self.get_anndata_manager(adata, required=True))
         return self._make_data_loader(
             adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
@@ -389,12 +387,14 @@ class ScvaeModel(
         check_known_batches(adata, batch_key, state.categorical_mapping)
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
-        if adata is not None and self.get_anndata_manager(adata) is None:
-            # A new AnnData: its counts are checked as the setup is transferred to it
-            # (CountLayerField.transfer_field), as are those of a copy of a registered one.
-            check_same_genes(adata.var_names, self.adata.var_names)
-            self._check_known_batches(adata)
-            with quiet_training():  # scvi-tools announces the transfer of the setup
-                return super()._validate_anndata(adata, copy_if_view=copy_if_view)
-        self._check_registered_data(adata)
-        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        if adata is None or adata is self.adata:
+            self._check_registered_data(adata)
+            return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        # Also a copy or view of a registered AnnData (its uuid kept), to which scvi-tools
+        # transfers the setup checking only the number of genes (the counts: transfer_field).
+        check_same_genes(adata.var_names, self.adata.var_names)
+        self._check_known_batches(adata)
+        with quiet_training():  # scvi-tools announces the transfer of the setup
+            if self.get_anndata_manager(adata) is not None:
+                self._check_registered_data(adata)
+            return super()._validate_anndata(adata, copy_if_view=copy_if_view)

@@ -338,7 +338,8 @@ class ClusterQueriesMixin:
         n
             Number of cells.
         cluster
-            Draw all cells from this cluster; by default y is drawn from p(y).
+            Draw all cells from this cluster, by code or by its name in
+            ``obs["scvae_cluster"]`` (``"3"``); by default y is drawn from p(y).
         library_size
             Total count of each simulated cell (for library-scaled likelihoods); by default
             drawn from the registered cells' observed totals.
@@ -352,8 +353,13 @@ class ClusterQueriesMixin:
         Counts, ``n`` x genes.
         """
         self._check_if_trained(warn=False)
-        if cluster is not None and not 0 <= cluster < self.n_clusters:
-            raise ValueError(f"cluster={cluster} is not in 0..{self.n_clusters - 1}.")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive integer (the number of cells), got {n!r}.")
+        names = self._cluster_names()
+        if cluster is not None and str(cluster) in names and np.ndim(cluster) == 0:
+            cluster = names.index(str(cluster))  # a code, or a name written into obs
+        elif cluster is not None:
+            raise ValueError(f"cluster={cluster!r} is not one of {names} (or their codes).")
         batch = self._batch_code(transform_batch)
         generator = np.random.default_rng(seed)
         if library_size is None:

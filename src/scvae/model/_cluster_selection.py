@@ -80,7 +80,8 @@ class ClusterSelection:
         """
         n_components = len(self.component_clusters)
         if (n_clusters is None) == (threshold is None):
-            raise ValueError("Give either n_clusters or a separability threshold, not both.")
+            given = "neither" if n_clusters is None else "both"
+            raise ValueError(f"Give one of n_clusters and a separability threshold, not {given}.")
         if threshold is not None:
             if not 0 < threshold <= 1:
                 raise ValueError(f"The separability threshold must be in (0, 1], got {threshold}.")

@@ -2,6 +2,7 @@
 likelihoods (their values on the host), or refused with the reason where scvi-tools'
 assumptions do not hold."""
 
+import inspect
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -52,6 +53,38 @@ class LikelihoodQueriesMixin:
         )
         return _on_host(elbo, return_mean)
 
+    def get_marginal_ll(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_mc_samples: int = 1000,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        **kwargs,
+    ) -> float | np.ndarray:
+        """Importance-weighted estimate of each cell's log-likelihood :math:`\\log p(x)`, on
+        the CPU (higher is better; see :doc:`/gmvae` for the estimator).
+
+        scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_marginal_ll` (same arguments),
+        except that the mean is taken over cells: scvi-tools averages the means of the
+        minibatches, which weighs the cells of a short last minibatch more and makes the
+        result depend on ``batch_size``.
+
+        Returns
+        -------
+        The mean over the cells as a float, or with ``return_mean=False`` one value per cell.
+        """
+        per_cell = super().get_marginal_ll(
+            adata=adata,
+            indices=indices,
+            n_mc_samples=n_mc_samples,
+            batch_size=batch_size,
+            return_mean=False,
+            **kwargs,
+        )
+        per_cell = _on_host(per_cell, return_mean=False)
+        return float(per_cell.mean()) if return_mean else per_cell
+
     def get_reconstruction_error(
         self,
         adata: AnnData | None = None,
@@ -84,7 +117,8 @@ class LikelihoodQueriesMixin:
         NotImplementedError
             ``weights="importance"``.
         """
-        if kwargs.get("weights") == "importance":
+        bound = inspect.signature(super().get_normalized_expression).bind(*args, **kwargs)
+        if bound.arguments.get("weights") == "importance":
             raise NotImplementedError(NO_IMPORTANCE_WEIGHTS)
         return super().get_normalized_expression(*args, **kwargs)
 

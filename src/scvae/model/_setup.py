@@ -2,7 +2,13 @@
 
 from anndata import AnnData
 
-from scvae.data import check_obs_complete, check_obs_key, validate_counts
+from scvae.data import (
+    check_obs_complete,
+    check_obs_key,
+    check_obs_sortable,
+    registering,
+    validate_counts,
+)
 
 from ._base import ScvaeModel
 
@@ -20,9 +26,11 @@ def setup_anndata(
     Registration is done the scvi-tools way (an :class:`~scvi.data.AnnDataManager` with a
     count layer and categorical batch/label fields) for each model class, so that
     ``scvae.VAE(adata)`` and ``scvae.GMVAE(adata)`` both work afterwards. The data are checked
-    first: on bad input nothing is written into ``adata``. Changing the registered counts in
-    place afterwards (normalising them, removing genes or cells) is refused when a model next
-    reads them; register again after such a change.
+    first: on bad input nothing is written into ``adata``, and a failed registration leaves
+    an earlier one as it was. A copy of a registered AnnData (e.g. ``adata[:100].copy()``)
+    is registered on its own, leaving the original's registration in place. Changing the
+    registered counts in place afterwards (normalising them, removing genes or cells) is
+    refused when a model next reads them; register again after such a change.
 
     Parameters
     ----------
@@ -34,6 +42,7 @@ def setup_anndata(
         ``adata.obs`` column with each cell's batch. The decoder is conditioned on it.
     labels_key
         ``adata.obs`` column with known cell labels, kept for evaluation; never used to train.
+        Cells without a label (NaN) are registered as ``"unlabelled"``.
     allow_non_integer
         Accept non-integer, non-negative values (e.g. ambient-corrected counts). The Poisson,
         NB and zero-inflated likelihoods extend to them through the gamma function; the
@@ -48,16 +57,18 @@ def setup_anndata(
     """
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_key(adata, key, name)
-        check_obs_complete(adata, key, name)
+    check_obs_complete(adata, batch_key, "batch_key")
+    check_obs_sortable(adata, labels_key, "labels_key")  # cells without a label are allowed
     validate_counts(adata, layer, allow_non_integer=allow_non_integer)
-    for model_cls in _model_classes(ScvaeModel):
-        model_cls._register_counts(
-            adata,
-            layer=layer,
-            batch_key=batch_key,
-            labels_key=labels_key,
-            allow_non_integer=allow_non_integer,
-        )
+    with registering(adata):  # all classes or, if one fails, the registration as it was
+        for model_cls in _model_classes(ScvaeModel):
+            model_cls._register_counts(
+                adata,
+                layer=layer,
+                batch_key=batch_key,
+                labels_key=labels_key,
+                allow_non_integer=allow_non_integer,
+            )
 
 
 def _model_classes(base: type) -> list[type]:

@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from scvae import datasets, pl
 from scvae._constants import CLUSTER_KEY, LATENT_KEY
+from scvae.data import strip_registration
 from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
@@ -20,7 +21,6 @@ from ._workflow import (
     fit_model,
     heldout_split,
     select_variable_genes,
-    strip_registration,
     unregistered_copy,
 )
 

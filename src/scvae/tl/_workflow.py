@@ -11,36 +11,10 @@ from anndata import AnnData
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from scvae._random import seeded
-from scvae.data import check_obs_complete, check_obs_key
+from scvae.data import check_obs_complete, check_obs_key, strip_registration
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
 from scvae.model._saved import read_saved_model
 from scvae.train import quiet_training
-
-#: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
-SCVI_PRIVATE_PREFIX = "_scvi_"
-
-
-def strip_registration(adata: AnnData) -> AnnData:
-    """Remove scvi-tools' private registration entries from ``adata``, in place.
-
-    Registration writes ``uns["_scvi_uuid"]``, ``uns["_scvi_manager_uuid"]`` and ``obs``
-    columns such as ``"_scvi_batch"``. They are internal, should not end up in files, and a
-    copy that keeps the uuid would take over the original's registration when registered.
-
-    Parameters
-    ----------
-    adata
-        AnnData to clean.
-
-    Returns
-    -------
-    The same ``adata``, for chaining.
-    """
-    for key in [k for k in adata.uns if k.startswith(SCVI_PRIVATE_PREFIX)]:
-        del adata.uns[key]
-    private = [c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]
-    adata.obs = adata.obs.drop(columns=private)
-    return adata
 
 
 def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None = None) -> AnnData:

@@ -1,0 +1,67 @@
+"""scvi-tools' registration entries in an AnnData: removing them, and registering safely."""
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from anndata import AnnData
+
+#: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
+SCVI_PRIVATE_PREFIX = "_scvi_"
+#: ``uns`` key of the identity scvi-tools gives a registered AnnData (a copy keeps it).
+SCVI_UUID_KEY = f"{SCVI_PRIVATE_PREFIX}uuid"
+
+#: The AnnData registered under each identity, while it exists.
+_registered: "weakref.WeakValueDictionary[str, AnnData]" = weakref.WeakValueDictionary()
+
+
+def strip_registration(adata: AnnData) -> AnnData:
+    """Remove scvi-tools' private registration entries from ``adata``, in place.
+
+    Registration writes ``uns["_scvi_uuid"]``, ``uns["_scvi_manager_uuid"]`` and ``obs``
+    columns such as ``"_scvi_batch"``. They are internal, should not end up in files, and a
+    copy that keeps the uuid would take over the original's registration when registered.
+
+    Parameters
+    ----------
+    adata
+        AnnData to clean.
+
+    Returns
+    -------
+    The same ``adata``, for chaining.
+    """
+    for key in [k for k in adata.uns if k.startswith(SCVI_PRIVATE_PREFIX)]:
+        del adata.uns[key]
+    private = [c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]
+    adata.obs = adata.obs.drop(columns=private)
+    return adata
+
+
+@contextmanager
+def registering(adata: AnnData) -> Iterator[None]:
+    """Register ``adata`` in the block without harming other AnnData or itself on failure.
+
+    A copy of a registered AnnData (``adata[:100].copy()``, or one read back from a file
+    written after setup) keeps the original's identity; registered under it, it would take
+    the original's place, and models could no longer be built on the original. Such a copy
+    loses its registration entries first, so that it gets an identity of its own. If the
+    block fails, ``adata``'s registration entries are put back as they were, so that models
+    already trained on it read the batch codes they were trained with.
+    """
+    identity = adata.uns.get(SCVI_UUID_KEY)
+    owner = _registered.get(identity) if isinstance(identity, str) else None
+    if owner is not None and owner is not adata:
+        strip_registration(adata)
+    uns = {key: adata.uns[key] for key in adata.uns if key.startswith(SCVI_PRIVATE_PREFIX)}
+    obs = adata.obs[[c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]]
+    obs = obs.copy()
+    try:
+        yield
+    except BaseException:
+        strip_registration(adata)
+        adata.uns.update(uns)
+        for column in obs.columns:
+            adata.obs[column] = obs[column]
+        raise
+    _registered[adata.uns[SCVI_UUID_KEY]] = adata
