@@ -158,3 +158,12 @@ def test_registering_a_copy_leaves_the_original_registered(adata):
     assert subset.uns["_scvi_uuid"] != adata.uns["_scvi_uuid"]
     for data in (adata, subset):
         assert scvae.VAE(data, n_latent=2, n_hidden=8).adata is data
+
+
+def test_counts_kept_in_raw_get_the_advice_that_works(adata):
+    adata.raw = adata
+    adata.X = adata.X / 2.5  # normalised, the raw counts only in adata.raw
+    with pytest.raises(InvalidCountsError, match=r"adata.raw\[:, adata.var_names\].X"):
+        scvae.setup_anndata(adata)
+    adata.layers["counts"] = adata.raw[:, adata.var_names].X
+    scvae.setup_anndata(adata, layer="counts")

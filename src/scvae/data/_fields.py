@@ -106,14 +106,24 @@ class CountLayerField(LayerField):
                     f"the cells without finite counts, run {setup} again and build the model "
                     "anew."
                 )
+            if layer is None:
+                keep = (
+                    "sc.pp.log1p change adata.X unless given a layer). scvae models raw counts: "
+                    "keep them in a layer before normalising, adata.layers['counts'] = "
+                    "adata.X.copy(), and register that layer with "
+                    "scvae.setup_anndata(adata, layer='counts')."
+                )
+            else:
+                keep = (
+                    f"sc.pp.log1p change the layer they are given, here layer={layer!r}). scvae "
+                    f"models raw counts: put them back in {where} and normalise adata.X or "
+                    "another layer instead."
+                )
             raise ValueError(
                 f"The registered counts in {where} changed after scvae.setup_anndata (cell "
                 f"{cell!r} had a total of {recorded['totals'][i]:g}, now {now['totals'][i]:g}): "
-                "they look normalised or log-transformed in place (sc.pp.normalize_total and "
-                "sc.pp.log1p change adata.X unless given a layer). scvae models raw counts: "
-                "keep them in a layer before normalising, adata.layers['counts'] = "
-                "adata.X.copy(), and register that layer with "
-                "scvae.setup_anndata(adata, layer='counts')."
+                f"they look normalised or log-transformed in place (sc.pp.normalize_total and "
+                f"{keep}"
             )
 
 

@@ -131,6 +131,11 @@ def validate_counts(
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     if query:
         fix = f"Put the raw counts in {where}, where the model reads them."
+    elif adata.raw is not None and layer is None:
+        fix = (
+            "If adata.raw holds the raw counts, copy them into a layer and pass it: "
+            "adata.layers['counts'] = adata.raw[:, adata.var_names].X, then layer='counts'."
+        )
     else:
         fix = "Pass the layer with the raw counts (layer='counts')."
     if adata.n_obs == 0 or adata.n_vars == 0:
