@@ -3,12 +3,15 @@
 from unittest import mock
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 import scvae
 from scvae.data import InvalidCountsError
 from scvae.datasets import synthetic_counts
+from scvae.model import ScvaeModel
+from scvae.model._setup import _model_classes
 
 
 def _snapshot(adata):
@@ -132,9 +135,12 @@ def test_an_empty_anndata_is_refused(adata):
 def test_a_column_mixing_integers_and_strings_is_named_with_the_conversion(adata, key):
     adata.obs["batch"] = np.array([1 if i % 2 else "x" for i in range(adata.n_obs)], dtype=object)
     snapshot = _snapshot(adata)
-    with pytest.raises(ValueError, match=r"mixes values of types \['int', 'str'\].*astype\(str\)"):
+    with pytest.raises(ValueError, match=r"mixes values of types \['int', 'str'\].*map\(str"):
         scvae.setup_anndata(adata, **{key: "batch"})
     _assert_unchanged(adata, snapshot)
+    adata.obs["batch"] = pd.Categorical(np.tile(["a", "b"], 150), categories=["a", "b", 1])
+    with pytest.raises(ValueError, match=r"mixes values of types \['int', 'str'\]"):
+        scvae.setup_anndata(adata, **{key: "batch"})  # scvi-tools sorts the categories
 
 
 def test_a_failed_registration_leaves_a_trained_models_registration_as_it_was():
@@ -144,11 +150,25 @@ def test_a_failed_registration_leaves_a_trained_models_registration_as_it_was():
     model.train(max_epochs=1, enable_progress_bar=False)
     latent, codes = model.get_latent_representation(), adata.obs["_scvi_batch"].copy()
     adata.obs["other"] = np.tile(["b", "a", "c"], 40)  # other codes than "batch"'s
-    with mock.patch.object(scvae.GMVAE, "register_manager", side_effect=RuntimeError("failed")):
+    second = _model_classes(ScvaeModel)[-1]  # the other model class registered it first
+    with mock.patch.object(second, "register_manager", side_effect=RuntimeError("failed")):
         with pytest.raises(RuntimeError, match="failed"):
-            scvae.setup_anndata(adata, batch_key="other")  # the VAE registered it first
+            scvae.setup_anndata(adata, batch_key="other")
     assert adata.obs["_scvi_batch"].equals(codes)
     np.testing.assert_array_equal(model.get_latent_representation(), latent)
+
+
+def test_a_view_is_refused_and_its_original_keeps_its_registration(adata, tmp_path):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.save(tmp_path / "model")
+    for register in (
+        lambda: scvae.setup_anndata(adata[:100]),
+        lambda: scvae.VAE.load(tmp_path / "model", adata=adata[:100]),
+    ):
+        with pytest.raises(ValueError, match=r"is a view .*adata\[mask\].copy\(\)"):
+            register()
+    assert scvae.VAE(adata, n_latent=2, n_hidden=8).adata is adata
 
 
 def test_registering_a_copy_leaves_the_original_registered(adata):

@@ -40,15 +40,27 @@ def strip_registration(adata: AnnData) -> AnnData:
 
 @contextmanager
 def registering(adata: AnnData) -> Iterator[None]:
-    """Register ``adata`` in the block without harming other AnnData or itself on failure.
+    """Register ``adata`` in the block without taking another AnnData's registration, and
+    with its own registration entries restored if the block fails.
 
     A copy of a registered AnnData (``adata[:100].copy()``, or one read back from a file
     written after setup) keeps the original's identity; registered under it, it would take
     the original's place, and models could no longer be built on the original. Such a copy
-    loses its registration entries first, so that it gets an identity of its own. If the
-    block fails, ``adata``'s registration entries are put back as they were, so that models
+    loses its registration entries first, so that it gets an identity of its own. A view
+    (whose entries cannot be removed) is refused. If the block fails, ``adata``'s
+    registration entries (``uns`` and ``obs``) are put back as they were, so that models
     already trained on it read the batch codes they were trained with.
+
+    Raises
+    ------
+    ValueError
+        ``adata`` is a view.
     """
+    if adata.is_view:  # its uns cannot be changed: it would keep the original's identity
+        raise ValueError(
+            "The AnnData is a view (e.g. adata[mask]), which cannot be registered without "
+            "changing the AnnData it views: register a copy, adata = adata[mask].copy()."
+        )
     identity = adata.uns.get(SCVI_UUID_KEY)
     owner = _registered.get(identity) if isinstance(identity, str) else None
     if owner is not None and owner is not adata:

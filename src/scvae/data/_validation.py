@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
@@ -27,8 +28,7 @@ def check_obs_complete(
     """Raise a :class:`ValueError` if the ``adata.obs`` column ``key`` lacks a value (NaN) for
     some cells: a batch or label must be known for every cell; ``name`` is the argument's
     name in the message, ``what`` the kind of value and ``fix`` what to do (by default: give
-    those cells one, or drop them). Also if its values mix types
-    (:func:`check_obs_sortable`)."""
+    those cells one, or drop them)."""
     if key is None:
         return
     missing = adata.obs[key].isna().to_numpy()
@@ -42,16 +42,20 @@ def check_obs_complete(
             f"{name}={key!r}: {int(missing.sum())} of {adata.n_obs} cells have no {what} in "
             f"adata.obs[{key!r}] (NaN, e.g. {list(adata.obs_names[missing][:3])}). {fix}"
         )
-    check_obs_sortable(adata, key, name)
 
 
 def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
     """Raise a :class:`ValueError` if the values of the ``adata.obs`` column ``key`` (NaN
-    aside) mix types that cannot be ordered, such as integers and strings: scvi-tools sorts
-    them into category codes, and fails after writing some of them into ``adata``."""
+    aside; a categorical column's categories) mix types that cannot be ordered, such as
+    integers and strings: scvi-tools sorts them into category codes, and fails after writing
+    some of them into ``adata``."""
     if key is None:
         return
-    values = adata.obs[key].dropna().to_numpy()
+    column = adata.obs[key]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        values = column.cat.categories.to_numpy()
+    else:
+        values = column.dropna().to_numpy()
     try:
         np.unique(values)
     except TypeError:
@@ -59,7 +63,7 @@ def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
         raise ValueError(
             f"{name}={key!r}: adata.obs[{key!r}] mixes values of types {types}, which cannot be "
             f"sorted into categories. Convert them to one type, e.g. adata.obs[{key!r}] = "
-            f"adata.obs[{key!r}].astype(str)."
+            f"adata.obs[{key!r}].map(str, na_action='ignore')."
         ) from None
 
 

@@ -26,9 +26,11 @@ def setup_anndata(
     Registration is done the scvi-tools way (an :class:`~scvi.data.AnnDataManager` with a
     count layer and categorical batch/label fields) for each model class, so that
     ``scvae.VAE(adata)`` and ``scvae.GMVAE(adata)`` both work afterwards. The data are checked
-    first: on bad input nothing is written into ``adata``, and a failed registration leaves
-    an earlier one as it was. A copy of a registered AnnData (e.g. ``adata[:100].copy()``)
-    is registered on its own, leaving the original's registration in place. Changing the
+    first: on bad input nothing is written into ``adata``, and if registering fails, the
+    registration entries of ``adata`` are restored, so models already trained on it read
+    what they were trained on. A view is refused (register a copy). A copy of a registered
+    AnnData (e.g. ``adata[:100].copy()``) is registered on its own, leaving the original's
+    registration in place. Changing the
     registered counts in place afterwards (normalising them, removing genes or cells) is
     refused when a model next reads them; register again after such a change.
 
@@ -57,8 +59,9 @@ def setup_anndata(
     """
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_key(adata, key, name)
-    check_obs_complete(adata, batch_key, "batch_key")
-    check_obs_sortable(adata, labels_key, "labels_key")  # cells without a label are allowed
+    check_obs_complete(adata, batch_key, "batch_key")  # cells without a label are allowed
+    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
+        check_obs_sortable(adata, key, name)
     validate_counts(adata, layer, allow_non_integer=allow_non_integer)
     with registering(adata):  # all classes or, if one fails, the registration as it was
         for model_cls in _model_classes(ScvaeModel):
