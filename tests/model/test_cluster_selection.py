@@ -226,8 +226,10 @@ def test_a_failed_new_fit_leaves_consistent_clusters():
     model.train(max_epochs=3, **QUIET)
     with pytest.raises(RuntimeError, match="stopped"):
         model.train(max_epochs=3, callbacks=[FailAtFirstEpoch()], **QUIET)
-    # The earlier fit's merges no longer describe the weights: the components are the clusters.
+    # The earlier fit's merges no longer describe the weights: the components are the clusters,
+    # and the earlier fit's cluster sizes are gone with them.
     assert model.cluster_selection_ is None and model.n_clusters == model.n_components == 6
+    assert model.cluster_sizes_ is None and "cluster_sizes" not in model.summary()
     assert model.predict().max() < model.n_clusters
     with pytest.raises(ValueError, match="train"):
         scvae.pl.cluster_selection(model)

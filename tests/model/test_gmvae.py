@@ -337,3 +337,19 @@ def test_a_cluster_of_a_few_cells_is_not_counted_as_in_use():
     n_used, message = cluster_use(np.array([500, 497, 3]))
     assert n_used == 2 and "fewer than 4 cells" in message
     assert cluster_use(np.array([500, 500, 500])) == (3, None)
+
+
+def test_early_stopping_waits_for_the_mixture():
+    adata = synthetic_counts(n_cells=200, n_genes=30, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=16)
+    model.train(
+        max_epochs=40,
+        early_stopping=True,
+        early_stopping_patience=1,
+        stop_when_converged=False,
+        plan_kwargs={"lr": 1e-2},
+        **QUIET,
+    )
+    assert len(model.history["elbo_train"]) > model.schedule_.mixture_start
+    assert model.n_clusters_used_ == 3  # the components were placed

@@ -1,5 +1,6 @@
 """The GMVAE's schedule is set in optimisation steps, whatever the data size."""
 
+import numpy as np
 import pytest
 
 from scvae.model._schedule import (
@@ -39,3 +40,28 @@ def test_given_epochs_are_kept_and_a_placement_after_the_end_is_refused():
     assert GMVAESchedule.default(1000, placement_epochs=()).placement_epochs == ()
     with pytest.raises(ValueError, match=r"\[50\] are beyond max_epochs=40"):
         GMVAESchedule.default(1000, max_epochs=40, placement_epochs=50)
+
+
+def test_the_fit_outlasts_the_warm_up_and_placements_wait_for_it():
+    # Early placements given: the default length still covers the warm-up (7,000 cells at
+    # 128 a minibatch: 1,000 steps are 20 epochs), and stopping waits for the full KL weight.
+    schedule = GMVAESchedule.default(7_000, placement_epochs=(2,))
+    assert schedule.max_epochs >= schedule.warmup_epochs + 1
+    assert schedule.mixture_start == schedule.warmup_epochs > schedule.last_placement
+    # A warm-up given with a short max_epochs: the placements come after it.
+    short = GMVAESchedule.default(1000, max_epochs=50, warmup_epochs=40)
+    assert min(short.placement_epochs) >= 40 and max(short.placement_epochs) <= 50
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"placement_epochs": 2.5}, {"placement_epochs": ("2",)}, {"warmup_epochs": -1}],
+)
+def test_epochs_that_are_not_whole_numbers_are_named(options):
+    with pytest.raises(ValueError, match="must be integers of at least 0"):
+        GMVAESchedule.default(1000, **options)
+
+
+def test_numpy_integers_are_epochs():
+    schedule = GMVAESchedule.default(1000, placement_epochs=np.int64(2), warmup_epochs=np.int64(1))
+    assert schedule.placement_epochs == (2,)

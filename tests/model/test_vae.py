@@ -141,6 +141,13 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         ({"max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
         ({"batch_size": 0}, ValueError, "batch_size must be an integer of at least 2"),
         ({"plan_kwargs": {"lrr": 1e-3}}, TypeError, r"plan_kwargs \['lrr'\] are options of"),
+        ({"batch_size": None}, ValueError, "batch_size must be an integer of at least 2"),
+        ({"train_size": 1.0, "early_stopping": True}, ValueError, "holds out no cells"),
+        (
+            {"train_size": 1.0, "plan_kwargs": {"reduce_lr_on_plateau": True}},
+            ValueError,
+            r"reduce_lr_on_plateau.*holds out no cells",
+        ),
         ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
     ],
@@ -224,3 +231,31 @@ def test_annotation_reads_sparse_counts_as_sparse_minibatches_with_the_same_resu
     model.module.inference = spy
     np.testing.assert_allclose(model.get_latent_representation(), expected, rtol=1e-5, atol=1e-6)
     assert layouts and set(layouts) == {torch.sparse_csr}
+
+
+class EarlyStoppingMode(Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.mode = trainer.early_stopping_callback.mode
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"), [("elbo_validation", "max"), ("reconstruction_loss_validation", "min")]
+)
+def test_early_stopping_follows_the_direction_of_its_metric(adata, monitor, mode):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    seen = EarlyStoppingMode()
+    model.train(
+        max_epochs=1, early_stopping=True, early_stopping_monitor=monitor, callbacks=seen, **QUIET
+    )
+    assert seen.mode == mode  # a single callback, as Lightning takes it, is accepted
+
+
+def test_training_options_as_users_pass_them():
+    adata = synthetic_counts(n_cells=129, n_genes=20, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    # All 129 cells train: the last minibatch of one cell cannot be batch-normalised.
+    model.train(max_epochs=np.int64(2), train_size=1.0, **QUIET)
+    model.train(max_epochs=2.0, plan_kwargs={"n_steps_kl_warmup": 1}, **QUIET)
+    assert model.history["kl_weight"].iloc[-1, 0] == 1.0  # steps, not scvi-tools' 400 epochs

@@ -1,7 +1,10 @@
 """Early stopping ends a GMVAE fit whose clusters and ELBO have settled, and only then."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 import scvae
 from scvae.train import ClusterConvergence
@@ -47,3 +50,16 @@ def test_without_early_stopping_a_fit_runs_to_max_epochs(adata):
     model.train(12, stop_when_converged=False, **QUIET)
     assert len(model.history["elbo_train"]) == 12
     assert "clusters_changed" not in model.history
+
+
+def test_an_epoch_without_validation_is_not_counted():
+    """With validation every other epoch, the epochs in between bring no new assignments:
+    they must not count as assignments that did not move."""
+    convergence = ClusterConvergence(start_epoch=0)
+    module = SimpleNamespace(validation_clusters=torch.eye(3)[[0, 1, 2, 0]])
+    trainer = SimpleNamespace(current_epoch=0, callback_metrics={}, should_stop=False)
+    module.log = lambda *args, **kwargs: None
+    for epoch in range(3):  # validation ran in epoch 0 only
+        trainer.current_epoch = epoch
+        convergence.on_train_epoch_end(trainer, module)
+    assert len(convergence.changed) == 1

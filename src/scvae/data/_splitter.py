@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scvi import REGISTRY_KEYS
+from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
 from torch.utils.data import DataLoader
@@ -21,9 +21,11 @@ DEVICE_MEMORY_SHARE = 0.5
 class TensorDataSplitter(DataSplitter):
     """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` serving :class:`TensorDataLoader`.
 
-    Splits cells exactly like scvi-tools. When training on a GPU and the counts take less than
-    half of its free memory, the tensors are put on the GPU once and minibatches are sliced
-    there; otherwise minibatches are served in pinned memory for asynchronous copies.
+    Splits cells exactly like scvi-tools, and leaves out of each epoch a last training
+    minibatch of one cell (which scvi-tools does only for the default ``train_size``). When
+    training on a GPU and the counts take less than half of its free memory, the tensors are
+    put on the GPU once and minibatches are sliced there; otherwise minibatches are served in
+    pinned memory for asynchronous copies.
 
     ``load_sparse_tensor`` (an argument of the models' ``train``) chooses between sparse CSR
     and dense training and validation minibatches; by default (``None``) they are sparse when
@@ -42,6 +44,11 @@ class TensorDataSplitter(DataSplitter):
     ):
         sparse = bool(load_sparse_tensor)
         super().__init__(adata_manager, *args, load_sparse_tensor=sparse, **kwargs)
+        batch_size = self.data_loader_kwargs.get("batch_size") or settings.batch_size
+        if not self.drop_last and self.n_train > batch_size and self.n_train % batch_size == 1:
+            # A minibatch of one cell cannot be batch-normalised: leave it out (another cell
+            # each epoch, as the training cells are shuffled).
+            self.drop_last = True
         if load_sparse_tensor is None:
             self.load_sparse_tensor = counts_are_sparse(adata_manager)
 

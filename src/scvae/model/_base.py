@@ -20,7 +20,13 @@ from scvae.data import (
     registering,
     validate_counts,
 )
-from scvae.train import EpochProgressBar, NonFiniteLossGuard, ScvaeTrainingPlan, quiet_training
+from scvae.train import (
+    EpochProgressBar,
+    NonFiniteLossGuard,
+    ScvaeTrainingPlan,
+    as_callback_list,
+    quiet_training,
+)
 
 from ._checks import (
     check_known_batches,
@@ -28,6 +34,7 @@ from ._checks import (
     check_plan_kwargs,
     check_same_genes,
     check_training_options,
+    check_validation_needs,
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._saved import migrated, read_saved_model, remove_saved_adata, saved_adata_path
@@ -63,22 +70,8 @@ class ScvaeModel(
         """Validate and register the raw counts (and batch and label columns) for this class.
 
         Prefer :func:`scvae.setup_anndata`, which registers ``adata`` for every scvae model at
-        once; the arguments are the same.
-
-        Parameters
-        ----------
-        adata
-            AnnData with raw counts.
-        layer
-            Layer holding the raw counts; ``None`` uses ``adata.X``.
-        batch_key
-            ``adata.obs`` column with the batch of each cell.
-        labels_key
-            ``adata.obs`` column with known cell labels (never used in training).
-        allow_non_integer
-            Accept non-negative non-integer values (see :func:`scvae.setup_anndata`).
-        **kwargs
-            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        once and documents the arguments, which are the same; ``**kwargs`` go to
+        :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
             validate_counts(adata, layer, allow_non_integer=allow_non_integer)
@@ -199,32 +192,32 @@ class ScvaeModel(
         Raises
         ------
         ValueError
-            Fewer than three cells (batch normalisation needs two per minibatch, and
-            scvi-tools' split leaves no training cells of two), or counts
-            changed since :func:`scvae.setup_anndata`.
+            Fewer than three cells (batch normalisation needs two per minibatch), counts
+            changed since :func:`scvae.setup_anndata`, or early stopping without validation.
         scvae.train.NonFiniteLossError
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        check_training_options(max_epochs, batch_size, key_added)
+        max_epochs, batch_size = check_training_options(max_epochs, batch_size, key_added)
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
+        check_validation_needs(train_size, validation_size, early_stopping, plan_kwargs, kwargs)
         self._check_registered_data()
         if self.adata.n_obs < 3:
             raise ValueError(
                 f"Training needs at least 3 cells, the AnnData has {self.adata.n_obs}: batch "
                 "normalisation estimates statistics over the cells of a minibatch, and "
-                "scvi-tools' split moves a last minibatch of 1 or 2 cells out of training."
+                "a split of fewer cells leaves no minibatch of two."
             )
-        callbacks = [*(kwargs.pop("callbacks", None) or []), NonFiniteLossGuard()]
+        callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
         if enable_progress_bar:
             callbacks.append(EpochProgressBar())
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
         kwargs.setdefault("simple_progress_bar", False)  # scvae's own bar, on stderr
-        if early_stopping:
-            kwargs.setdefault("early_stopping_mode", "max")  # the history's ELBO rises
-        # A trained or loaded module is in eval mode, and Lightning keeps the modes it finds:
-        # without this, training a second time would run without dropout and with frozen
-        # batch-norm statistics.
+        if early_stopping:  # the history's ELBOs rise, its losses fall
+            monitor = kwargs.get("early_stopping_monitor", "elbo_validation")
+            kwargs.setdefault("early_stopping_mode", "max" if "elbo" in monitor else "min")
+        # A trained or loaded module is in eval mode, which Lightning keeps: training again
+        # would run without dropout and with frozen batch-norm statistics.
         self.module.train()
         try:
             with quiet_training():

@@ -129,16 +129,51 @@ def check_max_epochs(max_epochs: int | None) -> None:
         raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
 
 
-def check_training_options(max_epochs: int | None, batch_size: int, key_added: str) -> None:
+def check_training_options(
+    max_epochs: int | None, batch_size: int, key_added: str
+) -> tuple[int | None, int]:
     """Refuse a training length, minibatch size or result key that cannot work, before
-    anything runs."""
+    anything runs; return the length and size as Python integers (Lightning takes no other)."""
     check_max_epochs(max_epochs)
     check_key_added(key_added)
-    if int(batch_size) != batch_size or batch_size < 2:
+    if (
+        not isinstance(batch_size, int | float | np.number)
+        or batch_size != int(batch_size)
+        or (batch_size < 2)
+    ):
         raise ValueError(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
             f"per minibatch), got {batch_size!r}."
         )
+    return (None if max_epochs is None else int(max_epochs)), int(batch_size)
+
+
+def check_validation_needs(
+    train_size: float | None,
+    validation_size: float | None,
+    early_stopping: bool,
+    plan_kwargs: dict | None,
+    trainer_kwargs: dict,
+) -> None:
+    """Refuse early stopping or a plateau schedule on a validation metric when no cells are
+    held out for validation: Lightning would fail only after the first epoch's steps."""
+    if validation_size is None:
+        validation_size = 1.0 - (0.9 if train_size is None else train_size)
+    if validation_size > 0:
+        return
+    plan_kwargs = plan_kwargs or {}
+    needs = {
+        "early_stopping=True": early_stopping
+        and trainer_kwargs.get("early_stopping_monitor", "elbo_validation"),
+        "plan_kwargs={'reduce_lr_on_plateau': True}": plan_kwargs.get("reduce_lr_on_plateau")
+        and plan_kwargs.get("lr_scheduler_metric", "elbo_validation"),
+    }
+    for option, metric in needs.items():
+        if metric and str(metric).endswith("_validation"):
+            raise ValueError(
+                f"{option} follows {metric}, but train_size={train_size} holds out no cells "
+                "for validation: leave train_size at its default (0.9) or below 1."
+            )
 
 
 def check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type, module) -> None:

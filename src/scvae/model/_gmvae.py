@@ -10,7 +10,7 @@ from scvi import settings
 
 from scvae._constants import DEFAULT_KEY
 from scvae.module import ComponentGMVAEModule, GMVAEModule
-from scvae.train import ClusterConvergence, ComponentInitialization
+from scvae.train import ClusterConvergence, ComponentInitialization, as_callback_list
 
 from ._base import ScvaeModel
 from ._checks import (
@@ -285,7 +285,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             train_size=kwargs.get("train_size"),
             batch_size=kwargs.get("batch_size", 128),
         )
-        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks = as_callback_list(kwargs.pop("callbacks", None))
         if schedule.placement_epochs:
             seed = settings.seed or 0
             callbacks.append(
@@ -294,7 +294,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
                 )
             )
         if stop_when_converged:
-            callbacks.append(ClusterConvergence(start_epoch=schedule.last_placement))
+            callbacks.append(ClusterConvergence(start_epoch=schedule.mixture_start))
+        if kwargs.get("early_stopping"):  # not before the mixture has its final placement
+            kwargs.setdefault("early_stopping_warmup_epochs", schedule.mixture_start)
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
             plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
@@ -310,9 +312,10 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
                 **kwargs,
             )
 
-        # A new fit's components are its clusters until merged: an earlier fit's selection no
-        # longer applies, also when this fit fails.
-        self.component_clusters_ = self.cluster_selection_ = None
+        # A new fit's components are its clusters until merged: an earlier fit's selection and
+        # cluster sizes no longer apply, also when this fit fails.
+        self.component_clusters_ = self.cluster_selection_ = self.component_sizes_ = None
+        self.cluster_sizes_ = self.n_clusters_used_ = None
         if n_restarts == 1:
             fit(False)
         else:

@@ -21,6 +21,8 @@ cells over tens of epochs.
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.
 EPOCH_RULE_CELLS, EPOCH_RULE_EPOCHS = 20_000, 400
@@ -91,19 +93,23 @@ class GMVAESchedule:
         settle = epochs_for(SETTLE_STEPS, steps)
         replacement = epochs_for(REPLACEMENT_STEPS, steps)
         default_end = epochs_for(WARMUP_STEPS, steps) + 2 * settle + replacement
+        _check_epochs(warmup_epochs, "warmup_epochs", minimum=0)
+        for epoch in () if placement_epochs is None else _as_tuple(placement_epochs):
+            _check_epochs(epoch, "component_init_epochs", minimum=0)
         if max_epochs is not None and max_epochs < default_end:
             if warmup_epochs is None:
                 warmup_epochs = max(1, (3 * max_epochs) // 10)
-            if placement_epochs is None:
-                placement_epochs = (max(1, max_epochs // 2), max(1, (3 * max_epochs) // 4))
+            if placement_epochs is None:  # after the warm-up, halfway and three quarters in
+                first = min(max_epochs, max(warmup_epochs, max_epochs // 2, 1))
+                placement_epochs = (first, first + (max_epochs - first) // 2)
         if warmup_epochs is None:
             warmup_epochs = epochs_for(WARMUP_STEPS, steps)
         if placement_epochs is None:
             first = warmup_epochs + settle
             placement_epochs = (first, first + replacement)
         placement_epochs = tuple(sorted({int(e) for e in _as_tuple(placement_epochs) if e > 0}))
-        if max_epochs is None:
-            last = max(placement_epochs, default=warmup_epochs)
+        if max_epochs is None:  # the warm-up and the placements, then time to settle
+            last = max((*placement_epochs, warmup_epochs))
             max_epochs = max(default_max_epochs(n_obs), last + settle)
         late = [epoch for epoch in placement_epochs if epoch > max_epochs]
         if late:
@@ -118,6 +124,20 @@ class GMVAESchedule:
         """The epoch after which the components are last placed (0: never)."""
         return max(self.placement_epochs, default=0)
 
+    @property
+    def mixture_start(self) -> int:
+        """The epoch after which the mixture trains in its final form: the last placement
+        made and the KL weight at 1. Stopping rules wait for it."""
+        return max(self.last_placement, self.warmup_epochs)
+
 
 def _as_tuple(epochs: int | tuple[int, ...]) -> tuple[int, ...]:
-    return (epochs,) if isinstance(epochs, int) else tuple(epochs)
+    return (epochs,) if np.ndim(epochs) == 0 else tuple(epochs)
+
+
+def _check_epochs(epochs, name: str, minimum: int) -> None:
+    """Refuse a number of epochs that is not an integer of at least ``minimum``."""
+    if epochs is None:
+        return
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < minimum:
+        raise ValueError(f"{name} must be integers of at least {minimum}, got {epochs!r}.")

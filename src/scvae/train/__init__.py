@@ -1,6 +1,6 @@
 """Training helpers plugged into scvi-tools' Lightning trainer."""
 
-from ._callbacks import NonFiniteLossError, NonFiniteLossGuard
+from ._callbacks import NonFiniteLossError, NonFiniteLossGuard, as_callback_list
 from ._component_initialization import ComponentInitialization
 from ._convergence import ClusterConvergence
 from ._progress import EpochProgressBar
@@ -14,5 +14,6 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "ScvaeTrainingPlan",
+    "as_callback_list",
     "quiet_training",
 ]

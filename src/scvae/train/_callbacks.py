@@ -1,7 +1,17 @@
 """Lightning callbacks that scvae adds to scvi-tools' trainer."""
 
+from collections.abc import Iterable
+
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+def as_callback_list(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
+    """The ``callbacks`` a user gave to ``train``, as Lightning takes them (one, several or
+    none), as a list."""
+    if callbacks is None:
+        return []
+    return [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -77,6 +77,8 @@ class ClusterConvergence(Callback):
         if trainer.current_epoch + 1 <= self.start_epoch:
             return
         clusters = getattr(pl_module, "validation_clusters", None)  # this epoch's validation
+        if clusters is not None and clusters is self._previous:
+            return  # no validation this epoch (check_val_every_n_epoch > 1): nothing new
         if clusters is None or not len(clusters):
             clusters = self._training_clusters(pl_module.module, trainer.train_dataloader)
         self.changed.append(self._changed_share(trainer, clusters))

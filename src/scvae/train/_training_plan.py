@@ -116,6 +116,8 @@ class ScvaeTrainingPlan(TrainingPlan):
     """
 
     def __init__(self, module, **kwargs):
+        if kwargs.get("n_steps_kl_warmup") is not None:  # else scvi-tools' 400 epochs prevail
+            kwargs.setdefault("n_epochs_kl_warmup", None)
         optimizer = kwargs.get("optimizer", "Adam")
         if optimizer in FUSED_OPTIMIZERS and kwargs.get("optimizer_creator") is None:
             options = {key: kwargs[key] for key in ("lr", "eps", "weight_decay") if key in kwargs}
