@@ -52,7 +52,12 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     adata
         AnnData registered with :func:`scvae.setup_anndata`.
     n_clusters
-        Number of mixture components K.
+        Number of mixture components K, each a cluster; or ``"auto"``: ``max_clusters``
+        components, merged into the clusters the counts tell apart
+        (:class:`~scvae.model.ClusterSelection`, :meth:`select_clusters`).
+    max_clusters
+        Components of an ``"auto"`` fit. A resolution more than an upper bound: more
+        components leave more clusters that the counts tell apart (``docs/gmvae.md``).
     inference
         The inference model. ``"responsibilities"``: one q(z | x) shared by every component,
         and q(y | x) the mixture's responsibilities given it (no network of its own);
