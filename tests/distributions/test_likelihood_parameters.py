@@ -96,3 +96,19 @@ def test_a_mixture_names_its_weights_and_its_components_parameters():
     torch.testing.assert_close(parameters["component_weights"], log_weights.exp())
     weighted = (log_weights.exp().T[..., None] * parameters["component_mean"]).sum(0)
     torch.testing.assert_close(parameters["mean"], weighted)
+
+
+def test_a_mixture_of_zero_inflated_components_normalises_like_one_of_them():
+    """``get_normalized("mu")`` leaves the extra zeros out, for a mixture as for one
+    distribution (scvi-tools' normalised expression reads it)."""
+    component = ZeroInflatedNegativeBinomial(
+        torch.zeros(2, CELLS, GENES), torch.zeros(GENES), torch.full((2, CELLS, GENES), 2.0)
+    )
+    mixture = ComponentMixture(component, torch.log(torch.full((CELLS, 2), 0.5)))
+    torch.testing.assert_close(mixture.get_normalized("mu"), torch.ones(CELLS, GENES))
+
+
+def test_a_mixture_variance_survives_float32_at_large_counts():
+    rates = torch.full((2, CELLS, GENES), 3e7)
+    mixture = ComponentMixture(Poisson(rates.log()), torch.log(torch.full((CELLS, 2), 0.5)))
+    torch.testing.assert_close(mixture.variance, torch.full((CELLS, GENES), 3e7))

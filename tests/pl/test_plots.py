@@ -79,6 +79,9 @@ def test_training_curves_needs_one_axes_per_panel(trained):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="axes"):
         scvae.pl.training_curves(trained[0], ax=ax)
+    n_panels = len(scvae.pl.training_curves(trained[0]))
+    _, grid = plt.subplots(1, n_panels, squeeze=False)  # a 2-D array of axes, as subplots gives
+    assert len(scvae.pl.training_curves(trained[0], ax=grid)) == n_panels
     plt.close("all")
 
 
@@ -136,6 +139,8 @@ def test_model_comparison(tmp_path):
     _check_png(ax, path)
     with pytest.raises(KeyError, match="ari"):
         scvae.pl.model_comparison(table, metric="ari")
+    with pytest.raises(ValueError, match="no rows"):
+        scvae.pl.model_comparison(table[table["model"] == "SCVI"])
     # GMVAEs that chose their K are one series, whatever K each likelihood chose.
     table["auto_clusters"] = [False, False, True, True]
     table["n_clusters"] = pd.array([None, None, 4, 6], dtype="Int64")

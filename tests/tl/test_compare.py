@@ -122,7 +122,9 @@ def heldout_only_batch(adata):
         ({"n_clusters": (None, "many")}, ValueError, "None .a VAE., a positive integer or 'auto'"),
         ({"n_clusters": (None, 0)}, ValueError, "got 0"),
         ({"n_clusters": (None, 500)}, ValueError, "more than the 135 training cells"),
-        ({"n_clusters": "auto"}, ValueError, "non-empty list"),
+        ({"n_clusters": ()}, ValueError, "non-empty list"),
+        ({"n_mc_samples": True}, ValueError, "n_mc_samples"),
+        ({"train_kwargs": {"max_epochs": 5}}, ValueError, "max_epochs as an argument"),
         ({"likelihoods": ("nb", "gamma")}, ValueError, r"Unknown likelihoods \['gamma'\]"),
         ({"labels_key": "cell_type", "prepare": with_nan_labels}, ValueError, "2 of 150 cells"),
         ({"n_mc_samples": 0}, ValueError, "n_mc_samples"),
@@ -145,3 +147,10 @@ def test_compare_models_checks_every_model_before_training_any(
     adata = options.pop("prepare", lambda a: a)(tiny)
     with pytest.raises(error, match=message):
         scvae.tl.compare_models(adata, max_epochs=options.pop("max_epochs", 1), **options)
+
+
+def test_one_model_type_needs_no_list(tiny):
+    table = scvae.tl.compare_models(
+        tiny, likelihoods="nb", n_clusters=None, max_epochs=1, n_mc_samples=2, n_hidden=8
+    )
+    assert list(table["likelihood"]) == ["nb"] and table["n_clusters"].isna().all()

@@ -42,7 +42,11 @@ def test_the_result_is_always_a_copy(n_genes):
     assert (adata.X != original).nnz == 0 and "new" not in adata.obs
 
 
-def test_a_negative_number_of_genes_is_refused():
+def test_a_negative_or_fractional_number_of_genes_is_refused():
     adata = synthetic_counts(n_cells=50, n_genes=30, seed=0)
-    with pytest.raises(ValueError, match=r"n_genes must be 0 \(all genes\) or a positive integer"):
-        select_variable_genes(adata, -5)
+    for n_genes in (-5, 2.5, True):
+        with pytest.raises(ValueError, match=r"n_genes must be 0 \(all genes\) or a positive"):
+            select_variable_genes(adata, n_genes)
+    assert select_variable_genes(adata, 10.0).var_names.equals(
+        select_variable_genes(adata, 10).var_names
+    )

@@ -89,5 +89,9 @@ def test_evaluate_model_refuses_cells_without_labels(trained):
 
 def test_evaluate_model_refuses_no_importance_samples(trained):
     model, adata = trained
-    with pytest.raises(ValueError, match="n_mc_samples must be a positive integer"):
-        evaluate_model(model, adata, n_mc_samples=0)
+    for n_mc_samples in (0, True, 2.5):
+        with pytest.raises(ValueError, match="n_mc_samples must be a positive integer"):
+            evaluate_model(model, adata, n_mc_samples=n_mc_samples)
+    assert evaluate_model(model, adata, n_mc_samples=2.0) == evaluate_model(
+        model, adata, n_mc_samples=2
+    )

@@ -34,7 +34,7 @@ class CountDistribution(Distribution):
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """The parameters of the distribution by name, each with cells on axis -2 and genes
         on axis -1 (a parameter with more axes, such as a mixture's components, has them
-        before the cell axis).
+        before the cell axis; a mixture's weights are ``(cells, K)``).
 
         ``"mean"`` is the mean count parameter (the rate of a Poisson, :math:`\\mu` of a
         negative binomial, also of their zero-inflated forms, as scvi-tools names it);

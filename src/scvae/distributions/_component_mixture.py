@@ -55,10 +55,19 @@ class ComponentMixture(CountDistribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        """Law of total variance over the components."""
+        """Law of total variance over the components, :math:`\\sum_k w_k (\\mathrm{Var}_k +
+        (E_k - E)^2)` (not :math:`E[x^2] - E[x]^2`, whose terms cancel in float32 at large
+        counts)."""
         weights, means = self._weights(), self.components.mean
-        second_moment = (weights * (self.components.variance + means**2)).sum(-3)
-        return second_moment - self.mean**2
+        return (weights * (self.components.variance + (means - self.mean) ** 2)).sum(-3)
+
+    def get_normalized(self, key: str) -> torch.Tensor:
+        """``"mu"``: the mixture of the components' mean count parameters (for zero-inflated
+        components their :math:`\\mu`, which leaves the extra zeros out, as for one
+        distribution); ``"scale"``: the mixture of their normalised expression."""
+        if key == "mu":
+            return (self._weights() * self.components.get_normalized("mu")).sum(-3)
+        return super().get_normalized(key)
 
     @property
     def scale(self) -> torch.Tensor:

@@ -43,8 +43,9 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
     :math:`-\theta \operatorname{softplus}(a)`; the other terms, :math:`-x
     \operatorname{softplus}(-a)` and the lgamma terms, are exactly zero at :math:`x = 0`, and
     single-cell matrices are 90-98% zeros. The non-zero counts are located once per call and
-    those terms computed at them alone; the lgamma terms once per (cell, gene), not once per
-    GMVAE component, as they do not depend on the mean. :math:`\log\Gamma(x + \theta) -
+    those terms computed at them alone; given counts of shape (cells, genes), as in
+    training, the lgamma terms once per (cell, gene), not once per GMVAE component, as they
+    do not depend on the mean. :math:`\log\Gamma(x + \theta) -
     \log\Gamma(\theta)` and :math:`\psi(x + \theta) - \psi(\theta)` are evaluated as
     differences (:func:`~scvae.distributions._gamma_ratio.log_gamma_ratio`), not by subtracting
     two ``lgamma`` values, which loses them in float32 for nearly Poisson genes (large

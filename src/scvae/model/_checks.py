@@ -123,6 +123,14 @@ def check_piecewise_counts(adata: AnnData, layer: str | None, piecewise_cutoff: 
         ) from error
 
 
+def whole_number(value, minimum: int) -> int | None:
+    """``value`` as an ``int`` if it is a whole number of at least ``minimum`` (``10``,
+    ``np.int64(10)`` or ``10.0``, not ``True``), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    return int(value) if value == int(value) and value >= minimum else None
+
+
 def check_max_epochs(max_epochs: int | None) -> None:
     """Refuse a training length that cannot train: ``None`` or a positive integer."""
     if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):

@@ -210,7 +210,8 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         generative_outputs: dict,
         kl_weight: float = 1.0,
     ) -> LossOutput:
-        """Negative ELBO with y summed out exactly; KL terms for z and y reported apart."""
+        """Negative ELBO with y summed out exactly; KL terms for z and y reported apart.
+        ``kl_weight`` (the warm-up) scales the KL of z only; the KL of y keeps weight 1."""
         x = tensors[REGISTRY_KEYS.X_KEY]
         log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)  # (cells, K)
         qy = log_qy.exp()

@@ -26,18 +26,19 @@ def cluster_profiles(
     show: bool | None = None,
     save: str | PathLike | None = None,
 ) -> Axes:
-    """Heat map of the top genes of each GMVAE component's decoded expression profile.
+    """Heat map of the top genes of each GMVAE cluster's decoded expression profile.
 
-    Takes :meth:`~scvae.GMVAE.get_cluster_profiles`, log-transforms it and standardises each
-    gene across components; for each component the ``n_genes`` genes with the highest score
-    (not already shown for an earlier component) are drawn.
+    Takes :meth:`~scvae.GMVAE.get_cluster_profiles` (a cluster of merged components has their
+    mixture's profile), log-transforms it and standardises each gene across clusters; for
+    each cluster the ``n_genes`` genes with the highest score (not already shown for an
+    earlier cluster) are drawn.
 
     Parameters
     ----------
     model
         A trained :class:`~scvae.GMVAE`.
     n_genes
-        Genes per component.
+        Genes per cluster.
     ax
         Axes to draw on; by default a new figure.
     cmap
@@ -68,8 +69,8 @@ def cluster_profiles(
     ax.set_xticks(range(len(genes)), profiles.columns[genes], rotation=90, fontsize=7)
     ax.set_yticks(range(len(profiles)), profiles.index, fontsize=7)
     ax.set_xlabel("gene")
-    ax.set_ylabel("component")
-    ax.set_title("GMVAE component profiles")
+    ax.set_ylabel("cluster")
+    ax.set_title("GMVAE cluster profiles")
     ax.get_figure().colorbar(image, ax=ax, label="log expression, z-score")
     finish(ax, show, save)
     return ax
@@ -83,7 +84,8 @@ def cluster_probabilities(
     show: bool | None = None,
     save: str | PathLike | None = None,
 ) -> Axes:
-    """Heat map of q(y | x): components x cells, cells sorted by cluster then confidence.
+    """Heat map of the cluster probabilities (q(y | x), summed over the components of each
+    cluster): clusters x cells, cells sorted by cluster then confidence.
 
     Parameters
     ----------
@@ -92,7 +94,7 @@ def cluster_probabilities(
     ax
         Axes to draw on; by default a new figure.
     key
-        ``adata.obsm`` key of the cells x K probabilities.
+        ``adata.obsm`` key of the cells x clusters probabilities.
     cmap
         Colour map of the probabilities.
     show
@@ -113,16 +115,16 @@ def cluster_probabilities(
     probabilities = np.asarray(adata.obsm[key])
     cluster, confidence = probabilities.argmax(1), probabilities.max(1)
     order = np.lexsort((-confidence, cluster))
-    n_components = probabilities.shape[1]
-    ax = new_axes(ax, (7.0, max(2.5, 0.25 * n_components + 1.2)))
+    n_clusters = probabilities.shape[1]
+    ax = new_axes(ax, (7.0, max(2.5, 0.25 * n_clusters + 1.2)))
     image = ax.imshow(
         probabilities[order].T, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest"
     )
     for boundary in np.flatnonzero(np.diff(cluster[order])):
         ax.axvline(boundary + 0.5, color="white", linewidth=0.5)
-    ax.set_yticks(range(n_components), [str(k) for k in range(n_components)], fontsize=7)
+    ax.set_yticks(range(n_clusters), [str(k) for k in range(n_clusters)], fontsize=7)
     ax.set_xlabel(f"cells, sorted by cluster (n = {adata.n_obs})")
-    ax.set_ylabel("component")
+    ax.set_ylabel("cluster")
     ax.set_title("GMVAE cluster probabilities q(y | x)")
     ax.get_figure().colorbar(image, ax=ax, label="probability")
     finish(ax, show, save)

@@ -56,6 +56,8 @@ def model_comparison(
     """
     if metric not in df:
         raise KeyError(f"{metric!r} is not a column of the table (columns: {list(df)}).")
+    if df.empty:
+        raise ValueError("The table has no rows to draw (a filter may have matched none).")
     names = df.apply(_model_name, axis=1)
     likelihoods = list(dict.fromkeys(df["likelihood"]))
     series = list(dict.fromkeys(names))

@@ -60,7 +60,7 @@ def training_curves(
         )
         axes = list(axes_array.ravel())
     else:
-        axes = [ax] if isinstance(ax, Axes) else list(ax)
+        axes = [ax] if isinstance(ax, Axes) else list(np.ravel(ax))
         if len(axes) != len(terms):
             raise ValueError(f"Need {len(terms)} axes ({terms}), got {len(axes)}.")
     schedule = getattr(model, "schedule_", None)

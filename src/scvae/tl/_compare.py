@@ -11,7 +11,12 @@ from anndata import AnnData
 from scvae.data import check_obs_complete
 from scvae.distributions import LIKELIHOODS
 from scvae.model import GMVAE, VAE, setup_anndata
-from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
+from scvae.model._checks import (
+    check_cells_fill_clusters,
+    check_max_epochs,
+    check_n_clusters,
+    whole_number,
+)
 
 from ._workflow import (
     build_model,
@@ -55,9 +60,9 @@ def compare_models(
     adata
         AnnData with raw counts.
     likelihoods
-        Count likelihoods to compare (see :class:`~scvae.VAE`).
+        Count likelihoods to compare (see :class:`~scvae.VAE`); one name or several.
     n_clusters
-        Model types: ``None`` for a :class:`~scvae.VAE`, an integer K for a
+        Model types, one or several: ``None`` for a :class:`~scvae.VAE`, an integer K for a
         :class:`~scvae.GMVAE` with K components, ``"auto"`` for a GMVAE that chooses its
         number of clusters.
     labels_key
@@ -75,7 +80,8 @@ def compare_models(
     layer, batch_key
         Where the raw counts are and the batch column, as for :func:`scvae.setup_anndata`.
     train_kwargs
-        More options of ``model.train`` (default: no progress bar).
+        More options of ``model.train`` (default: no progress bar); ``max_epochs`` is an
+        argument of its own.
     **model_kwargs
         Options of every model's constructor (``n_latent``, ``n_hidden``, ...).
 
@@ -103,6 +109,9 @@ def compare_models(
     >>> scvae.pl.model_comparison(df, metric="heldout_log_likelihood")
     """
     check_labels(adata, labels_key, "labels_key")
+    if "max_epochs" in (train_kwargs or {}):
+        raise ValueError("Give max_epochs as an argument of compare_models, not in train_kwargs.")
+    likelihoods, n_clusters = _as_list(likelihoods), _as_list(n_clusters)
     train_idx, heldout_idx = heldout_split(adata.n_obs, heldout_fraction, seed)
     train_kwargs = {"enable_progress_bar": False, **(train_kwargs or {}), "max_epochs": max_epochs}
     _check_options(likelihoods, n_clusters, len(train_idx), n_mc_samples, train_kwargs)
@@ -174,7 +183,7 @@ def _check_options(
             ) from None
         if k != "auto":
             check_cells_fill_clusters(k, n_train, "training cells")
-    if int(n_mc_samples) != n_mc_samples or n_mc_samples < 1:
+    if whole_number(n_mc_samples, 1) is None:
         raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
     check_max_epochs(train_kwargs["max_epochs"])
     if None in n_clusters:
@@ -223,3 +232,10 @@ def _build_every_model(
     for k in n_clusters:
         for likelihood in likelihoods:
             build_model(train, k, likelihood=likelihood, **model_kwargs)
+
+
+def _as_list(values) -> list:
+    """One option (a likelihood, a K, ``None``) or several, as a list."""
+    if values is None or isinstance(values, str | int):
+        return [values]
+    return list(values)

@@ -16,6 +16,7 @@ from scvae.data import strip_registration
 from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
+    check_n_genes,
     clustering_scores,
     evaluate_model,
     fit_model,
@@ -147,8 +148,7 @@ def _check_demo_options(n_clusters: int | str, max_epochs: int | None, n_genes: 
     """Refuse options the demo cannot run with, before it writes anything."""
     check_n_clusters(n_clusters)
     check_max_epochs(max_epochs)
-    if int(n_genes) != n_genes or n_genes < 0:
-        raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
+    check_n_genes(n_genes)
 
 
 def _cells_with_counts(adata: AnnData) -> tuple[AnnData, int]:

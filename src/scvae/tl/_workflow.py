@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from scvae._random import seeded
 from scvae.data import check_obs_complete, check_obs_key, strip_registration
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
+from scvae.model._checks import whole_number
 from scvae.model._saved import read_saved_model
 from scvae.train import quiet_training
 
@@ -29,6 +30,13 @@ def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None
     """
     copy = adata.copy() if indices is None else adata[np.asarray(indices)].copy()
     return strip_registration(copy)
+
+
+def check_n_genes(n_genes: int) -> int:
+    """``n_genes`` of :func:`select_variable_genes` as an ``int``, or a ``ValueError``."""
+    if whole_number(n_genes, 0) is None:
+        raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
+    return whole_number(n_genes, 0)
 
 
 def select_variable_genes(
@@ -62,8 +70,7 @@ def select_variable_genes(
     ValueError
         ``n_genes`` is negative.
     """
-    if int(n_genes) != n_genes or n_genes < 0:
-        raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
+    n_genes = check_n_genes(n_genes)
     if n_genes == 0 or n_genes >= adata.n_vars:
         return adata.copy()
     normalised = adata.copy()
@@ -284,8 +291,9 @@ def evaluate_model(
     """
     adata = model.adata if adata is None else adata
     check_labels(adata, labels_key, "labels_key")
-    if int(n_mc_samples) != n_mc_samples or n_mc_samples < 1:
+    if whole_number(n_mc_samples, 1) is None:
         raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
+    n_mc_samples = whole_number(n_mc_samples, 1)
     with seeded(seed, model.device):
         metrics = _scores(model, adata, labels_key, n_mc_samples, batch_size)
     return metrics
