@@ -75,6 +75,22 @@ def test_one_epoch_of_training_curves_is_drawn_as_points():
         assert all(line.get_marker() == "o" for line in axis.lines)
 
 
+def test_placements_of_a_gmvae_trained_again_are_drawn_where_they_were():
+    adata = synthetic_counts(n_cells=60, n_genes=20, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=2, n_latent=2, n_hidden=8)
+    model.train(max_epochs=4, component_init_epochs=[2], stop_when_converged=False, **QUIET)
+    model.train(max_epochs=3, component_init_epochs=[1], stop_when_converged=False, **QUIET)
+    axis = scvae.pl.training_curves(model)[0]
+    dotted = [
+        line.get_xdata()[0]
+        for line in axis.get_lines()
+        if line.get_linestyle() == ":" and len(line.get_xdata())  # not the legend's entry
+    ]
+    assert dotted == [4.5]  # after the first of the second fit's epochs, history index 4
+    plt.close("all")
+
+
 def test_training_curves_needs_one_axes_per_panel(trained):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="axes"):

@@ -1,5 +1,6 @@
 """User-facing GMVAE: clusters cells while it models their raw counts."""
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -308,6 +309,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self.schedule_ = schedule
 
         def fit(annotate_fit: bool) -> None:
+            history = self.history_ if self.is_trained_ else None
+            first_epoch = len(history["elbo_train"]) if history and "elbo_train" in history else 0
+            self.schedule_ = dataclasses.replace(schedule, first_epoch=first_epoch)
             super(GMVAE, self).train(
                 schedule.max_epochs,
                 plan_kwargs=plan_kwargs,

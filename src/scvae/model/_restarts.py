@@ -56,7 +56,7 @@ def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], Non
                 # A fresh history: scvi-tools would append to the previous fit's in place.
                 model.history_, model.is_trained_ = None, False
             fit()
-            fits.append((model.module, model.history_))
+            fits.append((model.module, model.history_, model.schedule_))
             elbos.append(model._training_elbo())
             clusters.append(model.predict(indices=model.train_indices))
     finally:  # also when a restart fails: keep the chosen one of the finished fits
@@ -64,4 +64,4 @@ def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], Non
             model.restart_elbos_ = np.array(elbos)
             model.restart_agreements_ = mean_agreements(clusters)
             kept = select_restart(model.restart_elbos_, model.restart_agreements_, selection)
-            (model.module, model.history_), model.is_trained_ = fits[kept], True
+            (model.module, model.history_, model.schedule_), model.is_trained_ = fits[kept], True

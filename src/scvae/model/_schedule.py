@@ -63,11 +63,15 @@ class GMVAESchedule:
         Epochs of KL warm-up (the weight rises linearly from 0 to 1).
     placement_epochs
         Epochs (counted from 1) after which the components are placed.
+    first_epoch
+        Epochs already in the model's history before this fit (a model trained again
+        continues its history), so that plots can place this fit's epochs in it.
     """
 
     max_epochs: int
     warmup_epochs: int
     placement_epochs: tuple[int, ...]
+    first_epoch: int = 0
 
     @classmethod
     def default(

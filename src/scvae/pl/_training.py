@@ -32,8 +32,8 @@ def training_curves(
     One panel per term of ``model.history`` among the ELBO (higher is better, the sign of
     :meth:`~scvae.model.ScvaeModel.get_elbo`), the reconstruction loss and the KL divergences
     (for a GMVAE also those of z and y), all per cell. For a GMVAE, dotted vertical lines
-    mark where its components were placed: the jumps of the KL terms there are the
-    placement, not an instability.
+    mark where its last fit placed its components (a model trained again continues its
+    history): the jumps of the KL terms there are the placement, not an instability.
 
     Parameters
     ----------
@@ -64,7 +64,9 @@ def training_curves(
         if len(axes) != len(terms):
             raise ValueError(f"Need {len(terms)} axes ({terms}), got {len(axes)}.")
     schedule = getattr(model, "schedule_", None)
-    placements = schedule.placement_epochs if schedule is not None else ()
+    placements = (
+        () if schedule is None else [schedule.first_epoch + p for p in schedule.placement_epochs]
+    )
     for axis, term in zip(axes, terms, strict=True):
         for placement in placements:  # after epoch p (from 1): between indices p - 1 and p
             axis.axvline(placement - 0.5, color="grey", linestyle=":", linewidth=1)
