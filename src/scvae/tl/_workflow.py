@@ -45,9 +45,10 @@ def select_variable_genes(
     """A copy of ``adata`` restricted to its ``n_genes`` most variable genes.
 
     Genes are ranked as scanpy's standard pipeline ranks them (``flavor="seurat"`` on
-    ``normalize_total`` and ``log1p`` of a copy); the returned counts stay raw. The result is
-    always a new AnnData, also when every gene is kept, so that changing it never changes
-    ``adata``.
+    ``normalize_total`` and ``log1p`` of a copy); the returned counts stay raw. That ranking
+    can keep a gene or two more on ties, and never keeps genes without variance (all zero),
+    so fewer genes come back when fewer vary. The result is always a new AnnData, also when
+    every gene is kept, so that changing it never changes ``adata``.
 
     Parameters
     ----------
@@ -68,7 +69,7 @@ def select_variable_genes(
     Raises
     ------
     ValueError
-        ``n_genes`` is negative.
+        ``n_genes`` is negative or not a whole number.
     """
     n_genes = check_n_genes(n_genes)
     if n_genes == 0 or n_genes >= adata.n_vars:
