@@ -187,3 +187,12 @@ def test_counts_kept_in_raw_get_the_advice_that_works(adata):
         scvae.setup_anndata(adata)
     adata.layers["counts"] = adata.raw[:, adata.var_names].X
     scvae.setup_anndata(adata, layer="counts")
+
+
+def test_a_model_on_a_copy_that_was_not_set_up_says_to_set_it_up(adata):
+    scvae.setup_anndata(adata)
+    copy = adata.copy()
+    with pytest.raises(ValueError, match=r"run scvae\.setup_anndata on it"):
+        scvae.GMVAE(copy)
+    scvae.setup_anndata(copy)
+    assert scvae.GMVAE(copy, n_latent=2, n_hidden=8).adata is copy

@@ -5,7 +5,7 @@ from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
 from ._obs_fields import BatchField, LabelsField
-from ._registration import registering, strip_registration
+from ._registration import check_own_registration, registering, strip_registration
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
 from ._validation import (
@@ -30,6 +30,7 @@ __all__ = [
     "check_obs_complete",
     "check_obs_key",
     "check_obs_sortable",
+    "check_own_registration",
     "count_matrix",
     "counts_are_sparse",
     "registered_layer",

@@ -77,3 +77,17 @@ def registering(adata: AnnData) -> Iterator[None]:
             adata.obs[column] = obs[column]
         raise
     _registered[adata.uns[SCVI_UUID_KEY]] = adata
+
+
+def check_own_registration(adata: AnnData) -> None:
+    """Raise a :class:`ValueError` if ``adata`` is a copy of an AnnData registered by
+    :func:`scvae.setup_anndata` (it kept the original's identity) and not registered itself:
+    a model cannot be built on it until it is."""
+    identity = adata.uns.get(SCVI_UUID_KEY)
+    owner = _registered.get(identity) if isinstance(identity, str) else None
+    if owner is not None and owner is not adata:
+        raise ValueError(
+            "This AnnData is a copy of one set up for scvae (it kept that one's registration) "
+            "and has not been set up itself: run scvae.setup_anndata on it (with the same "
+            "arguments) before building a model on it."
+        )

@@ -15,6 +15,7 @@ from scvae.data import (
     LabelsField,
     TensorDataLoader,
     TensorDataSplitter,
+    check_own_registration,
     counts_are_sparse,
     registered_layer,
     registering,
@@ -56,6 +57,11 @@ class ScvaeModel(
     _training_plan_cls = ScvaeTrainingPlan
     #: Constructor arguments a model saved before they existed lacks, as it was built.
     _saved_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, adata: AnnData | None = None, registry: object | None = None):
+        if adata is not None:
+            check_own_registration(adata)
+        super().__init__(adata, registry)
 
     @classmethod
     def setup_anndata(
