@@ -61,9 +61,7 @@ def registering(adata: AnnData) -> Iterator[None]:
             "The AnnData is a view (e.g. adata[mask]), which cannot be registered without "
             "changing the AnnData it views: register a copy, adata = adata[mask].copy()."
         )
-    identity = adata.uns.get(SCVI_UUID_KEY)
-    owner = _registered.get(identity) if isinstance(identity, str) else None
-    if owner is not None and owner is not adata:
+    if _copy_of_registered(adata):
         strip_registration(adata)
     uns = {key: adata.uns[key] for key in adata.uns if key.startswith(SCVI_PRIVATE_PREFIX)}
     obs = adata.obs[[c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]]
@@ -83,11 +81,17 @@ def check_own_registration(adata: AnnData) -> None:
     """Raise a :class:`ValueError` if ``adata`` is a copy of an AnnData registered by
     :func:`scvae.setup_anndata` (it kept the original's identity) and not registered itself:
     a model cannot be built on it until it is."""
-    identity = adata.uns.get(SCVI_UUID_KEY)
-    owner = _registered.get(identity) if isinstance(identity, str) else None
-    if owner is not None and owner is not adata:
+    if _copy_of_registered(adata):
         raise ValueError(
             "This AnnData is a copy of one set up for scvae (it kept that one's registration) "
             "and has not been set up itself: run scvae.setup_anndata on it (with the same "
             "arguments) before building a model on it."
         )
+
+
+def _copy_of_registered(adata: AnnData) -> bool:
+    """Whether ``adata`` holds the identity of another AnnData registered by scvae (a copy
+    keeps it)."""
+    identity = adata.uns.get(SCVI_UUID_KEY)
+    owner = _registered.get(identity) if isinstance(identity, str) else None
+    return owner is not None and owner is not adata

@@ -26,6 +26,7 @@ from scvae.train import (
     NonFiniteLossGuard,
     ScvaeTrainingPlan,
     as_callback_list,
+    metric_mode,
     quiet_training,
 )
 
@@ -221,7 +222,7 @@ class ScvaeModel(
         kwargs.setdefault("simple_progress_bar", False)  # scvae's own bar, on stderr
         if early_stopping:  # the history's ELBOs rise, its losses fall
             monitor = kwargs.get("early_stopping_monitor", "elbo_validation")
-            kwargs.setdefault("early_stopping_mode", "max" if "elbo" in monitor else "min")
+            kwargs.setdefault("early_stopping_mode", metric_mode(monitor))
         # A trained or loaded module is in eval mode, which Lightning keeps: training again
         # would run without dropout and with frozen batch-norm statistics.
         self.module.train()

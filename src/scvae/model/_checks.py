@@ -131,6 +131,12 @@ def whole_number(value, minimum: int) -> int | None:
     return int(value) if value == int(value) and value >= minimum else None
 
 
+def integer_at_least(value, minimum: int) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy, not a float or ``True``) of at least
+    ``minimum``."""
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
+
+
 def check_max_epochs(max_epochs: int | None) -> None:
     """Refuse a training length that cannot train: ``None`` or a positive integer."""
     if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
@@ -144,11 +150,7 @@ def check_training_options(
     anything runs; return the length and size as Python integers (Lightning takes no other)."""
     check_max_epochs(max_epochs)
     check_key_added(key_added)
-    if (
-        not isinstance(batch_size, int | float | np.number)
-        or batch_size != int(batch_size)
-        or (batch_size < 2)
-    ):
+    if whole_number(batch_size, 2) is None:
         raise ValueError(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
             f"per minibatch), got {batch_size!r}."

@@ -14,6 +14,7 @@ from scvi import REGISTRY_KEYS
 from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
 from scvae._random import seeded
 
+from ._checks import integer_at_least
 from ._cluster_selection import cluster_use
 
 
@@ -353,7 +354,7 @@ class ClusterQueriesMixin:
         Counts, ``n`` x genes.
         """
         self._check_if_trained(warn=False)
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        if not integer_at_least(n, 1):
             raise ValueError(f"n must be a positive integer (the number of cells), got {n!r}.")
         names = self._cluster_names()
         if cluster is not None and str(cluster) in names and np.ndim(cluster) == 0:

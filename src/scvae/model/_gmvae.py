@@ -306,7 +306,6 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         plan_kwargs = dict(plan_kwargs or {})
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
             plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
-        self.schedule_ = schedule
 
         def fit(annotate_fit: bool) -> None:
             history = self.history_ if self.is_trained_ else None

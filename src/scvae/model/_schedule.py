@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import integer_at_least
+
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.
 EPOCH_RULE_CELLS, EPOCH_RULE_EPOCHS = 20_000, 400
@@ -141,7 +143,5 @@ def _as_tuple(epochs: int | tuple[int, ...]) -> tuple[int, ...]:
 
 def _check_epochs(epochs, name: str, minimum: int) -> None:
     """Refuse a number of epochs that is not an integer of at least ``minimum``."""
-    if epochs is None:
-        return
-    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < minimum:
+    if epochs is not None and not integer_at_least(epochs, minimum):
         raise ValueError(f"{name} must be integers of at least {minimum}, got {epochs!r}.")

@@ -15,12 +15,12 @@ from scvae.model._checks import (
     check_cells_fill_clusters,
     check_max_epochs,
     check_n_clusters,
-    whole_number,
 )
 
 from ._workflow import (
     build_model,
     check_labels,
+    check_n_mc_samples,
     clustering_scores,
     evaluate_model,
     fit_model,
@@ -162,12 +162,12 @@ def _check_options(
 ) -> None:
     """Refuse, before anything trains, the model types and options of a comparison that
     would fail one of its models."""
-    if isinstance(likelihoods, str) or not len(likelihoods):
+    if not likelihoods:
         raise ValueError(f"likelihoods must be a non-empty list of names, got {likelihoods!r}.")
     unknown = [name for name in likelihoods if name not in LIKELIHOODS]
     if unknown:
         raise ValueError(f"Unknown likelihoods {unknown}: choose from {sorted(LIKELIHOODS)}.")
-    if isinstance(n_clusters, str) or not len(n_clusters):
+    if not n_clusters:
         raise ValueError(
             f"n_clusters must be a non-empty list of None, 'auto' or integers, got {n_clusters!r}."
         )
@@ -183,8 +183,7 @@ def _check_options(
             ) from None
         if k != "auto":
             check_cells_fill_clusters(k, n_train, "training cells")
-    if whole_number(n_mc_samples, 1) is None:
-        raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
+    check_n_mc_samples(n_mc_samples)
     check_max_epochs(train_kwargs["max_epochs"])
     if None in n_clusters:
         vae_options = inspect.signature(VAE.train).parameters

@@ -34,9 +34,18 @@ def unregistered_copy(adata: AnnData, indices: Sequence[int] | np.ndarray | None
 
 def check_n_genes(n_genes: int) -> int:
     """``n_genes`` of :func:`select_variable_genes` as an ``int``, or a ``ValueError``."""
-    if whole_number(n_genes, 0) is None:
+    checked = whole_number(n_genes, 0)
+    if checked is None:
         raise ValueError(f"n_genes must be 0 (all genes) or a positive integer, got {n_genes!r}.")
-    return whole_number(n_genes, 0)
+    return checked
+
+
+def check_n_mc_samples(n_mc_samples: int) -> int:
+    """``n_mc_samples`` of :func:`evaluate_model` as an ``int``, or a ``ValueError``."""
+    checked = whole_number(n_mc_samples, 1)
+    if checked is None:
+        raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
+    return checked
 
 
 def select_variable_genes(
@@ -292,9 +301,7 @@ def evaluate_model(
     """
     adata = model.adata if adata is None else adata
     check_labels(adata, labels_key, "labels_key")
-    if whole_number(n_mc_samples, 1) is None:
-        raise ValueError(f"n_mc_samples must be a positive integer, got {n_mc_samples!r}.")
-    n_mc_samples = whole_number(n_mc_samples, 1)
+    n_mc_samples = check_n_mc_samples(n_mc_samples)
     with seeded(seed, model.device):
         metrics = _scores(model, adata, labels_key, n_mc_samples, batch_size)
     return metrics

@@ -5,7 +5,7 @@ from ._component_initialization import ComponentInitialization
 from ._convergence import ClusterConvergence
 from ._progress import EpochProgressBar
 from ._quiet import quiet_training
-from ._training_plan import ScvaeTrainingPlan
+from ._training_plan import ScvaeTrainingPlan, metric_mode
 
 __all__ = [
     "ClusterConvergence",
@@ -15,5 +15,6 @@ __all__ = [
     "NonFiniteLossGuard",
     "ScvaeTrainingPlan",
     "as_callback_list",
+    "metric_mode",
     "quiet_training",
 ]

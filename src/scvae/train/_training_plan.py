@@ -16,6 +16,12 @@ FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda", "mps", "xpu")
 INCREASING_METRICS = ("elbo_train", "elbo_validation")
 
 
+def metric_mode(metric: str) -> str:
+    """``"max"`` for a metric of the history that rises as the fit improves (the ELBOs),
+    ``"min"`` for one that falls (the losses), as Lightning's monitors take it."""
+    return "max" if metric in INCREASING_METRICS else "min"
+
+
 def fused_optimizer_creator(optimizer_cls: type[torch.optim.Optimizer], **options):
     """An ``optimizer_creator`` for :class:`scvi.train.TrainingPlan`: ``optimizer_cls`` with
     ``options``, fused when every parameter is on a device with a fused kernel.
@@ -140,7 +146,7 @@ class ScvaeTrainingPlan(TrainingPlan):
             metric = self.lr_scheduler_metric
             config["lr_scheduler"]["scheduler"] = ReduceLROnPlateau(
                 config["optimizer"],
-                mode="max" if metric in INCREASING_METRICS else "min",
+                mode=metric_mode(metric),
                 patience=self.lr_patience,
                 factor=self.lr_factor,
                 threshold=self.lr_threshold,
