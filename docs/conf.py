@@ -69,23 +69,28 @@ autosummary_imported_members = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"show-inheritance": True}
+
+
+def _public_members_of_scvae_bases() -> list[str]:
+    """Public members the model classes inherit from scvae's own bases and mixins (cluster
+    queries, likelihood queries, ...), so that every scvae method has its place in the API."""
+    import scvae
+
+    names = set()
+    for model in (scvae.VAE, scvae.GMVAE):
+        for base in model.__mro__[1:]:
+            if base.__module__.startswith("scvae."):
+                names |= {name for name in vars(base) if not name.startswith("_")}
+    return sorted(names)
+
+
 # Inherited members documented on the model pages (scvae.VAE, scvae.GMVAE, ScvaeModel): those
-# of scvae's base class and the scvi-tools methods the user guide relies on. Elsewhere (torch
-# modules, distributions, callbacks) only a class's own members are documented.
+# of scvae's base classes and mixins, and the scvi-tools methods the user guide relies on.
+# Elsewhere (torch modules, distributions, callbacks) only a class's own members are documented.
 autosummary_context = {
     "model_inherited": [
-        "setup_anndata",
-        "train",
-        "annotate",
-        "get_elbo",
-        "get_marginal_ll",
-        "get_reconstruction_error",
-        "get_normalized_expression",
-        "summary",
+        *_public_members_of_scvae_bases(),
         "posterior_predictive_sample",
-        "get_latent_representation",
-        "save",
-        "load",
         "history",
         "view_anndata_setup",
     ],

@@ -1,7 +1,8 @@
 """scvae: deep generative models of raw single-cell counts, as a scvi-tools plugin.
 
 The subpackages and the models are imported on first use, so that ``import scvae`` (and the
-``scvae`` command's ``--help`` and ``--version``) does not load torch and scvi-tools.
+``scvae`` command's ``--help``) does not load torch and scvi-tools; ``scvae --version`` loads
+torch to say whether it sees a GPU.
 """
 
 import importlib

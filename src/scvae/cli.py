@@ -69,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     Exit status: 0 on success (and for ``--help`` and ``--version``), 2 on a usage or input
-    error, which is reported as one line on stderr rather than a traceback, 130 when stopped
-    by SIGINT (Ctrl-C) and 143 when stopped by SIGTERM.
+    error (a bad input is one line on stderr rather than a traceback; a malformed command
+    line gets argparse's usage first), 130 when stopped by SIGINT (Ctrl-C) and 143 when
+    stopped by SIGTERM.
     """
     parser = _parser()
     try:

@@ -17,7 +17,7 @@ from scvae._constants import (
 )
 from scvae.datasets import synthetic_counts
 from scvae.model._cluster_selection import cluster_use
-from scvae.model._restarts import mean_agreements, select_restart
+from scvae.model._restarts import mean_agreements, select_restart, training_elbo
 from tests.helpers import QUIET
 
 
@@ -246,7 +246,7 @@ def test_restarts_keep_the_fit_with_the_highest_training_elbo(adata):
     model.train(max_epochs=4, n_restarts=3, restart_selection="elbo", **QUIET)
     elbos = model.restart_elbos_
     assert elbos.shape == (3,) and len(set(elbos)) == 3  # three different fits
-    assert model._training_elbo() == pytest.approx(elbos.max(), abs=1e-4)
+    assert training_elbo(model) == pytest.approx(elbos.max(), abs=1e-4)
     assert len(model.history["elbo_train"]) == 4  # the kept fit's history, not all three
     np.testing.assert_array_equal(adata.obs[CLUSTER_KEY].astype(int), model.predict())
     assert model.restart_agreements_.shape == (3,)
@@ -261,7 +261,7 @@ def test_agreement_keeps_the_restart_the_others_agree_with_most(adata):
     model.train(max_epochs=4, n_restarts=3, **QUIET)  # restart_selection="agreement"
     agreements = model.restart_agreements_
     kept = int(np.argmax(agreements))
-    assert model._training_elbo() == pytest.approx(model.restart_elbos_[kept], abs=1e-4)
+    assert training_elbo(model) == pytest.approx(model.restart_elbos_[kept], abs=1e-4)
     # The agreement of the kept fit is the mean ARI of its clusters with the other fits'.
     scvi.settings.seed = 0
     others = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
@@ -300,7 +300,7 @@ def test_a_failed_restart_keeps_the_finished_fit_and_annotates_nothing(adata):
     with pytest.raises(RuntimeError, match="second fit failed"):
         model.train(max_epochs=2, n_restarts=3, callbacks=[FailOnSecondFit()], **QUIET)
     assert model.is_trained_ and model.restart_elbos_.shape == (1,)
-    assert model._training_elbo() == pytest.approx(model.restart_elbos_[0], abs=1e-4)
+    assert training_elbo(model) == pytest.approx(model.restart_elbos_[0], abs=1e-4)
     assert LATENT_KEY not in adata.obsm and CLUSTER_KEY not in adata.obs
 
 

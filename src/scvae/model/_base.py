@@ -178,17 +178,15 @@ class ScvaeModel(
         early_stopping
             Stop when the validation ELBO stops improving (see ``early_stopping_patience``).
         plan_kwargs
-            Passed to :class:`~scvae.train.ScvaeTrainingPlan`, e.g. ``{"lr": 1e-3,
-            "n_epochs_kl_warmup": 400}``.
+            Passed to :class:`~scvae.train.ScvaeTrainingPlan`, e.g. ``{"lr": 1e-3}``.
         annotate
             When training ends, write the results into the registered AnnData (see
             :meth:`annotate`). Nothing is written if training fails.
         key_added
             Where :meth:`annotate` writes the results (``obsm[f"X_{key_added}"]``, ...).
         load_sparse_tensor
-            Serve minibatches as torch sparse CSR tensors, of which the encoders and the
-            negative binomial read only the non-zero counts. By default they are sparse when
-            the counts are (at most 30% non-zero, or a backed file), dense otherwise.
+            Serve minibatches as torch sparse CSR tensors (the encoders and the NB read only
+            the non-zero counts); by default when the counts are (<= 30% non-zero, or backed).
         enable_progress_bar
             Show a progress bar over the epochs with the training and validation ELBO.
         **kwargs
@@ -201,6 +199,8 @@ class ScvaeModel(
         ValueError
             Fewer than three cells (batch normalisation needs two per minibatch), counts
             changed since :func:`scvae.setup_anndata`, or early stopping without validation.
+        TypeError
+            A ``plan_kwargs`` key that neither the training plan nor the module takes.
         scvae.train.NonFiniteLossError
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.

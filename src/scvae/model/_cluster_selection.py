@@ -27,8 +27,9 @@ from scvi import REGISTRY_KEYS
 
 from scvae._counts import library_size
 
-#: Separability two groups of components need to count as two clusters: at least this share
-#: of the cells of each is better explained by its own group's decoded expression.
+#: Separability two groups of components need to count as two clusters: about this share of
+#: the cells of each (Laplace's estimate, (preferring + 1) / (cells + 2)) is better explained
+#: by its own group's decoded expression. At 0.95 a group needs at least 18 evaluated cells.
 SEPARABILITY_THRESHOLD = 0.95
 #: Cells per component whose likelihoods are evaluated (all of them up to this number, else
 #: drawn at random): the merging reads ``components x cells per component x components``

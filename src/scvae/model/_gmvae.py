@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from anndata import AnnData
 from scvi import settings
 
@@ -113,6 +112,19 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         After ``train(n_restarts=n)`` with n > 1, for each restart the mean adjusted Rand
         index of its clusters (on the training cells) with those of the other restarts: how
         much the clustering depends on the random start; ``None`` otherwise.
+    cluster_selection_
+        After training, the merges of the components into clusters and the cut chosen
+        (:class:`~scvae.model.ClusterSelection`; :meth:`select_clusters` re-cuts it).
+    cluster_sizes_
+        After training, the number of cells in each cluster (those written into ``obs``).
+    n_clusters_used_
+        After training, the number of clusters with cells.
+    component_sizes_
+        After training, the number of training cells in each component.
+    component_clusters_
+        With ``n_clusters="auto"``, the cluster of each component; ``None`` with a fixed K.
+    schedule_
+        The epochs of the last fit's warm-up and placements (:class:`~scvae.model.GMVAESchedule`).
 
     Examples
     --------
@@ -353,12 +365,6 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         else:  # the clusters are the components: the hierarchy cut where the model is
             selection = selection.cut(n_clusters=self.module.n_clusters)
         self.cluster_selection_ = selection
-
-    def _training_elbo(self) -> float:
-        """ELBO per cell on the training cells, from the same draws of z for every fit."""
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            return self.get_elbo(indices=self.train_indices)
 
     def summary(self) -> dict[str, Any]:
         """:meth:`scvae.model.ScvaeModel.summary`, plus ``n_clusters``, ``n_components``,

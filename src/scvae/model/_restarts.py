@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from sklearn.metrics import adjusted_rand_score
 
 #: How :meth:`GMVAE.train` picks one of its restarts.
@@ -39,6 +40,13 @@ def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) ->
     return int(np.lexsort(keys)[-1])  # lexsort sorts by its last key first
 
 
+def training_elbo(model) -> float:
+    """ELBO per cell of ``model`` on its training cells, from the same draws of z for every fit."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return model.get_elbo(indices=model.train_indices)
+
+
 def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], None]) -> None:
     """Fit ``model`` ``n_restarts`` times and keep the fit ``selection`` picks.
 
@@ -57,7 +65,7 @@ def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], Non
                 model.history_, model.is_trained_ = None, False
             fit()
             fits.append((model.module, model.history_, model.schedule_))
-            elbos.append(model._training_elbo())
+            elbos.append(training_elbo(model))
             clusters.append(model.predict(indices=model.train_indices))
     finally:  # also when a restart fails: keep the chosen one of the finished fits
         if fits:

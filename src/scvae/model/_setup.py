@@ -54,6 +54,9 @@ def setup_anndata(
     ------
     KeyError
         The layer or an ``obs`` column does not exist.
+    ValueError
+        ``adata`` is a view, a ``batch_key`` column has missing values, or an ``obs`` column
+        mixes types (e.g. numbers and strings).
     scvae.data.InvalidCountsError
         The matrix is not raw counts (see :func:`scvae.data.validate_counts`).
     """
