@@ -76,6 +76,22 @@ def test_the_linkage_is_a_valid_scipy_tree_over_components_and_over_clusters():
     assert over_clusters[-1, 3] == selection.n_clusters
 
 
+def test_the_dendrogram_rises_with_the_separability_of_each_merge_in_its_order():
+    truth = [0, 0, 1, 1, 1, 2]
+    log_likelihoods, cells = _likelihoods(truth)
+    selection = select_clusters(log_likelihoods, cells, np.ones(6), np.zeros((6, 2)))
+    separability = selection.merges["separability"].to_numpy()
+    heights = selection.linkage()[:, 2]
+    np.testing.assert_allclose(heights, np.maximum.accumulate(separability))
+    assert heights[-1] > heights[0]  # separable clusters join higher up
+    # Every merge a leaf of scanpy's dendrogram: its first merge is the least separable pair.
+    leaves = selection.cut(n_clusters=6)
+    tree = leaves.dendrogram("c", [str(k) for k in range(6)], np.eye(6))["linkage"]
+    first = selection.merges.iloc[0]
+    assert {int(tree[0, 0]), int(tree[0, 1])} == {int(first["left"]), int(first["right"])}
+    np.testing.assert_allclose(tree[:, 2], heights)
+
+
 def test_the_hierarchy_can_be_cut_into_any_number_of_clusters_or_at_any_threshold():
     truth = [0, 0, 1, 1, 1, 2]
     log_likelihoods, cells = _likelihoods(truth)
@@ -172,7 +188,11 @@ def test_the_cluster_hierarchy_is_in_uns_for_scanpy(auto_model):
     assert sorted(adata.uns[key]["categories_ordered"]) == sorted(
         adata.obs["scvae_cluster"].cat.categories
     )
+    clusters = adata.obs["scvae_cluster"].cat.codes.to_numpy()
+    means = [adata.obsm["X_scvae"][clusters == c].mean(0) for c in range(clusters.max() + 1)]
+    np.testing.assert_allclose(adata.uns[key]["correlation_matrix"], np.corrcoef(means))
     sc.pl.dendrogram(adata, "scvae_cluster", show=False)
+    sc.pl.correlation_matrix(adata, "scvae_cluster", show=False)
     sc.pl.dotplot(adata, adata.var_names[:5], "scvae_cluster", dendrogram=True, show=False)
 
 

@@ -184,7 +184,7 @@ def test_profiles_and_samples_take_a_batch_by_name_or_code():
         model.sample(10, transform_batch=1, seed=0),
     )
     for bad in ("batch_9", 2):
-        with pytest.raises(ValueError, match="not a registered batch: give one of"):
+        with pytest.raises(ValueError, match="batch: give one of batch_0, batch_1 or its code"):
             model.get_cluster_profiles(transform_batch=bad)
         with pytest.raises(ValueError, match="batch_0"):
             model.sample(5, transform_batch=bad)
@@ -268,6 +268,28 @@ def test_agreement_keeps_the_restart_the_others_agree_with_most(adata):
     others.train(max_epochs=4, n_restarts=3, restart_selection="elbo", annotate=False, **QUIET)
     np.testing.assert_allclose(others.restart_agreements_, agreements)
     np.testing.assert_allclose(others.restart_elbos_, model.restart_elbos_)
+
+
+class RecordTrainingCells(Callback):
+    """Keeps the training cells of every fit it takes part in."""
+
+    def __init__(self):
+        self.cells = []
+
+    def on_train_start(self, trainer, pl_module):
+        self.cells.append(np.array(trainer.datamodule.train_idx))
+
+
+def test_restarts_are_trained_and_compared_on_the_same_cells_without_a_seed(adata, monkeypatch):
+    scvae.setup_anndata(adata, layer="counts")
+    monkeypatch.setattr(scvi.settings, "seed", None)  # scvi-tools then draws a split per fit
+    record = RecordTrainingCells()
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=2, n_restarts=3, callbacks=[record], **QUIET)
+    assert len(record.cells) == 3
+    for cells in record.cells[1:]:
+        np.testing.assert_array_equal(cells, record.cells[0])
+    np.testing.assert_array_equal(model.train_indices, record.cells[0])
 
 
 def test_mean_agreements_and_the_selection_rules():

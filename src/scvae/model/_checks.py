@@ -34,8 +34,8 @@ def check_same_genes(var_names, model_var_names) -> None:
         )
     raise GeneMismatchError(
         "The AnnData has the model's genes in a different order or with extra genes; select "
-        "them in the training order first: adata = adata[:, genes], with genes the training "
-        "data's var_names (a trained model's adata.var_names)."
+        "them in the training order first: adata = adata[:, genes].copy(), with genes the "
+        "training data's var_names (a trained model's adata.var_names)."
     )
 
 

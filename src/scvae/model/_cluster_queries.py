@@ -192,9 +192,10 @@ class ClusterQueriesMixin:
         adata.obs[keys["confidence"]] = probabilities.max(1)
         if self.cluster_selection_ is not None:
             hierarchy = self._cluster_hierarchy()
-            categories = list(adata.obs[keys["cluster"]].cat.categories)
+            codes = adata.obs[keys["cluster"]].cat.codes.to_numpy()
+            means = [latent[codes == code].mean(0) for code in range(codes.max() + 1)]
             adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
-                keys["cluster"], categories
+                keys["cluster"], list(adata.obs[keys["cluster"]].cat.categories), np.array(means)
             )
         else:  # no hierarchy of these clusters: an earlier model's would be read as theirs
             adata.uns.pop(f"dendrogram_{keys['cluster']}", None)
@@ -297,7 +298,7 @@ class ClusterQueriesMixin:
             return int(transform_batch)
         raise ValueError(
             f"transform_batch={transform_batch!r} is not a registered batch: give one of "
-            f"{categories} or its code (0 to {len(categories) - 1})."
+            f"{', '.join(map(str, categories))} or its code (0 to {len(categories) - 1})."
         )
 
     def get_cluster_profiles(self, transform_batch: int | str = 0) -> pd.DataFrame:

@@ -100,20 +100,23 @@ class ClusterSelection:
         return _cut(self.merges, n_components, float(threshold), n_merges)
 
     def linkage(self, clusters_only: bool = False) -> np.ndarray:
-        """The merges as a scipy linkage matrix (distance: 1 minus the separability, made
-        non-decreasing); with ``clusters_only``, the tree over the chosen clusters."""
+        """The merges as a scipy linkage matrix, in their order (height: the separability of
+        each merge, made non-decreasing); with ``clusters_only``, the tree over the chosen
+        clusters."""
         merges = self.merges
-        distances = np.maximum.accumulate(1.0 - merges["separability"].to_numpy())
+        distances = np.maximum.accumulate(merges["separability"].to_numpy())
         rows = np.column_stack([merges["left"], merges["right"], distances]).astype(float)
         rows = _with_leaf_counts(rows, len(self.component_clusters))
         if not clusters_only:
             return rows
         return _tree_over_clusters(rows, self.component_clusters, self.n_clusters)
 
-    def dendrogram(self, key: str, categories: list[str]) -> dict:
+    def dendrogram(self, key: str, categories: list[str], cluster_means: np.ndarray) -> dict:
         """The hierarchy of the clusters ``categories`` (names of clusters present in
         ``obs[key]``) in the form :func:`scanpy.pl.dendrogram` reads from
-        ``adata.uns[f"dendrogram_{key}"]``."""
+        ``adata.uns[f"dendrogram_{key}"]``; its correlation matrix (drawn by
+        :func:`scanpy.pl.correlation_matrix`) correlates ``cluster_means``, the clusters'
+        mean latent vectors (one row per category), as :func:`scanpy.tl.dendrogram` would."""
         present = [int(category) for category in categories]
         if len(present) < 2:
             tree = np.zeros((0, 4))
@@ -134,6 +137,8 @@ class ClusterSelection:
                 "leaves_color_list": [],
             }
         )
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a 1-D latent space
+            correlation = np.atleast_2d(np.corrcoef(cluster_means))
         return {
             "linkage": tree,
             "groupby": [key],
@@ -143,7 +148,7 @@ class ClusterSelection:
             "categories_ordered": info["ivl"],
             "categories_idx_ordered": info["leaves"],
             "dendrogram_info": info,
-            "correlation_matrix": np.eye(len(categories)),
+            "correlation_matrix": correlation,
         }
 
 

@@ -255,12 +255,12 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             Epochs at most; by default scvi-tools' number for the data size (400 epochs up
             to 20,000 cells), or more when the default placement comes late.
         n_restarts
-            Train this many times (the first from the current weights, the others from fresh
-            random ones) and keep one fit, chosen without labels by ``restart_selection``.
-            Each restart costs one full training; every restart's ELBO and agreement are
-            left in :attr:`restart_elbos_` and :attr:`restart_agreements_`. If a restart fails,
-            the model keeps the fit chosen among the finished ones and the error is raised
-            (nothing is annotated).
+            Train this many times on the first fit's cells (the first from the current
+            weights, the others from fresh random ones) and keep one fit, chosen without labels
+            by ``restart_selection``. Each restart costs one full training; their ELBOs and
+            agreements are in :attr:`restart_elbos_` and :attr:`restart_agreements_`. If a
+            restart fails, the model keeps the fit chosen among the finished ones and the
+            error is raised (nothing is annotated).
         restart_selection
             ``"agreement"`` (default): keep the fit whose clusters agree most with the other
             fits' (highest mean adjusted Rand index on the training cells; ties go to the
@@ -319,14 +319,17 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
             plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
 
-        def fit(annotate_fit: bool) -> None:
+        def fit(split: list[np.ndarray] | None = None) -> None:
             history = self.history_ if self.is_trained_ else None
             first_epoch = len(history["elbo_train"]) if history and "elbo_train" in history else 0
             self.schedule_ = dataclasses.replace(schedule, first_epoch=first_epoch)
+            if split is not None:  # a restart: the cells of the first fit's split
+                splitter = {**kwargs.get("datasplitter_kwargs", {}), "external_indexing": split}
+                kwargs["datasplitter_kwargs"] = splitter
             super(GMVAE, self).train(
                 schedule.max_epochs,
                 plan_kwargs=plan_kwargs,
-                annotate=annotate_fit,
+                annotate=False,
                 key_added=key_added,
                 callbacks=callbacks,
                 **kwargs,
@@ -337,9 +340,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self.component_clusters_ = self.cluster_selection_ = self.component_sizes_ = None
         self.cluster_sizes_ = self.n_clusters_used_ = None
         if n_restarts == 1:
-            fit(False)
+            fit()
         else:
-            train_restarts(self, int(n_restarts), restart_selection, lambda: fit(False))
+            train_restarts(self, int(n_restarts), restart_selection, fit)
         # One pass over the cells serves the cluster selection and the annotation.
         posterior = self._posterior(None, None, None, components=True)
         self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))

@@ -47,23 +47,37 @@ def training_elbo(model) -> float:
         return model.get_elbo(indices=model.train_indices)
 
 
-def train_restarts(model, n_restarts: int, selection: str, fit: Callable[[], None]) -> None:
+def train_restarts(
+    model, n_restarts: int, selection: str, fit: Callable[[list[np.ndarray] | None], None]
+) -> None:
     """Fit ``model`` ``n_restarts`` times and keep the fit ``selection`` picks.
 
     The first fit starts from the current weights, the others from a fresh module
-    (``model._build_module()``). Each restart's ELBO on the training cells and its mean
+    (``model._build_module()``), each on the first fit's training, validation and test cells
+    (``fit(split)``), so that every restart is trained, scored and compared on the same
+    cells, whether or not ``scvi.settings.seed`` fixes the split. Each restart's ELBO on the
+    training cells and its mean
     agreement with the other restarts are left in ``model.restart_elbos_`` and
     ``model.restart_agreements_``. If a restart fails, the model keeps the fit chosen among
     the finished ones and the error is raised.
     """
-    fits, elbos, clusters = [], [], []
+    fits, elbos, clusters, split = [], [], [], None
     try:
         for restart in range(n_restarts):
             if restart:  # new weights from the global random state, which the user seeded
                 model.module = model._build_module()
                 # A fresh history: scvi-tools would append to the previous fit's in place.
                 model.history_, model.is_trained_ = None, False
-            fit()
+            fit(split)
+            if split is None:
+                split = [
+                    np.asarray(indices)
+                    for indices in (
+                        model.train_indices,
+                        model.validation_indices,
+                        model.test_indices,
+                    )
+                ]
             fits.append((model.module, model.history_, model.schedule_))
             elbos.append(training_elbo(model))
             clusters.append(model.predict(indices=model.train_indices))
