@@ -117,6 +117,12 @@ def _infinite(matrix):
     return matrix
 
 
+def _beyond_float32(matrix):
+    dense = matrix.toarray().astype(np.float64)
+    dense[5, :2] = 3e38  # each count fits in float32, the cell's total does not
+    return dense
+
+
 def _empty_cells(matrix):
     dense = matrix.toarray()
     dense[[3, 11, 29]] = 0
@@ -128,6 +134,7 @@ CORRUPTIONS = {
     "negative": (_negative, "adata.X has negative values (e.g. -3.0)"),
     "nan": (_nan, "adata.X contains NaN or infinite values (1 in rows 0-29)"),
     "infinite": (_infinite, "adata.X contains NaN or infinite values (1 in rows 0-29)"),
+    "beyond-float32": (_beyond_float32, "adata.X has a cell with a total count of 6e+38"),
     "empty-cells": (_empty_cells, f"3 of {N_CELLS} cells have a total count of zero in adata.X"),
 }
 

@@ -128,3 +128,13 @@ def test_an_unknown_placement_method_fails_before_training():
     with pytest.raises(ValueError, match=r"'spectral'.*kmeans"):
         model.train(max_epochs=2, component_init_method="spectral", **QUIET)
     assert not model.is_trained_
+
+
+@pytest.mark.parametrize("inference", ["classifier", "per_component"])
+def test_refitting_q_y_leaves_out_a_last_minibatch_of_one_cell(inference):
+    # 129 training cells at 128 a minibatch: batch norm cannot take the last one alone.
+    adata = scvae.datasets.synthetic_counts(n_cells=129, n_genes=30, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, inference=inference, n_latent=4, n_hidden=16)
+    model.train(max_epochs=2, train_size=1.0, component_init_epochs=[1], **QUIET)
+    assert model.is_trained_

@@ -185,6 +185,11 @@ def validate_counts(
                 f"negative; it looks scaled or centred. {fix}"
             )
         totals = np.asarray(chunk.sum(axis=1)).ravel()
+        if totals.size and totals.max() > np.finfo(np.float32).max:
+            raise InvalidCountsError(
+                f"{where} has a cell with a total count of {float(totals.max()):.3g}, more than "
+                "float32 holds (models compute in float32): these are not UMI counts. " + fix
+            )
         n_empty_cells += int((totals == 0).sum())
     if n_empty_cells:
         raise InvalidCountsError(

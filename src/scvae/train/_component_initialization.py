@@ -206,6 +206,8 @@ def _fit_cluster_encoder(
     for _ in range(max_passes):
         n_agree = 0
         for positions in dataset.minibatches(batch_size, shuffle=True):
+            if len(positions) < 2:  # batch norm needs two cells (another cell each pass)
+                continue
             logits = module.qy_logits(dataset[positions])
             target = targets[positions].to(logits.device)
             loss = torch.nn.functional.cross_entropy(logits, target)
