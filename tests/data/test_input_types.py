@@ -119,7 +119,7 @@ def _infinite(matrix):
 
 def _beyond_float32(matrix):
     dense = matrix.toarray().astype(np.float64)
-    dense[5, :2] = 3e38  # each count fits in float32, the cell's total does not
+    dense[5, 2] = 2**24 + 2  # float32 holds it only as 2**24 + 2 or 2**24 + 4 apart
     return dense
 
 
@@ -134,7 +134,7 @@ CORRUPTIONS = {
     "negative": (_negative, "adata.X has negative values (e.g. -3.0)"),
     "nan": (_nan, "adata.X contains NaN or infinite values (1 in rows 0-29)"),
     "infinite": (_infinite, "adata.X contains NaN or infinite values (1 in rows 0-29)"),
-    "beyond-float32": (_beyond_float32, "adata.X has a cell with a total count of 6e+38"),
+    "beyond-float32": (_beyond_float32, "adata.X has a count of 1.68e+07, above 16,777,216"),
     "empty-cells": (_empty_cells, f"3 of {N_CELLS} cells have a total count of zero in adata.X"),
 }
 

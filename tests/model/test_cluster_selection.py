@@ -86,7 +86,7 @@ def test_the_dendrogram_rises_with_the_separability_of_each_merge_in_its_order()
     assert heights[-1] > heights[0]  # separable clusters join higher up
     # Every merge a leaf of scanpy's dendrogram: its first merge is the least separable pair.
     leaves = selection.cut(n_clusters=6)
-    tree = leaves.dendrogram("c", [str(k) for k in range(6)], np.eye(6))["linkage"]
+    tree = leaves.dendrogram("c", [str(k) for k in range(6)], np.eye(6), "X_c")["linkage"]
     first = selection.merges.iloc[0]
     assert {int(tree[0, 0]), int(tree[0, 1])} == {int(first["left"]), int(first["right"])}
     np.testing.assert_allclose(tree[:, 2], heights)

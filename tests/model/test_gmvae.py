@@ -285,7 +285,7 @@ def test_restarts_are_trained_and_compared_on_the_same_cells_without_a_seed(adat
     monkeypatch.setattr(scvi.settings, "seed", None)  # scvi-tools then draws a split per fit
     record = RecordTrainingCells()
     model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
-    model.train(max_epochs=2, n_restarts=3, callbacks=[record], **QUIET)
+    model.train(max_epochs=2, n_restarts=3, callbacks=[record], datasplitter_kwargs=None, **QUIET)
     assert len(record.cells) == 3
     for cells in record.cells[1:]:
         np.testing.assert_array_equal(cells, record.cells[0])

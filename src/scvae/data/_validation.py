@@ -9,6 +9,9 @@ from anndata import AnnData
 
 #: Rows checked at a time, so that a backed or very large matrix is never densified whole.
 CHUNK_ROWS = 10_000
+#: Largest count accepted: 2^24, above which float32 (the models' precision) no longer holds
+#: every integer, far above any UMI count of one gene in one cell.
+MAX_COUNT = 2**24
 
 
 class InvalidCountsError(ValueError):
@@ -128,7 +131,7 @@ def validate_counts(
     ------
     InvalidCountsError
         Empty data; a non-numeric dtype; negative, NaN or infinite values; non-integer values
-        (unless allowed); or cells whose total count is zero.
+        (unless allowed); a count above 2^24 (16,777,216); or cells whose total count is zero.
     KeyError
         The layer does not exist.
     """
@@ -184,12 +187,13 @@ def validate_counts(
                 f"{where} has negative values (e.g. {values[negative][0]!s}): counts cannot be "
                 f"negative; it looks scaled or centred. {fix}"
             )
-        totals = np.asarray(chunk.sum(axis=1)).ravel()
-        if totals.size and totals.max() > np.finfo(np.float32).max:
+        if values.size and values.max() > MAX_COUNT:
             raise InvalidCountsError(
-                f"{where} has a cell with a total count of {float(totals.max()):.3g}, more than "
-                "float32 holds (models compute in float32): these are not UMI counts. " + fix
+                f"{where} has a count of {float(values.max()):.3g}, above {MAX_COUNT:,}: "
+                "float32, in which the models compute, no longer holds such counts exactly, "
+                f"and one cell does not hold so many molecules of a gene. {fix}"
             )
+        totals = np.asarray(chunk.sum(axis=1)).ravel()
         n_empty_cells += int((totals == 0).sum())
     if n_empty_cells:
         raise InvalidCountsError(

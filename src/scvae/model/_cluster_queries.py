@@ -195,7 +195,10 @@ class ClusterQueriesMixin:
             codes = adata.obs[keys["cluster"]].cat.codes.to_numpy()
             means = [latent[codes == code].mean(0) for code in range(codes.max() + 1)]
             adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
-                keys["cluster"], list(adata.obs[keys["cluster"]].cat.categories), np.array(means)
+                keys["cluster"],
+                list(adata.obs[keys["cluster"]].cat.categories),
+                np.array(means),
+                keys["latent"],
             )
         else:  # no hierarchy of these clusters: an earlier model's would be read as theirs
             adata.uns.pop(f"dendrogram_{keys['cluster']}", None)

@@ -111,12 +111,15 @@ class ClusterSelection:
             return rows
         return _tree_over_clusters(rows, self.component_clusters, self.n_clusters)
 
-    def dendrogram(self, key: str, categories: list[str], cluster_means: np.ndarray) -> dict:
+    def dendrogram(
+        self, key: str, categories: list[str], cluster_means: np.ndarray, use_rep: str
+    ) -> dict:
         """The hierarchy of the clusters ``categories`` (names of clusters present in
         ``obs[key]``) in the form :func:`scanpy.pl.dendrogram` reads from
         ``adata.uns[f"dendrogram_{key}"]``; its correlation matrix (drawn by
         :func:`scanpy.pl.correlation_matrix`) correlates ``cluster_means``, the clusters'
-        mean latent vectors (one row per category), as :func:`scanpy.tl.dendrogram` would."""
+        mean vectors of ``obsm[use_rep]`` (one row per category), as
+        :func:`scanpy.tl.dendrogram` would."""
         present = [int(category) for category in categories]
         if len(present) < 2:
             tree = np.zeros((0, 4))
@@ -142,8 +145,8 @@ class ClusterSelection:
         return {
             "linkage": tree,
             "groupby": [key],
-            "use_rep": "scvae component separability",
-            "cor_method": "separability",
+            "use_rep": use_rep,
+            "cor_method": "pearson",
             "linkage_method": "greedy merge of the least separable pair",
             "categories_ordered": info["ivl"],
             "categories_idx_ordered": info["leaves"],

@@ -324,7 +324,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             first_epoch = len(history["elbo_train"]) if history and "elbo_train" in history else 0
             self.schedule_ = dataclasses.replace(schedule, first_epoch=first_epoch)
             if split is not None:  # a restart: the cells of the first fit's split
-                splitter = {**kwargs.get("datasplitter_kwargs", {}), "external_indexing": split}
+                splitter = {**(kwargs.get("datasplitter_kwargs") or {}), "external_indexing": split}
                 kwargs["datasplitter_kwargs"] = splitter
             super(GMVAE, self).train(
                 schedule.max_epochs,

@@ -3,8 +3,9 @@
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from sklearn.metrics import adjusted_rand_score
+
+from scvae._random import seeded
 
 #: How :meth:`GMVAE.train` picks one of its restarts.
 RESTART_SELECTIONS = ("elbo", "agreement")
@@ -42,8 +43,7 @@ def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) ->
 
 def training_elbo(model) -> float:
     """ELBO per cell of ``model`` on its training cells, from the same draws of z for every fit."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
+    with seeded(0, model.device):
         return model.get_elbo(indices=model.train_indices)
 
 
@@ -56,10 +56,9 @@ def train_restarts(
     (``model._build_module()``), each on the first fit's training, validation and test cells
     (``fit(split)``), so that every restart is trained, scored and compared on the same
     cells, whether or not ``scvi.settings.seed`` fixes the split. Each restart's ELBO on the
-    training cells and its mean
-    agreement with the other restarts are left in ``model.restart_elbos_`` and
-    ``model.restart_agreements_``. If a restart fails, the model keeps the fit chosen among
-    the finished ones and the error is raised.
+    training cells and its mean agreement with the other restarts are left in
+    ``model.restart_elbos_`` and ``model.restart_agreements_``. If a restart fails, the model
+    keeps the fit chosen among the finished ones and the error is raised.
     """
     fits, elbos, clusters, split = [], [], [], None
     try:
