@@ -1,5 +1,7 @@
 """Components merged by how well the counts tell their cells apart; the hierarchy scanpy draws."""
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -76,6 +78,24 @@ def test_the_linkage_is_a_valid_scipy_tree_over_components_and_over_clusters():
     assert over_clusters[-1, 3] == selection.n_clusters
 
 
+def test_a_component_without_cells_has_no_say_in_its_group():
+    # Components 0 and 3 explain the same cells, 2 its own; the empty component 1 (nearest to
+    # 0) would explain 2's cells 60 nats better than 2 does, but has no weight in its group.
+    rng = np.random.default_rng(0)
+    cells = np.repeat([0, 2, 3], 50)
+    log_likelihoods = np.full((150, 4), -1000.0)
+    for own, other in ((0, 3), (3, 0)):
+        log_likelihoods[cells == own, own] = -100
+        log_likelihoods[cells == own, other] = -100 + rng.normal(0, 1, 50)
+    log_likelihoods[cells == 2, 2] = -100
+    log_likelihoods[:, 1] = -2000
+    log_likelihoods[cells == 2, 1] = -40
+    means = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.2, 0.0]])
+    selection = select_clusters(log_likelihoods, cells, np.bincount(cells, minlength=4), means)
+    assert selection.n_clusters == 2
+    assert selection.component_clusters[2] != selection.component_clusters[0]
+
+
 def test_the_dendrogram_rises_with_the_separability_of_each_merge_in_its_order():
     truth = [0, 0, 1, 1, 1, 2]
     log_likelihoods, cells = _likelihoods(truth)
@@ -90,6 +110,16 @@ def test_the_dendrogram_rises_with_the_separability_of_each_merge_in_its_order()
     first = selection.merges.iloc[0]
     assert {int(tree[0, 0]), int(tree[0, 1])} == {int(first["left"]), int(first["right"])}
     np.testing.assert_allclose(tree[:, 2], heights)
+
+
+def test_the_correlation_matrix_is_undefined_but_quiet_over_a_one_dimensional_latent_space():
+    log_likelihoods, cells = _likelihoods([0, 1])
+    selection = select_clusters(log_likelihoods, cells, np.ones(2), np.zeros((2, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = selection.cut(n_clusters=2).dendrogram("c", ["0", "1"], np.ones((2, 1)), "X_c")
+    assert tree["correlation_matrix"].shape == (2, 2)
+    assert np.isnan(tree["correlation_matrix"]).all()
 
 
 def test_the_hierarchy_can_be_cut_into_any_number_of_clusters_or_at_any_threshold():

@@ -50,7 +50,10 @@ class ClusterSelection:
         ``0..K-1``, then each merge's new group ``K, K+1, ...``), their ``separability``,
         and the cells of the new group (``size``, among the evaluated cells).
     threshold
-        Separability below which two groups were merged into one cluster.
+        Separability below which two groups were merged into one cluster. For a cut into a
+        given number of clusters, the separability of the first merge not made (made
+        non-decreasing over the merges); where separabilities tie, that may equal the last
+        merge made, and no threshold gives exactly that cut.
     n_clusters
         The number of clusters chosen.
     component_clusters
@@ -140,8 +143,13 @@ class ClusterSelection:
                 "leaves_color_list": [],
             }
         )
-        with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a 1-D latent space
-            correlation = np.atleast_2d(np.corrcoef(cluster_means))
+        n = len(cluster_means)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = (  # undefined over a 1-D latent space
+                np.atleast_2d(np.corrcoef(cluster_means))
+                if cluster_means.shape[1] > 1
+                else np.full((n, n), np.nan)
+            )
         return {
             "linkage": tree,
             "groupby": [key],
@@ -230,7 +238,9 @@ def select_clusters(
     The merges down to one group and the clusters at ``threshold``.
     """
     n_components = log_likelihoods.shape[1]
-    log_weights = np.log(np.maximum(np.asarray(weights, dtype=float), 1e-12))
+    weights = np.asarray(weights, dtype=float)
+    with np.errstate(divide="ignore"):  # a component without cells has no weight in a group
+        log_weights = np.log(weights) if weights.any() else np.zeros_like(weights)
     groups = {j: [j] for j in range(n_components)}  # group id -> components
     members = {j: components == j for j in range(n_components)}  # group id -> its cells
     scores = {j: log_likelihoods[:, j] for j in range(n_components)}  # log p(x | group)
@@ -363,8 +373,9 @@ def cluster_use(sizes: np.ndarray) -> tuple[int, str | None]:
         return n_used, None
     return n_used, (
         f"{n_clusters - n_used} of the {n_clusters} GMVAE clusters hold fewer than {minimum} "
-        f"cells after training, so {n_used} are in use: the data may hold fewer clusters than "
-        f"n_clusters={n_clusters}, or components emptied while training. Try a smaller "
-        "n_clusters (or n_clusters='auto'), or check the fit in pl.training_curves(model). "
+        f"cells, so {n_used} are in use: the data may hold fewer than {n_clusters} clusters, "
+        "or components emptied while training. Try fewer clusters (a smaller n_clusters, "
+        "n_clusters='auto', or model.select_clusters), or check the fit in "
+        "pl.training_curves(model). "
         "Every cluster's number of cells is in model.cluster_sizes_."
     )

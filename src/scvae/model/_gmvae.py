@@ -118,7 +118,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     cluster_sizes_
         After training, the number of cells in each cluster (those written into ``obs``).
     n_clusters_used_
-        After training, the number of clusters with cells.
+        After training, the clusters in use: with 1% of an even share of the cells, 3 at least.
     component_sizes_
         After training, the number of training cells in each component.
     component_clusters_
