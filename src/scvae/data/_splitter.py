@@ -1,5 +1,7 @@
 """scvi-tools' data splitter serving scvae's loaders, with tensors on the GPU when they fit."""
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -14,6 +16,8 @@ from ._loader import TensorDataLoader
 #: for which the encoders' sparse input layer beats a dense matrix product (see
 #: ``docs/scaling.md``).
 SPARSE_DENSITY_LIMIT = 0.3
+#: What scvi-tools' warning of a last training minibatch of one cell says.
+ONE_CELL_MINIBATCH = "Last batch will have a small size of 1 samples"
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5
 
@@ -22,7 +26,8 @@ class TensorDataSplitter(DataSplitter):
     """scvi-tools' :class:`~scvi.dataloaders.DataSplitter` serving :class:`TensorDataLoader`.
 
     Splits cells exactly like scvi-tools, and leaves out of each epoch a last training
-    minibatch of one cell (which scvi-tools does only for the default ``train_size``). When
+    minibatch of one cell (which scvi-tools does only for the default ``train_size``, and
+    otherwise warns of), without scvi-tools' warning of it. When
     training on a GPU and the counts take less than half of its free memory, the tensors are
     put on the GPU once and minibatches are sliced there; otherwise minibatches are served in
     pinned memory for asynchronous copies.
@@ -43,12 +48,17 @@ class TensorDataSplitter(DataSplitter):
         **kwargs,
     ):
         sparse = bool(load_sparse_tensor)
-        super().__init__(adata_manager, *args, load_sparse_tensor=sparse, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            super().__init__(adata_manager, *args, load_sparse_tensor=sparse, **kwargs)
         batch_size = self.data_loader_kwargs.get("batch_size") or settings.batch_size
         if not self.drop_last and self.n_train > batch_size and self.n_train % batch_size == 1:
             # A minibatch of one cell cannot be batch-normalised: leave it out (another cell
             # each epoch, as the training cells are shuffled).
             self.drop_last = True
+        for warning in caught:  # scvi-tools' warning of that minibatch no longer applies
+            if not (self.drop_last and ONE_CELL_MINIBATCH in str(warning.message)):
+                warnings.warn(warning.message, warning.category, stacklevel=2)
         if load_sparse_tensor is None:
             self.load_sparse_tensor = counts_are_sparse(adata_manager)
 
