@@ -43,3 +43,9 @@ def test_mean_and_variance_match_monte_carlo(name):
     standard_error = (variance / N_SAMPLES).sqrt()
     assert ((samples.mean(0) - mean).abs() <= 5 * standard_error).all(), (samples.mean(0), mean)
     torch.testing.assert_close(samples.var(0), variance, rtol=0.1, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_the_log_mean_is_the_log_of_the_mean(name):
+    distribution = FACTORIES[name]()
+    torch.testing.assert_close(distribution.log_mean, distribution.mean.log())

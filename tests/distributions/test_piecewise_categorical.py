@@ -139,6 +139,19 @@ def test_shapes_sampling_and_normalized():
     )
 
 
+def test_normalized_expression_is_finite_when_a_tail_mean_exceeds_float32():
+    # A tail mean of e^100 overflows float32; in log space the gene still takes the share.
+    base = NegativeBinomial(torch.tensor([[100.0, 0.0, -5.0]]), torch.zeros(3))
+    scale = PiecewiseCategorical(base, torch.zeros(3, 4)).get_normalized("scale")
+    assert torch.isfinite(scale).all()
+    torch.testing.assert_close(scale.sum(-1), torch.ones(1))
+    assert scale[0, 0] == pytest.approx(1.0)
+    base64 = NegativeBinomial(base.log_mu.double(), torch.zeros(3, dtype=torch.float64))
+    reference = PiecewiseCategorical(base64, torch.zeros(3, 4, dtype=torch.float64))
+    expected = reference.get_normalized("scale")
+    torch.testing.assert_close(scale.double(), expected, rtol=1e-5, atol=1e-30)
+
+
 @settings(max_examples=100, deadline=None, database=None)
 @given(
     hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 6)), elements=CLASS_LOGITS)

@@ -71,6 +71,11 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         return self.log_mu.exp().expand(self.batch_shape)
 
     @property
+    def log_mean(self) -> Tensor:
+        r""":math:`\log\mu`."""
+        return self.log_mu.expand(self.batch_shape)
+
+    @property
     def theta(self) -> Tensor:
         r"""Inverse dispersion :math:`\theta`."""
         return self.log_theta.exp().expand(self.batch_shape)

@@ -81,10 +81,25 @@ class PiecewiseCategorical(CountDistribution):
         return (second - mean**2).clamp(min=0)
 
     @property
+    def log_mean(self) -> Tensor:
+        r""":math:`\log\big(\sum_{0<i<k} i p_i + p_k (k + E[Y])\big)`, in log space (the
+        tail's mean may exceed float32)."""
+        k = self.cutoff
+        log_probs = self.log_class_probs
+        log_counts = torch.arange(1, k, dtype=log_probs.dtype, device=log_probs.device).log()
+        head = torch.logsumexp(log_probs[..., 1:k] + log_counts, dim=-1)
+        log_k = torch.tensor(float(k), dtype=log_probs.dtype, device=log_probs.device).log()
+        # scvae's likelihoods give their log-mean without exp; any other base its mean's log.
+        log_tail_mean = getattr(self.base, "log_mean", None)
+        if log_tail_mean is None:
+            log_tail_mean = self.base.mean.log()
+        tail = log_probs[..., k] + torch.logaddexp(log_k, log_tail_mean)
+        return torch.logaddexp(head, tail).expand(self.batch_shape)
+
+    @property
     def scale(self) -> Tensor:
-        """The mean normalised over the last (gene) axis."""
-        mean = self.mean
-        return mean / mean.sum(dim=-1, keepdim=True)
+        """The mean normalised over the last (gene) axis (a softmax of :attr:`log_mean`)."""
+        return torch.softmax(self.log_mean, dim=-1)
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008

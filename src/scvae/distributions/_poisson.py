@@ -67,6 +67,11 @@ class Poisson(CountDistribution):
         r""":math:`\lambda`."""
         return self.rate
 
+    @property
+    def log_mean(self) -> Tensor:
+        r""":math:`\log\lambda`."""
+        return self.log_rate
+
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: the rate :math:`\\lambda`."""
         return {"mean": self.rate}

@@ -88,6 +88,11 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
         return torch.sigmoid(-self.zi_logits) * self.mu
 
     @property
+    def log_mean(self) -> Tensor:
+        r""":math:`\log(1 - \pi) + \log\mu`."""
+        return self.log_mu - torch.nn.functional.softplus(self.zi_logits)
+
+    @property
     def variance(self) -> Tensor:
         r""":math:`(1 - \pi)\mu(1 + \mu(\pi + 1/\theta))`."""
         mu = self.mu

@@ -68,6 +68,11 @@ class ZeroInflatedPoisson(Poisson):
         return normalized_expression(self.log_scale, self.log_rate)
 
     @property
+    def log_mean(self) -> Tensor:
+        r""":math:`\log(1 - \pi) + \log\lambda`."""
+        return self.log_rate - torch.nn.functional.softplus(self.zi_logits)
+
+    @property
     def zi_probs(self) -> Tensor:
         r"""Zero-inflation probability :math:`\pi = \sigma(\text{zi\_logits})`."""
         return torch.sigmoid(self.zi_logits)
