@@ -87,7 +87,8 @@ class CountLayerField(LayerField):
                 f"scvae.setup_anndata: cells were removed or added in place after setup (e.g. "
                 f"by sc.pp.filter_cells). {again}"
             )
-        if recorded.get("gene_names", _gene_names_hash(adata)) != _gene_names_hash(adata):
+        gene_names = _gene_names_hash(adata)
+        if recorded.get("gene_names", gene_names) != gene_names:
             raise ValueError(
                 "The gene names of the AnnData (adata.var_names) changed after "
                 "scvae.setup_anndata: the model reads the genes by position, under the names "

@@ -11,11 +11,7 @@ from anndata import AnnData
 from scvae.data import check_obs_complete
 from scvae.distributions import LIKELIHOODS
 from scvae.model import GMVAE, VAE, setup_anndata
-from scvae.model._checks import (
-    check_cells_fill_clusters,
-    check_max_epochs,
-    check_n_clusters,
-)
+from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
     build_model,
