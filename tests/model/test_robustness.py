@@ -22,10 +22,13 @@ def _trained(adata, model_cls=scvae.VAE, epochs=1, **kwargs):
     return model
 
 
+@pytest.mark.parametrize(
+    ("model_cls", "kwargs"), [(scvae.VAE, {}), (scvae.GMVAE, {"n_clusters": 1})]
+)
 @pytest.mark.parametrize("n_cells", [1, 2])
-def test_too_few_cells_are_refused_with_the_reason(n_cells):
+def test_too_few_cells_are_refused_with_the_reason(n_cells, model_cls, kwargs):
     with pytest.raises(ValueError, match=f"at least 3 cells, the AnnData has {n_cells}"):
-        _trained(synthetic_counts(n_cells, 20))
+        _trained(synthetic_counts(n_cells, 20), model_cls, **kwargs)
 
 
 def test_three_cells_train():
@@ -120,6 +123,29 @@ def test_a_model_loaded_with_another_class_names_its_class(adata, tmp_path, caps
         scvae.GMVAE.load(tmp_path / "model", adata=adata)
     scvae.VAE.load(tmp_path / "model", adata=adata)
     assert "already downloaded" not in capsys.readouterr().out  # scvi-tools' INFO line
+
+
+def test_cells_of_a_query_are_chosen_by_position_or_mask_and_nothing_else(adata):
+    model = _trained(adata, scvae.GMVAE, n_clusters=3)
+    latent = model.get_latent_representation()
+    mask = np.arange(adata.n_obs) % 3 == 0
+    np.testing.assert_allclose(model.get_latent_representation(indices=mask), latent[mask])
+    np.testing.assert_allclose(model.get_latent_representation(indices=[-1, 0]), latent[[-1, 0]])
+    queries = [
+        model.get_latent_representation,
+        model.predict,
+        model.get_elbo,
+        model.get_normalized_expression,
+    ]
+    for query in queries:
+        with pytest.raises(ValueError, match="selects no cells"):
+            query(indices=[])
+        with pytest.raises(ValueError, match=f"needs {adata.n_obs} values"):
+            query(indices=mask[:-1])
+        with pytest.raises(IndexError, match=f"outside the AnnData's {adata.n_obs} cells"):
+            query(indices=[0, adata.n_obs])
+        with pytest.raises(TypeError, match="obs_names.isin"):
+            query(indices=adata.obs_names[:2])
 
 
 def test_a_query_with_other_genes_is_refused_before_inference(adata):

@@ -31,6 +31,7 @@ from scvae.train import (
 )
 
 from ._checks import (
+    cell_positions,
     check_known_batches,
     check_piecewise_counts,
     check_plan_kwargs,
@@ -118,13 +119,17 @@ class ScvaeModel(
     ):
         """The loader of scvae's own passes over cells after training (latent means, clusters,
         the cluster selection; ``adata`` validated): sparse counts come as sparse CSR
-        minibatches, as in training. Dense minibatches of many genes, allocated and freed one
-        after another, fragment the heap over a million cells (``docs/benchmarks/scale.md``);
-        scvi-tools' own queries keep them dense, as some read the counts densely."""
+        minibatches, as in training, for dense ones fragment the heap over a million cells
+        (``docs/benchmarks/scale.md``); scvi-tools' queries read the counts densely."""
         sparse = counts_are_sparse(self.get_anndata_manager(adata, required=True))
         return self._make_data_loader(
             adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
         )
+
+    def _make_data_loader(self, adata: AnnData, indices: Sequence[int] | None = None, **kwargs):
+        """scvi-tools' loader of every query, its ``indices`` checked (:func:`cell_positions`)."""
+        positions = cell_positions(indices, adata.n_obs)
+        return super()._make_data_loader(adata, indices=positions, **kwargs)
 
     def _query_minibatches(
         self,
@@ -133,8 +138,7 @@ class ScvaeModel(
         batch_size: int | None,
         dataloader: Iterable[dict] | None,
     ) -> Iterable[dict]:
-        """The minibatches a query reads: ``dataloader`` if given (then without ``adata``),
-        otherwise :meth:`_query_loader` over ``adata`` (validated here)."""
+        """A query's minibatches: ``dataloader``, or :meth:`_query_loader`'s over ``adata``."""
         if dataloader is None:
             return self._query_loader(self._validate_anndata(adata), indices, batch_size)
         if adata is not None:
@@ -205,16 +209,12 @@ class ScvaeModel(
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        max_epochs, batch_size = check_training_options(max_epochs, batch_size, key_added)
+        max_epochs, batch_size = check_training_options(
+            max_epochs, batch_size, key_added, self.adata.n_obs
+        )
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         check_validation_needs(train_size, validation_size, early_stopping, plan_kwargs, kwargs)
         self._check_registered_data()
-        if self.adata.n_obs < 3:
-            raise ValueError(
-                f"Training needs at least 3 cells, the AnnData has {self.adata.n_obs}: batch "
-                "normalisation estimates statistics over the cells of a minibatch, and "
-                "a split of fewer cells leaves no minibatch of two."
-            )
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
         if enable_progress_bar:
             callbacks.append(EpochProgressBar())

@@ -39,6 +39,41 @@ def check_same_genes(var_names, model_var_names) -> None:
     )
 
 
+def cell_positions(indices, n_cells: int) -> np.ndarray | None:
+    """``indices`` of a query as integer positions (``None``: all cells).
+
+    Integer positions (negative ones count from the end, as in numpy) or a boolean mask of
+    the ``n_cells`` cells; an empty selection, positions outside the cells and other values
+    (floats, cell names) raise an error that says so, before any pass over the cells.
+    """
+    if indices is None:
+        return None
+    positions = np.asarray(indices)
+    if positions.dtype == bool:
+        if positions.shape != (n_cells,):
+            raise ValueError(
+                f"indices is a boolean mask of shape {positions.shape}; the AnnData has "
+                f"{n_cells} cells, so a mask needs {n_cells} values."
+            )
+        positions = np.flatnonzero(positions)
+    if positions.ndim != 1 or positions.size == 0:
+        raise ValueError(
+            f"indices selects no cells (shape {positions.shape}); give at least one cell's "
+            "position, or None for all cells."
+        )
+    if not np.issubdtype(positions.dtype, np.integer):
+        raise TypeError(
+            f"indices must be integer positions or a boolean mask, not {positions.dtype} "
+            "values; for cell names use np.flatnonzero(adata.obs_names.isin(names))."
+        )
+    outside = positions[(positions < -n_cells) | (positions >= n_cells)]
+    if len(outside):
+        raise IndexError(
+            f"indices has positions outside the AnnData's {n_cells} cells (e.g. {outside[0]})."
+        )
+    return positions
+
+
 def check_architecture(
     likelihood: str,
     dispersion: str,
@@ -144,10 +179,17 @@ def check_max_epochs(max_epochs: int | None) -> None:
 
 
 def check_training_options(
-    max_epochs: int | None, batch_size: int, key_added: str
+    max_epochs: int | None, batch_size: int, key_added: str, n_cells: int
 ) -> tuple[int | None, int]:
-    """Refuse a training length, minibatch size or result key that cannot work, before
-    anything runs; return the length and size as Python integers (Lightning takes no other)."""
+    """Refuse a training length, minibatch size, result key or number of cells that cannot
+    work, before anything runs; return the length and size as Python integers (Lightning
+    takes no other)."""
+    if n_cells < 3:
+        raise ValueError(
+            f"Training needs at least 3 cells, the AnnData has {n_cells}: batch normalisation "
+            "estimates statistics over the cells of a minibatch, and a split of fewer cells "
+            "leaves no minibatch of two."
+        )
     check_max_epochs(max_epochs)
     check_key_added(key_added)
     if whole_number(batch_size, 2) is None:

@@ -75,7 +75,7 @@ class ClusterQueriesMixin:
         adata
             AnnData with the registered genes; defaults to the model's.
         indices
-            Cells to use; all by default.
+            Cells to use, as positions or a boolean mask; all by default.
         give_mean
             The posterior mean (exact); ``False``: one draw of z per cell from q(z | x).
         mc_samples
@@ -123,7 +123,7 @@ class ClusterQueriesMixin:
         soft
             Return q(y|x) as a cells x K DataFrame instead of the argmax.
         indices
-            Cells to use; all by default.
+            Cells to use, as positions or a boolean mask; all by default.
         batch_size
             Cells per forward pass.
         components

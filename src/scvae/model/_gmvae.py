@@ -116,7 +116,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         After training, the merges of the components into clusters and the cut chosen
         (:class:`~scvae.model.ClusterSelection`; :meth:`select_clusters` re-cuts it).
     cluster_sizes_
-        After training, the number of cells in each cluster (those written into ``obs``).
+        After training, the training AnnData's cells in each cluster (as in its ``obs``).
     n_clusters_used_
         After training, the clusters in use: with 1% of an even share of the cells, 3 at least.
     component_sizes_
@@ -290,18 +290,19 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
-        check_training_options(max_epochs, kwargs.get("batch_size", 128), key_added)
+        n_cells, batch_size = self.adata.n_obs, kwargs.get("batch_size", 128)
+        check_training_options(max_epochs, batch_size, key_added, n_cells)
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
-            check_cells_fill_clusters(self.module.n_clusters, self.adata.n_obs)
+            check_cells_fill_clusters(self.module.n_clusters, n_cells)
         self.restart_elbos_ = self.restart_agreements_ = None
         schedule = GMVAESchedule.default(
-            self.adata.n_obs,
+            n_cells,
             max_epochs=max_epochs,
             warmup_epochs=warmup_epochs,
             placement_epochs=component_init_epochs,
             train_size=kwargs.get("train_size"),
-            batch_size=kwargs.get("batch_size", 128),
+            batch_size=batch_size,
         )
         callbacks = as_callback_list(kwargs.pop("callbacks", None))
         if schedule.placement_epochs:
@@ -335,8 +336,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
                 **kwargs,
             )
 
-        # A new fit's components are its clusters until merged: an earlier fit's selection and
-        # cluster sizes no longer apply, also when this fit fails.
+        # An earlier fit's selection and cluster sizes no longer apply (also if this one fails).
         self.component_clusters_ = self.cluster_selection_ = self.component_sizes_ = None
         self.cluster_sizes_ = self.n_clusters_used_ = None
         if n_restarts == 1:

@@ -185,7 +185,7 @@ class LikelihoodQueriesMixin:
         adata
             AnnData with the registered genes; defaults to the one the model was set up with.
         indices
-            Cells to use; all by default.
+            Cells to use, as positions or a boolean mask; all by default.
         n_samples
             Draws of z per cell.
         give_mean
@@ -233,7 +233,7 @@ class LikelihoodQueriesMixin:
         adata
             AnnData with the registered genes; defaults to the one the model was set up with.
         indices
-            Cells to use; all by default.
+            Cells to use, as positions or a boolean mask; all by default.
         give_mean
             Ignored (the library size is observed, not a posterior).
         batch_size
