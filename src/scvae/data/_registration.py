@@ -95,3 +95,14 @@ def _copy_of_registered(adata: AnnData) -> bool:
     identity = adata.uns.get(SCVI_UUID_KEY)
     owner = _registered.get(identity) if isinstance(identity, str) else None
     return owner is not None and owner is not adata
+
+
+def registration_of(model_cls: type, adata: AnnData | None):
+    """The setup (:class:`~scvi.data.AnnDataManager`) ``model_cls`` holds for ``adata``, or
+    ``None``: no ``adata``, not registered for the class, or a copy of a registered one."""
+    if adata is None:
+        return None
+    try:
+        return model_cls._get_most_recent_anndata_manager(adata)
+    except ValueError:  # a copy of a registered AnnData, which has the original's uuid
+        return None

@@ -21,6 +21,7 @@ from scvae.data import (
     registering,
     validate_counts,
 )
+from scvae.data._registration import registration_of
 from scvae.train import (
     EpochProgressBar,
     NonFiniteLossGuard,
@@ -40,7 +41,7 @@ from ._checks import (
     check_validation_needs,
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
-from ._saved import migrated, read_saved_model, remove_saved_adata, saved_adata_path
+from ._saved import check_attachable, migrated, read_saved_model, save_whole
 
 
 class ScvaeModel(
@@ -214,7 +215,7 @@ class ScvaeModel(
         )
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         check_validation_needs(train_size, validation_size, early_stopping, plan_kwargs, kwargs)
-        self._check_registered_data()
+        self._validate_anndata()  # also replays its setup if another replaced it
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
         if enable_progress_bar:
             callbacks.append(EpochProgressBar())
@@ -303,11 +304,14 @@ class ScvaeModel(
         **kwargs,
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
-        arguments); with ``overwrite``, a saved model is replaced whole: an AnnData an earlier
-        save left in ``dir_path`` goes when this one saves none."""
-        super().save(dir_path, prefix, overwrite, save_anndata, **kwargs)
-        if not save_anndata:
-            remove_saved_adata(dir_path, prefix)
+        arguments), whole or not at all: the files are written beside ``dir_path`` and moved
+        into it once all are written. :meth:`load` reads an AnnData from ``dir_path`` only if
+        this save wrote it; no other file there is removed."""
+
+        def save(path: str) -> None:
+            super(ScvaeModel, self).save(path, prefix, True, save_anndata, **kwargs)
+
+        save_whole(save, dir_path, prefix, overwrite, save_anndata)
 
     @classmethod
     def load(
@@ -348,22 +352,15 @@ class ScvaeModel(
             No ``adata`` given for a model saved without its AnnData.
         """
         saved = read_saved_model(dir_path, prefix, cls)
-        if adata is None and not saved_adata_path(dir_path, prefix).is_file():
-            raise ValueError(
-                f"The model in {dir_path} was saved without its AnnData (save_anndata=False, "
-                "as scvae train --save-model saves): pass the cells to attach, with the "
-                "model's genes, as adata=..."
-            )
-        if adata is not None:
-            check_same_genes(adata.var_names, saved["var_names"])
-            registry = saved["attr_dict"]["registry_"]
-            batches = registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"]
-            check_known_batches(
-                adata, registry["setup_args"].get("batch_key"), batches["categorical_mapping"]
-            )
+        check_attachable(adata, dir_path, prefix, saved)
+        # scvi-tools registers adata anew for the class; the user's own setup stays in force.
+        own_setup = registration_of(cls, adata)
         # Quietly: scvi-tools announces each file it reads.
         with migrated(dir_path, prefix, saved, cls._saved_defaults) as path, quiet_training():
-            return super().load(path, adata, accelerator, device, prefix, **kwargs)
+            model = super().load(path, adata, accelerator, device, prefix, **kwargs)
+        if own_setup is not None:
+            cls.register_manager(own_setup)
+        return model
 
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""

@@ -1,15 +1,24 @@
-"""Reading saved models: checks before scvi-tools loads them, and migrations of old files."""
+"""Saving and reading saved models: whole saves, checks before scvi-tools loads them, and
+migrations of old files."""
 
+import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from anndata import AnnData
+from scvi import REGISTRY_KEYS
+
+from ._checks import check_known_batches, check_same_genes
 
 #: File name (after the prefix) of the AnnData scvi-tools saves beside a model.
 SAVED_ADATA_NAME = "adata.h5ad"
+#: Entry of a saved ``model.pt`` that records whether the model's AnnData was saved with it.
+SAVED_ADATA_KEY = "scvae_saved_anndata"
 
 
 def saved_adata_path(dir_path: str | Path, prefix: str | None) -> Path:
@@ -17,10 +26,65 @@ def saved_adata_path(dir_path: str | Path, prefix: str | None) -> Path:
     return Path(dir_path) / f"{prefix or ''}{SAVED_ADATA_NAME}"
 
 
-def remove_saved_adata(dir_path: str | Path, prefix: str | None) -> None:
-    """Remove the AnnData an earlier save left in ``dir_path``, if any: a model saved over
-    another without its AnnData must not be loaded with the other's cells."""
-    saved_adata_path(dir_path, prefix).unlink(missing_ok=True)
+def has_saved_adata(dir_path: str | Path, prefix: str | None, saved: dict) -> bool:
+    """Whether the model ``saved`` (its ``model.pt``) has its own AnnData in ``dir_path``: one
+    that :func:`save_whole` recorded, not one an earlier save or the user left there."""
+    exists = saved_adata_path(dir_path, prefix).is_file()
+    return exists and saved.get(SAVED_ADATA_KEY, True)  # unrecorded in older saves
+
+
+def check_attachable(
+    adata: AnnData | None, dir_path: str | Path, prefix: str | None, saved: dict
+) -> None:
+    """Refuse to load the model ``saved`` (its ``model.pt``) onto ``adata`` without the
+    model's genes in order or with batches it was not trained on, or without ``adata`` when
+    no AnnData was saved with it."""
+    if adata is None:
+        if not has_saved_adata(dir_path, prefix, saved):
+            raise ValueError(
+                f"The model in {dir_path} was saved without its AnnData (save_anndata=False, "
+                "as scvae train --save-model saves): pass the cells to attach, with the "
+                "model's genes, as adata=..."
+            )
+        return
+    check_same_genes(adata.var_names, saved["var_names"])
+    registry = saved["attr_dict"]["registry_"]
+    batches = registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"]
+    check_known_batches(
+        adata, registry["setup_args"].get("batch_key"), batches["categorical_mapping"]
+    )
+
+
+def save_whole(
+    save: Callable[[str], None],
+    dir_path: str | Path,
+    prefix: str | None,
+    overwrite: bool,
+    save_anndata: bool,
+) -> None:
+    """Save a model into ``dir_path`` whole or not at all.
+
+    ``save(path)`` (scvi-tools' save) writes the files into a new directory beside
+    ``dir_path``; ``model.pt`` then records ``save_anndata`` (:data:`SAVED_ADATA_KEY`), and
+    the files are moved into ``dir_path`` only once all are written. A failure leaves
+    ``dir_path`` as it was; no other file in it is removed.
+    """
+    target = Path(dir_path)
+    if target.exists() and not overwrite:
+        raise ValueError(
+            f"{target} already exists: save to another directory, or pass overwrite=True to "
+            "replace the model saved there."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as staging:
+        save(staging)
+        model_file = Path(staging) / f"{prefix or ''}model.pt"
+        saved = torch.load(model_file, map_location="cpu", weights_only=False)
+        saved[SAVED_ADATA_KEY] = bool(save_anndata)
+        torch.save(saved, model_file)
+        target.mkdir(exist_ok=True)
+        for file in Path(staging).iterdir():
+            os.replace(file, target / file.name)
 
 
 class SavedModelError(ValueError):
@@ -41,7 +105,11 @@ def read_saved_model(
     """
     path = Path(dir_path) / f"{prefix or ''}model.pt"
     if not path.is_file():
-        raise SavedModelError(f"No saved model at {path}: pass the directory given to save().")
+        prefixes = sorted(other.name[: -len("model.pt")] for other in path.parent.glob("*model.pt"))
+        hint = f" It holds models saved with prefix={prefixes}." if prefixes else ""
+        raise SavedModelError(
+            f"No saved model at {path}: pass the directory and prefix given to save().{hint}"
+        )
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
         np.asarray(saved["var_names"])
