@@ -215,9 +215,10 @@ def one_epoch(args: argparse.Namespace) -> None:
     if args.model == "vae":
         model = scvae.VAE(adata)
     else:
-        model = scvae.GMVAE(adata, n_clusters=N_CELL_TYPES)
+        model = scvae.GMVAE(adata, n_clusters=N_CELL_TYPES, component_spread=1.0)
     # The GMVAE places its components at the end of an epoch after its KL warm-up
-    # (scvae.model.GMVAESchedule); a one-epoch run leaves that off.
+    # (scvae.model.GMVAESchedule); a one-epoch run leaves that off, its components spread
+    # out from the start (a fit that never places them from one point is refused).
     options = {"component_init_epochs": 0} if args.model == "gmvae" else {}
     if args.reads == "rows":  # blocks of one row, a minibatch per buffer: one read per cell
         options["datasplitter_kwargs"] = {"block_size": 1, "blocks_per_buffer": args.batch_size}

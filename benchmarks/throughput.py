@@ -49,7 +49,8 @@ GMVAES = (
     ("gmvae_k30", 30, "responsibilities"),
     ("gmvae_per_component_k10", 10, "per_component"),
 )
-#: Epoch cost alone: no placement of the components, no convergence check.
+#: Epoch cost alone: no placement of the components, no convergence check (the components
+#: then start spread out, ``component_spread=1``, as a fit without placement needs).
 GMVAE_TIMING = {"component_init_epochs": (), "stop_when_converged": False}
 
 
@@ -234,6 +235,7 @@ def main() -> None:
             model_cls=scvae.GMVAE,
             n_clusters=k,
             inference=inference,
+            component_spread=1.0,
             train_kwargs=GMVAE_TIMING,
         )
     if DEVICE.type == "cuda":

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from lightning.pytorch import Callback
 
 #: Trainer options for tests: no progress bar, history kept in memory by scvi-tools.
 QUIET = {"enable_progress_bar": False}
@@ -20,3 +21,13 @@ def mostly_zeros(adata):
     keep[:, :2] = True
     adata.X = sp.csr_matrix(adata.X.toarray() * keep, dtype=np.float32)
     return adata
+
+
+class KLWeights(Callback):
+    """Records the training plan's KL weight at the start of every epoch."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.weights.append(float(pl_module.kl_weight))

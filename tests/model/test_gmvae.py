@@ -6,6 +6,7 @@ import pytest
 import scvi
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import EarlyStopping
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
@@ -18,7 +19,7 @@ from scvae._constants import (
 from scvae.datasets import synthetic_counts
 from scvae.model._cluster_selection import cluster_use
 from scvae.model._restarts import mean_agreements, select_restart, training_elbo
-from tests.helpers import QUIET
+from tests.helpers import QUIET, KLWeights
 
 
 @pytest.mark.slow
@@ -47,26 +48,19 @@ def test_clusters_follow_cell_types_not_a_strong_batch_effect(seed):
     assert adjusted_rand_score(adata.obs["batch"], clusters) <= 0.1
 
 
-class KLWeights(Callback):
-    """Records the training plan's KL weight at the start of every epoch."""
-
-    def __init__(self):
-        self.weights = []
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.weights.append(float(pl_module.kl_weight))
-
-
 def test_kl_warm_up_lasts_the_first_30_percent_of_training(adata):
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
     record = KLWeights()
     model.train(max_epochs=10, callbacks=[record], **QUIET)
     np.testing.assert_allclose(record.weights, [0, 1 / 3, 2 / 3] + [1] * 7, rtol=1e-6)
-    # A warm-up the user asks for is kept.
+    # A warm-up the user asks for is kept, and the placements wait for it.
     record = KLWeights()
-    model.train(max_epochs=3, plan_kwargs={"n_epochs_kl_warmup": 10}, callbacks=[record], **QUIET)
-    np.testing.assert_allclose(record.weights, [0.0, 0.1, 0.2], rtol=1e-6)
+    model.train(max_epochs=6, plan_kwargs={"n_epochs_kl_warmup": 5}, callbacks=[record], **QUIET)
+    np.testing.assert_allclose(record.weights, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], rtol=1e-6)
+    assert model.schedule_.warmup_epochs == 5 and min(model.schedule_.placement_epochs) >= 5
+    with pytest.raises(ValueError, match="warm-up of 10 epochs is longer than max_epochs=3"):
+        model.train(max_epochs=3, plan_kwargs={"n_epochs_kl_warmup": 10}, **QUIET)
 
 
 @pytest.fixture
@@ -254,6 +248,43 @@ def test_restarts_keep_the_fit_with_the_highest_training_elbo(adata):
     assert model.restart_elbos_ is None and model.restart_agreements_ is None
 
 
+class EpochsPerFit(Callback):
+    """Records the epochs of every training run, restarts included (copies are itself)."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_train_end(self, trainer, pl_module):
+        self.epochs.append(trainer.current_epoch)
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def test_every_restart_starts_from_the_users_callbacks_as_given(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    # Shared, early stopping would carry the first fit's best ELBO into the fresh restarts
+    # and stop them after two epochs, before any placement.
+    stopper = EarlyStopping(monitor="elbo_validation", mode="max", patience=2)
+    record = EpochsPerFit()
+    model.train(
+        max_epochs=6, n_restarts=3, stop_when_converged=False, callbacks=[stopper, record], **QUIET
+    )
+    assert record.epochs == [6, 6, 6]
+
+
+def test_components_never_placed_from_one_point_are_refused(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_hidden=16)
+    for epochs in (0, ()):
+        with pytest.raises(ValueError, match="every cell would stay in one cluster"):
+            model.train(max_epochs=3, component_init_epochs=epochs, **QUIET)
+    model.train(max_epochs=3, **QUIET)
+    model.train(max_epochs=2, component_init_epochs=0, **QUIET)  # placed: kept as they are
+
+
 def test_agreement_keeps_the_restart_the_others_agree_with_most(adata):
     scvae.setup_anndata(adata, layer="counts")
     scvi.settings.seed = 0
@@ -279,6 +310,9 @@ class RecordTrainingCells(Callback):
     def on_train_start(self, trainer, pl_module):
         self.cells.append(np.array(trainer.datamodule.train_idx))
 
+    def __deepcopy__(self, memo):  # one record for all restarts, each of which gets a copy
+        return self
+
 
 def test_restarts_are_trained_and_compared_on_the_same_cells_without_a_seed(adata, monkeypatch):
     scvae.setup_anndata(adata, layer="counts")
@@ -298,10 +332,13 @@ def test_mean_agreements_and_the_selection_rules():
     expected = adjusted_rand_score(one, other)  # relabelled copies agree perfectly
     np.testing.assert_allclose(agreements, [(1 + expected) / 2] * 2 + [expected])
     assert np.isnan(mean_agreements([one])).all()
-    elbos = np.array([-3.0, -1.0, -2.0])
-    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "elbo") == 1
+    elbos, n_clusters = np.array([-3.0, -1.0, -2.0]), np.array([3, 3, 3])
+    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "elbo", n_clusters) == 1
     # The two most agreeing fits tie; the higher ELBO of the two wins.
-    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "agreement") == 2
+    assert select_restart(elbos, np.array([0.5, 0.2, 0.5]), "agreement", n_clusters) == 2
+    # Two fits with every cell in one cluster agree perfectly; they are not kept.
+    one_cluster = np.array([3, 1, 1])
+    assert select_restart(elbos, np.array([0.0, 1.0, 1.0]), "agreement", one_cluster) == 0
 
 
 class FailOnSecondFit(Callback):
@@ -314,6 +351,9 @@ class FailOnSecondFit(Callback):
         self.fits += 1
         if self.fits == 2:
             raise RuntimeError("second fit failed")
+
+    def __deepcopy__(self, memo):  # counts the fits of all restarts, each of which gets a copy
+        return self
 
 
 def test_a_failed_restart_keeps_the_finished_fit_and_annotates_nothing(adata):
@@ -334,7 +374,7 @@ def test_bad_options_fail_before_training(adata):
     with pytest.raises(ValueError, match="prior"):
         scvae.GMVAE(adata, prior="dirichlet")
     too_many = scvae.GMVAE(adata, n_clusters=adata.n_obs + 1)
-    with pytest.raises(ValueError, match=f"more than the {adata.n_obs} cells"):
+    with pytest.raises(ValueError, match=r"more than the \d+ training cells"):
         too_many.train(max_epochs=1, **QUIET)
     model = scvae.GMVAE(adata, n_clusters=3)
     with pytest.raises(ValueError, match="n_restarts"):
@@ -347,9 +387,11 @@ def test_bad_options_fail_before_training(adata):
 def test_components_that_empty_out_are_reported_and_recorded(adata):
     scvae.setup_anndata(adata)
     model = scvae.GMVAE(adata, n_clusters=4, n_latent=3, n_hidden=16)
-    # Never placed, every component stays at the origin, so every cell falls into the first.
+    model.train(max_epochs=2, **QUIET)
+    with torch.no_grad():  # three components far from every cell, and left there
+        model.module.prior.means[1:] = 100.0
     with pytest.warns(UserWarning, match=r"3 of the 4 GMVAE clusters .* so 1 are in use"):
-        model.train(max_epochs=2, component_init_epochs=0, **QUIET)
+        model.train(max_epochs=1, component_init_epochs=0, **QUIET)
     assert model.n_clusters_used_ == 1
     assert model.cluster_sizes_.tolist() == [adata.n_obs, 0, 0, 0]
     assert model.summary()["n_clusters_used"] == 1

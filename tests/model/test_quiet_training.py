@@ -25,12 +25,14 @@ def test_a_default_fit_prints_only_its_progress_bar(adata, model_cls, capfd, rec
     assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
 
 
-def test_without_the_progress_bar_a_fit_prints_nothing(adata, capfd):
+@pytest.mark.parametrize("train_size", [None, 1.0])
+def test_without_the_progress_bar_a_fit_prints_nothing(adata, capfd, recwarn, train_size):
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.VAE(adata, n_latent=2, n_hidden=8)
     capfd.readouterr()
-    model.train(max_epochs=2, enable_progress_bar=False)
+    model.train(max_epochs=2, enable_progress_bar=False, train_size=train_size)
     assert capfd.readouterr() == ("", "")
+    assert not [str(w.message) for w in recwarn]  # none without validation cells either
 
 
 def test_results_for_a_new_anndata_print_nothing(adata, capfd, monkeypatch):

@@ -44,8 +44,24 @@ def test_as_many_components_as_cells_train_and_more_are_refused():
     model = _trained(adata, scvae.GMVAE, epochs=3, n_clusters=6)
     assert adata.obsm["scvae_cluster_probabilities"].shape == (6, 6)
     assert model.get_cluster_profiles().shape == (6, 20)
-    with pytest.raises(ValueError, match="n_clusters=7 is more than the 6 cells"):
+    with pytest.raises(ValueError, match="n_clusters=7 is more than the 6 training cells"):
         _trained(adata, scvae.GMVAE, epochs=3, n_clusters=7)
+    # 20 cells, 18 of them for training (train_size=0.9): 19 clusters cannot all have cells.
+    with pytest.raises(ValueError, match="n_clusters=19 is more than the 18 training cells"):
+        _trained(synthetic_counts(20, 20), scvae.GMVAE, n_clusters=19)
+
+
+@pytest.mark.parametrize(
+    ("train_size", "message"),
+    [(0.0, r"in \(0, 1\]; got 0.0"), (1.5, "got 1.5"), (0.005, "leaves 1 of the 200 cells")],
+)
+def test_a_split_that_cannot_train_is_refused_before_training(train_size, message):
+    adata = synthetic_counts(200, 20)
+    scvae.setup_anndata(adata)
+    for model in (scvae.VAE(adata), scvae.GMVAE(adata, n_clusters=2)):
+        with pytest.raises(ValueError, match=message):
+            model.train(max_epochs=1, train_size=train_size, **QUIET)
+        assert not model.is_trained_
 
 
 def test_a_batch_with_a_single_cell():

@@ -65,3 +65,28 @@ def test_epochs_that_are_not_whole_numbers_are_named(options):
 def test_numpy_integers_are_epochs():
     schedule = GMVAESchedule.default(1000, placement_epochs=np.int64(2), warmup_epochs=np.int64(1))
     assert schedule.placement_epochs == (2,)
+
+
+def test_a_warm_up_longer_than_the_fit_is_refused_and_a_long_one_keeps_its_placements():
+    with pytest.raises(ValueError, match="warm-up of 20 epochs is longer than max_epochs=10"):
+        GMVAESchedule.default(1000, max_epochs=10, warmup_epochs=20)
+    # 50,000 cells: the default placements after an 18-epoch warm-up fit into 20 epochs.
+    schedule = GMVAESchedule.default(50_000, max_epochs=20, warmup_epochs=18)
+    assert schedule.placement_epochs and 18 <= min(schedule.placement_epochs)
+    assert max(schedule.placement_epochs) <= 20
+
+
+@pytest.mark.parametrize(
+    ("plan_kwargs", "warmup"),
+    [
+        ({"n_epochs_kl_warmup": 16}, 16),
+        ({"n_epochs_kl_warmup": None}, 0),
+        ({"n_steps_kl_warmup": 50, "n_epochs_kl_warmup": 3}, 7),  # 8 steps an epoch
+    ],
+)
+def test_a_warm_up_in_plan_kwargs_is_the_schedules(plan_kwargs, warmup):
+    schedule = GMVAESchedule.default(1000, max_epochs=20, plan_kwargs=plan_kwargs)
+    assert schedule.warmup_epochs == warmup
+    assert min(schedule.placement_epochs) >= warmup
+    with pytest.raises(ValueError, match="given twice"):
+        GMVAESchedule.default(1000, warmup_epochs=5, plan_kwargs=plan_kwargs)

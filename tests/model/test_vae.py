@@ -11,7 +11,7 @@ from scvi import REGISTRY_KEYS
 import scvae
 from scvae._constants import LATENT_KEY
 from scvae.datasets import synthetic_counts
-from tests.helpers import QUIET
+from tests.helpers import QUIET, KLWeights
 
 LIKELIHOOD_VARIANTS = [
     {"likelihood": "poisson"},
@@ -146,6 +146,11 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         ({"batch_size": None}, ValueError, "batch_size must be an integer of at least 2"),
         ({"train_size": 1.0, "early_stopping": True}, ValueError, "holds out no cells"),
         (
+            {"validation_size": 0.0, "early_stopping": True},
+            ValueError,
+            "but validation_size=0.0 holds out no cells",
+        ),
+        (
             {"train_size": 1.0, "plan_kwargs": {"reduce_lr_on_plateau": True}},
             ValueError,
             r"reduce_lr_on_plateau.*holds out no cells",
@@ -265,3 +270,14 @@ def test_training_options_as_users_pass_them():
     assert not [w for w in caught if "small size of 1 samples" in str(w.message)]
     model.train(max_epochs=2.0, plan_kwargs={"n_steps_kl_warmup": 1}, **QUIET)
     assert model.history["kl_weight"].iloc[-1, 0] == 1.0  # steps, not scvi-tools' 400 epochs
+
+
+def test_the_kl_warm_up_ends_by_the_last_epoch(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=8)
+    record = KLWeights()
+    model.train(max_epochs=4, callbacks=[record], **QUIET)
+    np.testing.assert_allclose(record.weights, [0, 0.25, 0.5, 0.75])  # 1 after the last
+    record = KLWeights()
+    model.train(max_epochs=2, plan_kwargs={"n_epochs_kl_warmup": 10}, callbacks=[record], **QUIET)
+    np.testing.assert_allclose(record.weights, [0, 0.1])  # a warm-up asked for is kept

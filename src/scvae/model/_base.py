@@ -42,6 +42,7 @@ from ._checks import (
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._saved import check_attachable, migrated, read_saved_model, save_whole
+from ._schedule import kl_warmup_within
 
 
 class ScvaeModel(
@@ -183,7 +184,8 @@ class ScvaeModel(
         early_stopping
             Stop when the validation ELBO stops improving (see ``early_stopping_patience``).
         plan_kwargs
-            Passed to :class:`~scvae.train.ScvaeTrainingPlan`, e.g. ``{"lr": 1e-3}``.
+            Passed to :class:`~scvae.train.ScvaeTrainingPlan`, e.g. ``{"lr": 1e-3}``; the KL
+            warm-up lasts ``min(400, max_epochs)`` epochs unless one is set here.
         annotate
             When training ends, write the results into the registered AnnData (see
             :meth:`annotate`). Nothing is written if training fails.
@@ -210,11 +212,12 @@ class ScvaeModel(
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        max_epochs, batch_size = check_training_options(
-            max_epochs, batch_size, key_added, self.adata.n_obs
+        max_epochs, batch_size, _ = check_training_options(
+            max_epochs, batch_size, key_added, self.adata.n_obs, train_size
         )
         check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
         check_validation_needs(train_size, validation_size, early_stopping, plan_kwargs, kwargs)
+        plan_kwargs = kl_warmup_within(plan_kwargs, max_epochs, self.adata.n_obs)
         self._validate_anndata()  # also replays its setup if another replaced it
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
         if enable_progress_bar:

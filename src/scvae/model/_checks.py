@@ -1,6 +1,7 @@
 """Checks of a model's options and of the genes of an AnnData, run before anything is built."""
 
 import inspect
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -179,11 +180,15 @@ def check_max_epochs(max_epochs: int | None) -> None:
 
 
 def check_training_options(
-    max_epochs: int | None, batch_size: int, key_added: str, n_cells: int
-) -> tuple[int | None, int]:
-    """Refuse a training length, minibatch size, result key or number of cells that cannot
-    work, before anything runs; return the length and size as Python integers (Lightning
-    takes no other)."""
+    max_epochs: int | None,
+    batch_size: int,
+    key_added: str,
+    n_cells: int,
+    train_size: float | None = None,
+) -> tuple[int | None, int, int]:
+    """Refuse a training length, minibatch size, result key, number of cells or training
+    share that cannot work, before anything runs; return the length and size as Python
+    integers (Lightning takes no other) and the number of training cells."""
     if n_cells < 3:
         raise ValueError(
             f"Training needs at least 3 cells, the AnnData has {n_cells}: batch normalisation "
@@ -197,7 +202,17 @@ def check_training_options(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
             f"per minibatch), got {batch_size!r}."
         )
-    return (None if max_epochs is None else int(max_epochs)), int(batch_size)
+    if train_size is not None and not 0 < train_size <= 1:
+        raise ValueError(
+            f"train_size is the share of cells to train on, in (0, 1]; got {train_size!r}."
+        )
+    n_train = math.ceil((0.9 if train_size is None else train_size) * n_cells)  # as scvi-tools
+    if n_train < 2:
+        raise ValueError(
+            f"train_size={train_size} leaves {n_train} of the {n_cells} cells for training: "
+            "batch normalisation needs two per minibatch. Raise train_size."
+        )
+    return (None if max_epochs is None else int(max_epochs)), int(batch_size), n_train
 
 
 def check_validation_needs(
@@ -209,8 +224,11 @@ def check_validation_needs(
 ) -> None:
     """Refuse early stopping or a plateau schedule on a validation metric when no cells are
     held out for validation: Lightning would fail only after the first epoch's steps."""
+    held_out = f"train_size={train_size}"
     if validation_size is None:
         validation_size = 1.0 - (0.9 if train_size is None else train_size)
+    else:
+        held_out = f"validation_size={validation_size}"
     if validation_size > 0:
         return
     plan_kwargs = plan_kwargs or {}
@@ -223,8 +241,8 @@ def check_validation_needs(
     for option, metric in needs.items():
         if metric and str(metric).endswith("_validation"):
             raise ValueError(
-                f"{option} follows {metric}, but train_size={train_size} holds out no cells "
-                "for validation: leave train_size at its default (0.9) or below 1."
+                f"{option} follows {metric}, but {held_out} holds out no cells for "
+                "validation: hold out some (by default train_size=0.9 holds out 10%)."
             )
 
 

@@ -1,6 +1,5 @@
 """User-facing GMVAE: clusters cells while it models their raw counts."""
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +9,6 @@ from scvi import settings
 
 from scvae._constants import DEFAULT_KEY
 from scvae.module import ComponentGMVAEModule, GMVAEModule
-from scvae.train import ClusterConvergence, ComponentInitialization, as_callback_list
 
 from ._base import ScvaeModel
 from ._checks import (
@@ -27,7 +25,8 @@ from ._cluster_selection import (
     component_log_likelihoods,
     select_clusters,
 )
-from ._restarts import check_restart_options, train_restarts
+from ._gmvae_training import fit_gmvae
+from ._restarts import check_restart_options
 from ._schedule import GMVAESchedule
 
 #: The GMVAE's inference models (see :class:`GMVAE`).
@@ -267,12 +266,14 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             higher ELBO), the most typical clustering. ``"elbo"``: keep the fit with the
             highest ELBO on the training cells.
         warmup_epochs
-            Epochs over which the KL weight rises from 0 to 1; by default those of
-            :data:`~scvae.model.GMVAESchedule`'s warm-up steps (overridden by a warm-up in
-            ``plan_kwargs``).
+            Epochs over which the KL weight rises from 0 to 1 (at most ``max_epochs``); by
+            default those of :data:`~scvae.model.GMVAESchedule`'s warm-up steps. A warm-up
+            in ``plan_kwargs`` (``n_epochs_kl_warmup`` or ``n_steps_kl_warmup``) is taken
+            as this one; giving both is refused.
         component_init_epochs
             After each of these epochs (counted from 1) the components are placed; ``0`` or
-            ``()`` keeps the initial placement. By default twice: a few epochs after the
+            ``()`` keeps the current placement (refused where all components still sit at
+            one point, as a new model's do by default). By default twice: a few epochs after the
             warm-up, and again on the latent space the mixture has shaped (see
             :class:`~scvae.model.GMVAESchedule`).
         component_init_method
@@ -291,10 +292,12 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
         n_cells, batch_size = self.adata.n_obs, kwargs.get("batch_size", 128)
-        check_training_options(max_epochs, batch_size, key_added, n_cells)
+        n_train = check_training_options(
+            max_epochs, batch_size, key_added, n_cells, kwargs.get("train_size")
+        )[2]
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
-            check_cells_fill_clusters(self.module.n_clusters, n_cells)
+            check_cells_fill_clusters(self.module.n_clusters, n_train, "training cells")
         self.restart_elbos_ = self.restart_agreements_ = None
         schedule = GMVAESchedule.default(
             n_cells,
@@ -303,46 +306,23 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             placement_epochs=component_init_epochs,
             train_size=kwargs.get("train_size"),
             batch_size=batch_size,
+            plan_kwargs=plan_kwargs,
         )
-        callbacks = as_callback_list(kwargs.pop("callbacks", None))
-        if schedule.placement_epochs:
-            seed = settings.seed or 0
-            callbacks.append(
-                ComponentInitialization(
-                    schedule.placement_epochs, seed=seed, method=component_init_method
-                )
-            )
-        if stop_when_converged:
-            callbacks.append(ClusterConvergence(start_epoch=schedule.mixture_start))
-        if kwargs.get("early_stopping"):  # not before the mixture has its final placement
-            kwargs.setdefault("early_stopping_warmup_epochs", schedule.mixture_start)
-        plan_kwargs = dict(plan_kwargs or {})
-        if not {"n_epochs_kl_warmup", "n_steps_kl_warmup"} & plan_kwargs.keys():
-            plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
-
-        def fit(split: list[np.ndarray] | None = None) -> None:
-            history = self.history_ if self.is_trained_ else None
-            first_epoch = len(history["elbo_train"]) if history and "elbo_train" in history else 0
-            self.schedule_ = dataclasses.replace(schedule, first_epoch=first_epoch)
-            if split is not None:  # a restart: the cells of the first fit's split
-                splitter = {**(kwargs.get("datasplitter_kwargs") or {}), "external_indexing": split}
-                kwargs["datasplitter_kwargs"] = splitter
-            super(GMVAE, self).train(
-                schedule.max_epochs,
-                plan_kwargs=plan_kwargs,
-                annotate=False,
-                key_added=key_added,
-                callbacks=callbacks,
-                **kwargs,
-            )
-
         # An earlier fit's selection and cluster sizes no longer apply (also if this one fails).
         self.component_clusters_ = self.cluster_selection_ = self.component_sizes_ = None
         self.cluster_sizes_ = self.n_clusters_used_ = None
-        if n_restarts == 1:
-            fit()
-        else:
-            train_restarts(self, int(n_restarts), restart_selection, fit)
+        fit_gmvae(
+            self,
+            super().train,
+            schedule,
+            n_restarts=n_restarts,
+            restart_selection=restart_selection,
+            component_init_method=component_init_method,
+            stop_when_converged=stop_when_converged,
+            plan_kwargs=plan_kwargs,
+            key_added=key_added,
+            kwargs=kwargs,
+        )
         # One pass over the cells serves the cluster selection and the annotation.
         posterior = self._posterior(None, None, None, components=True)
         self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))

@@ -32,12 +32,16 @@ def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
     return agreement.sum(1) / (n - 1) if n > 1 else np.full(n, np.nan)
 
 
-def select_restart(elbos: np.ndarray, agreements: np.ndarray, selection: str) -> int:
+def select_restart(
+    elbos: np.ndarray, agreements: np.ndarray, selection: str, n_clusters: np.ndarray
+) -> int:
     """Index of the restart that ``restart_selection=selection`` keeps (see :meth:`GMVAE.train`).
 
-    ``"elbo"``: the highest ELBO; ``"agreement"``: the highest agreement, ties to the higher ELBO.
+    ``"elbo"``: the highest ELBO; ``"agreement"``: the highest agreement, ties to the higher
+    ELBO, among the fits with more than one cluster in use (``n_clusters``) if there are any:
+    fits that put every cell in one cluster agree with each other perfectly.
     """
-    keys = (elbos, agreements) if selection == "agreement" else (elbos,)
+    keys = (elbos, agreements, n_clusters > 1) if selection == "agreement" else (elbos,)
     return int(np.lexsort(keys)[-1])  # lexsort sorts by its last key first
 
 
@@ -84,5 +88,8 @@ def train_restarts(
         if fits:
             model.restart_elbos_ = np.array(elbos)
             model.restart_agreements_ = mean_agreements(clusters)
-            kept = select_restart(model.restart_elbos_, model.restart_agreements_, selection)
+            n_clusters = np.array([len(np.unique(labels)) for labels in clusters])
+            kept = select_restart(
+                model.restart_elbos_, model.restart_agreements_, selection, n_clusters
+            )
             (model.module, model.history_, model.schedule_), model.is_trained_ = fits[kept], True

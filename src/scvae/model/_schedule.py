@@ -35,11 +35,24 @@ WARMUP_STEPS = 1000
 SETTLE_STEPS = 500
 #: Steps of mixture training between the first placement and the second.
 REPLACEMENT_STEPS = 1000
+#: Options of scvi-tools' training plan that set the KL warm-up.
+KL_WARMUP_KEYS = frozenset({"n_epochs_kl_warmup", "n_steps_kl_warmup"})
 
 
 def default_max_epochs(n_obs: int) -> int:
     """scvi-tools' default training length for ``n_obs`` cells (at least one epoch)."""
     return max(1, min(EPOCH_RULE_EPOCHS, round(EPOCH_RULE_CELLS * EPOCH_RULE_EPOCHS / n_obs)))
+
+
+def kl_warmup_within(plan_kwargs: dict | None, max_epochs: int | None, n_obs: int) -> dict:
+    """``plan_kwargs`` with a KL warm-up that ends by the last epoch: scvi-tools' 400 epochs,
+    or ``max_epochs`` (by default scvi-tools' number for ``n_obs`` cells) where fewer. A
+    warm-up given in ``plan_kwargs`` is kept."""
+    plan_kwargs = dict(plan_kwargs or {})
+    if not KL_WARMUP_KEYS & plan_kwargs.keys():
+        epochs = max_epochs or default_max_epochs(n_obs)
+        plan_kwargs["n_epochs_kl_warmup"] = min(EPOCH_RULE_EPOCHS, epochs)
+    return plan_kwargs
 
 
 def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
@@ -85,6 +98,7 @@ class GMVAESchedule:
         placement_epochs: int | tuple[int, ...] | None = None,
         train_size: float | None = None,
         batch_size: int = 128,
+        plan_kwargs: dict | None = None,
     ) -> "GMVAESchedule":
         """The schedule of a fit on ``n_obs`` cells; given values override the defaults.
 
@@ -93,26 +107,34 @@ class GMVAESchedule:
         and training lasts at most scvi-tools' number of epochs for the data size, or
         :data:`SETTLE_STEPS` steps longer than the second placement if that is more. A
         ``max_epochs`` too short for that schedule gets it compressed into its length: the
-        warm-up over the first 30% of the epochs, the placements after 50% and 75% of them.
+        warm-up over the first 30% of the epochs, the placements after 50% and 75% of them
+        (or halfway and three quarters through the epochs a longer warm-up leaves). A KL
+        warm-up in ``plan_kwargs`` (scvi-tools' ``n_epochs_kl_warmup`` or
+        ``n_steps_kl_warmup``) is the schedule's warm-up.
         """
         steps = steps_per_epoch(n_obs, train_size, batch_size)
         settle = epochs_for(SETTLE_STEPS, steps)
         replacement = epochs_for(REPLACEMENT_STEPS, steps)
         default_end = epochs_for(WARMUP_STEPS, steps) + 2 * settle + replacement
-        _check_epochs(warmup_epochs, "warmup_epochs", minimum=0)
+        warmup_epochs = _warmup_epochs(warmup_epochs, plan_kwargs or {}, steps)
         for epoch in () if placement_epochs is None else _as_tuple(placement_epochs):
             _check_epochs(epoch, "component_init_epochs", minimum=0)
-        if max_epochs is not None and max_epochs < default_end:
-            if warmup_epochs is None:
-                warmup_epochs = max(1, (3 * max_epochs) // 10)
-            if placement_epochs is None:  # after the warm-up, halfway and three quarters in
-                first = min(max_epochs, max(warmup_epochs, max_epochs // 2, 1))
-                placement_epochs = (first, first + (max_epochs - first) // 2)
+        if max_epochs is not None and warmup_epochs is not None and warmup_epochs > max_epochs:
+            raise ValueError(
+                f"The KL warm-up of {warmup_epochs} epochs is longer than max_epochs="
+                f"{max_epochs}: the components would never be placed at full KL weight. "
+                "Warm up over fewer epochs than max_epochs."
+            )
+        if max_epochs is not None and max_epochs < default_end and warmup_epochs is None:
+            warmup_epochs = max(1, (3 * max_epochs) // 10)
         if warmup_epochs is None:
             warmup_epochs = epochs_for(WARMUP_STEPS, steps)
         if placement_epochs is None:
             first = warmup_epochs + settle
             placement_epochs = (first, first + replacement)
+            if max_epochs is not None and placement_epochs[-1] > max_epochs:
+                first = min(max_epochs, max(warmup_epochs, max_epochs // 2, 1))
+                placement_epochs = (first, first + (max_epochs - first) // 2)
         placement_epochs = tuple(sorted({int(e) for e in _as_tuple(placement_epochs) if e > 0}))
         if max_epochs is None:  # the warm-up and the placements, then time to settle
             last = max((*placement_epochs, warmup_epochs))
@@ -145,3 +167,20 @@ def _check_epochs(epochs, name: str, minimum: int) -> None:
     """Refuse a number of epochs that is not an integer of at least ``minimum``."""
     if epochs is not None and not integer_at_least(epochs, minimum):
         raise ValueError(f"{name} must be integers of at least {minimum}, got {epochs!r}.")
+
+
+def _warmup_epochs(warmup_epochs: int | None, plan_kwargs: dict, steps: int) -> int | None:
+    """The warm-up epochs given, as ``warmup_epochs`` or in ``plan_kwargs`` (steps in whole
+    epochs; ``None`` there: no warm-up, as scvi-tools' plan takes it), or ``None``."""
+    _check_epochs(warmup_epochs, "warmup_epochs", minimum=0)
+    given = KL_WARMUP_KEYS & plan_kwargs.keys()
+    if not given:
+        return warmup_epochs
+    if warmup_epochs is not None:
+        raise ValueError(
+            f"The KL warm-up is given twice, as warmup_epochs and in plan_kwargs ({sorted(given)}):"
+            " give it once."
+        )
+    if plan_kwargs.get("n_steps_kl_warmup") is not None:
+        return math.ceil(plan_kwargs["n_steps_kl_warmup"] / steps)
+    return plan_kwargs.get("n_epochs_kl_warmup") or 0

@@ -15,6 +15,7 @@ IGNORED_WARNINGS = (
     r"The number of training batches .* is smaller than the logging interval",
     r".*does not have many workers",  # scvae's loaders slice in-memory tensors: no workers
     r".*`max_epochs` was not set",
+    r"Total length of `list` across ranks is zero",  # no validation cells (train_size=1)
 )
 
 
