@@ -259,7 +259,8 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             by ``restart_selection``. Each restart costs one full training; their ELBOs and
             agreements are in :attr:`restart_elbos_` and :attr:`restart_agreements_`. If a
             restart fails, the model keeps the fit chosen among the finished ones and the
-            error is raised (nothing is annotated).
+            error is raised (nothing is annotated). The ``callbacks`` given take part in the
+            first fit; every other restart gets its own copy of them as they were given.
         restart_selection
             ``"agreement"`` (default): keep the fit whose clusters agree most with the other
             fits' (highest mean adjusted Rand index on the training cells; ties go to the
