@@ -96,10 +96,12 @@ def test_same_seed_same_latents_and_clusters_on_cpu():
 
 def test_loading_against_reordered_or_missing_genes_fails_clearly(adata, tmp_path):
     _trained(adata).save(tmp_path / "model")
-    with pytest.raises(GeneMismatchError, match="different order"):
+    with pytest.raises(GeneMismatchError, match=r"different order.*model\.pt"):
         scvae.VAE.load(tmp_path / "model", adata=adata[:, ::-1].copy())
-    with pytest.raises(GeneMismatchError, match="lacks 10 of the model's 60 genes"):
+    with pytest.raises(GeneMismatchError, match=r"lacks 10 of the model's 60 genes.*train a"):
         scvae.VAE.load(tmp_path / "model", adata=adata[:, 10:].copy())
+    with pytest.raises(TypeError, match=r"adata must be an AnnData.*got bool"):
+        scvae.VAE.load(tmp_path / "model", adata=False)
 
 
 def test_saving_never_overwrites_unless_asked(adata, tmp_path):
@@ -233,7 +235,7 @@ def test_a_copy_of_the_training_data_with_other_genes_is_refused(adata):
     renamed = adata.copy()
     del renamed.obsm["X_scvae"]
     renamed.var_names = [f"other_{name}" for name in adata.var_names]
-    with pytest.raises(GeneMismatchError, match="lacks 60 of the model's 60 genes"):
+    with pytest.raises(GeneMismatchError, match=r"None of the model's 60 genes.*identifier"):
         model.annotate(renamed)
     assert "X_scvae" not in renamed.obsm
 
@@ -244,7 +246,7 @@ def test_a_query_from_an_unknown_batch_is_refused_with_the_known_ones(tmp_path):
     model = scvae.VAE(adata, n_latent=2, n_hidden=8)
     model.train(max_epochs=1, **QUIET)
     query = synthetic_counts(n_cells=30, n_genes=20, n_clusters=2, n_batches=3, seed=1)
-    with pytest.raises(ValueError, match=r"not trained on: \['batch_2'\].*'batch_0', 'batch_1'"):
+    with pytest.raises(ValueError, match=r"not trained on: \['batch_2'\].*'batch_1'.*\.isin"):
         model.annotate(query)
     assert "X_scvae" not in query.obsm
     model.save(tmp_path / "model")

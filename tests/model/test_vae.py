@@ -141,6 +141,7 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
     [
         ({"max_epochs": -1}, ValueError, "max_epochs must be a positive integer"),
         ({"max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
+        ({"max_epochs": True}, ValueError, "max_epochs must be a positive integer"),
         ({"batch_size": 0}, ValueError, "batch_size must be an integer of at least 2"),
         ({"plan_kwargs": {"lrr": 1e-3}}, TypeError, r"plan_kwargs \['lrr'\] are options of"),
         ({"batch_size": None}, ValueError, "batch_size must be an integer of at least 2"),

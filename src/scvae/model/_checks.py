@@ -28,15 +28,23 @@ def check_same_genes(var_names, model_var_names) -> None:
     if np.array_equal(var_names, model_var_names):
         return
     missing = np.setdiff1d(model_var_names, var_names)
+    if len(missing) == len(model_var_names):
+        raise GeneMismatchError(
+            f"None of the model's {len(model_var_names)} genes (e.g. {list(missing[:3])}) is "
+            f"in the AnnData's var_names (e.g. {list(var_names[:3])}): are they another kind "
+            "of gene identifier (symbols against Ensembl IDs)? Name the genes as the model does."
+        )
     if len(missing):
         raise GeneMismatchError(
             f"The AnnData lacks {len(missing)} of the model's {len(model_var_names)} genes "
-            f"(e.g. {list(missing[:3])}); subset and order it as the training data."
+            f"(e.g. {list(missing[:3])}): the model reads every one of its genes. Give cells "
+            "with all of them, or train a model on the genes both data sets have."
         )
     raise GeneMismatchError(
         "The AnnData has the model's genes in a different order or with extra genes; select "
-        "them in the training order first: adata = adata[:, genes].copy(), with genes the "
-        "training data's var_names (a trained model's adata.var_names)."
+        "them in the model's order first: adata = adata[:, genes].copy(), with genes the "
+        "model's var_names (model.adata.var_names; of a saved model, torch.load("
+        "'DIR/model.pt', weights_only=False)['var_names'])."
     )
 
 
@@ -175,7 +183,7 @@ def integer_at_least(value, minimum: int) -> bool:
 
 def check_max_epochs(max_epochs: int | None) -> None:
     """Refuse a training length that cannot train: ``None`` or a positive integer."""
-    if max_epochs is not None and (int(max_epochs) != max_epochs or max_epochs < 1):
+    if max_epochs is not None and whole_number(max_epochs, 1) is None:
         raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
 
 
@@ -298,5 +306,6 @@ def check_known_batches(adata: AnnData, batch_key: str | None, known: Sequence) 
     raise ValueError(
         f"adata.obs[{batch_key!r}] has batches the model was not trained on: "
         f"{sorted(map(str, unknown))}. The model knows {known}; it can only embed cells of "
-        "those batches."
+        f"those batches: select them, adata[adata.obs[{batch_key!r}].isin(known)].copy(), "
+        "or train a model with the new batches."
     )

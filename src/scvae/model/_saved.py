@@ -39,6 +39,11 @@ def check_attachable(
     """Refuse to load the model ``saved`` (its ``model.pt``) onto ``adata`` without the
     model's genes in order or with batches it was not trained on, or without ``adata`` when
     no AnnData was saved with it."""
+    if adata is not None and not isinstance(adata, AnnData):
+        raise TypeError(
+            f"adata must be an AnnData to attach, or None for the one saved with the model; "
+            f"got {type(adata).__name__} (a model without cells is not supported)."
+        )
     if adata is None:
         if not has_saved_adata(dir_path, prefix, saved):
             raise ValueError(

@@ -62,7 +62,10 @@ class ComponentInitialization(Callback):
         max_cells: int = 50_000,
     ):
         if method not in PLACEMENT_METHODS:
-            raise ValueError(f"method={method!r} is not one of {PLACEMENT_METHODS}.")
+            raise ValueError(
+                f"The placement method {method!r} (component_init_method of GMVAE.train) is "
+                f"not one of {PLACEMENT_METHODS}."
+            )
         epochs = np.atleast_1d(epochs)
         if (epochs < 0).any():
             raise ValueError(f"Placement epochs must be >= 0 (0 disables), got {epochs.tolist()}.")
