@@ -156,6 +156,11 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
             ValueError,
             r"reduce_lr_on_plateau.*holds out no cells",
         ),
+        (
+            {"check_val_every_n_epoch": 3, "plan_kwargs": {"reduce_lr_on_plateau": True}},
+            ValueError,
+            r"every epoch, but check_val_every_n_epoch=3",
+        ),
         ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
     ],

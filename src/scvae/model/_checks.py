@@ -231,26 +231,35 @@ def check_validation_needs(
     trainer_kwargs: dict,
 ) -> None:
     """Refuse early stopping or a plateau schedule on a validation metric when no cells are
-    held out for validation: Lightning would fail only after the first epoch's steps."""
+    held out for validation, and a plateau schedule on one computed only every few epochs:
+    Lightning would fail only after the first epoch's steps."""
     held_out = f"train_size={train_size}"
     if validation_size is None:
         validation_size = 1.0 - (0.9 if train_size is None else train_size)
     else:
         held_out = f"validation_size={validation_size}"
-    if validation_size > 0:
-        return
     plan_kwargs = plan_kwargs or {}
+    plateau = "plan_kwargs={'reduce_lr_on_plateau': True}"
     needs = {
         "early_stopping=True": early_stopping
         and trainer_kwargs.get("early_stopping_monitor", "elbo_validation"),
-        "plan_kwargs={'reduce_lr_on_plateau': True}": plan_kwargs.get("reduce_lr_on_plateau")
+        plateau: plan_kwargs.get("reduce_lr_on_plateau")
         and plan_kwargs.get("lr_scheduler_metric", "elbo_validation"),
     }
+    every = trainer_kwargs.get("check_val_every_n_epoch", 1)
     for option, metric in needs.items():
-        if metric and str(metric).endswith("_validation"):
+        if not (metric and str(metric).endswith("_validation")):
+            continue
+        if validation_size <= 0:
             raise ValueError(
                 f"{option} follows {metric}, but {held_out} holds out no cells for "
                 "validation: hold out some (by default train_size=0.9 holds out 10%)."
+            )
+        if option == plateau and every != 1:
+            raise ValueError(
+                f"{option} follows {metric} every epoch, but check_val_every_n_epoch={every} "
+                "computes it every few: validate every epoch, or follow a training metric "
+                "(lr_scheduler_metric='elbo_train')."
             )
 
 
