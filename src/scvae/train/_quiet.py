@@ -1,10 +1,12 @@
 """Training without Lightning's and scvi-tools' chatter: what a user did not ask for is not
 printed."""
 
+import io
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 #: Loggers whose INFO lines (accelerators found, "Trainer.fit stopped", tips, the seed, files
 #: read) are hidden.
@@ -17,6 +19,37 @@ IGNORED_WARNINGS = (
     r".*`max_epochs` was not set",
     r"Total length of `list` across ranks is zero",  # no validation cells (train_size=1)
 )
+#: What scvi-tools prints to stdout before it re-raises an error of training.
+FAILURE_PRINT = "Exception raised during training."
+
+
+class WithoutFailurePrint(io.TextIOBase):
+    """``stream``, less scvi-tools' :data:`FAILURE_PRINT` line: ``print`` writes its
+    arguments one by one, so from that argument on, writes are dropped up to a newline."""
+
+    def __init__(self, stream):
+        self.stream, self.dropping = stream, False
+
+    def write(self, text: str) -> int:
+        if text == FAILURE_PRINT:
+            self.dropping = True
+        if not self.dropping:
+            return self.stream.write(text)
+        self.dropping = "\n" not in text
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
 
 
 @contextmanager
@@ -24,14 +57,15 @@ def quiet_training() -> Iterator[None]:
     """Raise Lightning's and scvi-tools' loggers to WARNING and drop :data:`IGNORED_WARNINGS`
     for a block.
 
-    Errors and every other warning still come through; the loggers' levels are restored.
+    Errors and every other warning still come through (scvi-tools' print of an error's
+    name before the error itself does not); the loggers' levels are restored.
     """
     loggers = [logging.getLogger(name) for name in CHATTY_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), redirect_stdout(WithoutFailurePrint(sys.stdout)):
             for message in IGNORED_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
             yield
