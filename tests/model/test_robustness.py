@@ -145,7 +145,13 @@ def test_a_save_that_fails_leaves_the_saved_model_whole(adata, tmp_path):
     np.testing.assert_allclose(
         loaded.get_latent_representation(), first.get_latent_representation(), atol=1e-6
     )
-    assert [path.name for path in tmp_path.iterdir()] == ["model"]  # no staging left behind
+    assert sorted(path.name for path in (tmp_path / "model").iterdir()) == [
+        "adata.h5ad",
+        "model.pt",
+    ]  # no staging left behind
+    with pytest.raises(Exception, match="No method registered for writing"):
+        second.save(tmp_path / "new", save_anndata=True)
+    assert not (tmp_path / "new").exists()  # a directory the failed save created is gone
 
 
 def test_a_model_saved_with_a_prefix_is_named_when_the_prefix_is_forgotten(adata, tmp_path):

@@ -307,9 +307,9 @@ class ScvaeModel(
         **kwargs,
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
-        arguments), whole or not at all: the files are written beside ``dir_path`` and moved
-        into it once all are written. :meth:`load` reads an AnnData from ``dir_path`` only if
-        this save wrote it; no other file there is removed."""
+        arguments), whole or not at all: the files are written into a hidden folder of
+        ``dir_path`` and moved out once all are written. :meth:`load` reads an AnnData there
+        only if this save wrote it; no other file there is removed."""
 
         def save(path: str) -> None:
             super(ScvaeModel, self).save(path, prefix, True, save_anndata, **kwargs)

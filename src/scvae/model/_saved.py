@@ -69,10 +69,11 @@ def save_whole(
 ) -> None:
     """Save a model into ``dir_path`` whole or not at all.
 
-    ``save(path)`` (scvi-tools' save) writes the files into a new directory beside
+    ``save(path)`` (scvi-tools' save) writes the files into a hidden directory inside
     ``dir_path``; ``model.pt`` then records ``save_anndata`` (:data:`SAVED_ADATA_KEY`), and
     the files are moved into ``dir_path`` only once all are written. A failure leaves
-    ``dir_path`` as it was; no other file in it is removed.
+    ``dir_path`` as it was (a directory it created is removed); no other file in it is
+    removed.
     """
     target = Path(dir_path)
     if target.exists() and not overwrite:
@@ -80,16 +81,21 @@ def save_whole(
             f"{target} already exists: save to another directory, or pass overwrite=True to "
             "replace the model saved there."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as staging:
-        save(staging)
-        model_file = Path(staging) / f"{prefix or ''}model.pt"
-        saved = torch.load(model_file, map_location="cpu", weights_only=False)
-        saved[SAVED_ADATA_KEY] = bool(save_anndata)
-        torch.save(saved, model_file)
-        target.mkdir(exist_ok=True)
-        for file in Path(staging).iterdir():
-            os.replace(file, target / file.name)
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=target, prefix=".saving-") as staging:
+            save(staging)
+            model_file = Path(staging) / f"{prefix or ''}model.pt"
+            saved = torch.load(model_file, map_location="cpu", weights_only=False)
+            saved[SAVED_ADATA_KEY] = bool(save_anndata)
+            torch.save(saved, model_file)
+            for file in Path(staging).iterdir():
+                os.replace(file, target / file.name)
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
 
 
 class SavedModelError(ValueError):
