@@ -377,8 +377,9 @@ def test_bad_options_fail_before_training(adata):
     with pytest.raises(ValueError, match=r"more than the \d+ training cells"):
         too_many.train(max_epochs=1, **QUIET)
     model = scvae.GMVAE(adata, n_clusters=3)
-    with pytest.raises(ValueError, match="n_restarts"):
-        model.train(max_epochs=1, n_restarts=0, **QUIET)
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="n_restarts must be a positive integer"):
+            model.train(max_epochs=1, n_restarts=bad, **QUIET)
     with pytest.raises(ValueError, match=r"restart_selection.*'likelihood'"):
         model.train(max_epochs=1, n_restarts=2, restart_selection="likelihood", **QUIET)
     assert not model.is_trained_

@@ -7,6 +7,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from scvae._random import seeded
 
+from ._checks import whole_number
+
 #: How :meth:`GMVAE.train` picks one of its restarts.
 RESTART_SELECTIONS = ("elbo", "agreement")
 
@@ -14,7 +16,7 @@ RESTART_SELECTIONS = ("elbo", "agreement")
 def check_restart_options(n_restarts: int, selection: str) -> None:
     """Raise ``ValueError`` unless ``n_restarts`` is a positive integer and ``selection`` one
     of :data:`RESTART_SELECTIONS`."""
-    if int(n_restarts) != n_restarts or n_restarts < 1:
+    if whole_number(n_restarts, 1) is None:
         raise ValueError(f"n_restarts must be a positive integer, got {n_restarts}.")
     if selection not in RESTART_SELECTIONS:
         raise ValueError(
