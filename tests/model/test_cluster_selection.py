@@ -304,3 +304,18 @@ def test_a_bad_n_clusters_is_named():
         scvae.GMVAE(adata, n_clusters="many")
     with pytest.raises(ValueError, match="max_clusters"):
         scvae.GMVAE(adata, n_clusters="auto", max_clusters=1)
+
+
+def test_a_recut_writes_where_the_clusters_were_written_and_is_saved(tmp_path):
+    adata = synthetic_counts(n_cells=200, n_genes=40, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters=4, n_latent=3, n_hidden=16)
+    model.train(max_epochs=5, key_added="run1", **QUIET)
+    model.select_clusters(2)
+    assert adata.obs["run1_cluster"].nunique() <= 2 and "scvae_cluster" not in adata.obs
+    assert adata.obsm["run1_cluster_probabilities"].shape == (adata.n_obs, 2)
+    model.save(tmp_path / "model")
+    loaded = scvae.GMVAE.load(tmp_path / "model", adata=adata)
+    assert loaded.key_added_ == "run1"
+    loaded.select_clusters(3, key_added="fine")
+    assert loaded.key_added_ == "fine" and "fine_cluster" in adata.obs

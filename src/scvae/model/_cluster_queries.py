@@ -209,7 +209,7 @@ class ClusterQueriesMixin:
         *,
         separability: float | None = None,
         annotate: bool = True,
-        key_added: str = DEFAULT_KEY,
+        key_added: str | None = None,
     ) -> None:
         """Choose the clusters again from the components' hierarchy, without training.
 
@@ -217,11 +217,10 @@ class ClusterQueriesMixin:
         merges (:attr:`cluster_selection_`, drawn by :func:`scvae.pl.cluster_selection`):
         training cuts it where every pair of clusters is at least
         :data:`~scvae.model.SEPARABILITY_THRESHOLD` separable. This cuts the same hierarchy
-        elsewhere: into ``n_clusters`` clusters, or at another
-        ``separability`` (higher: fewer, coarser clusters). Like a clustering resolution, but
-        the hierarchy stays the same; works for a fixed-K model too, whose components it
-        merges. Give one of ``n_clusters`` and ``separability``. Costs one pass over the
-        cells (to write the new clusters), no training.
+        elsewhere: into ``n_clusters`` clusters, or at another ``separability`` (higher:
+        fewer, coarser clusters), like a resolution over one hierarchy; a fixed-K model's
+        components merge too. Give one of ``n_clusters`` and ``separability``. Costs one
+        pass over the cells (to write the new clusters), no training.
 
         Parameters
         ----------
@@ -233,7 +232,8 @@ class ClusterQueriesMixin:
         annotate
             Write the new clusters into the registered AnnData (:meth:`annotate`).
         key_added
-            Where :meth:`annotate` writes them.
+            Where :meth:`annotate` writes them; by default where the clusters were last
+            written (:attr:`key_added_`).
         """
         self._check_if_trained(warn=False)
         if self.cluster_selection_ is None:
@@ -242,6 +242,7 @@ class ClusterQueriesMixin:
                 "last fit failed): train it."
             )
         selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
+        key_added = self.key_added_ if key_added is None else key_added
         check_key_added(key_added)  # before anything changes
         self._check_registered_data()
         self.cluster_selection_ = selection
@@ -263,6 +264,7 @@ class ClusterQueriesMixin:
         latent, probabilities = posterior[0], self._cluster_probabilities(posterior[1])
         if annotate:
             self._write_annotation(self.adata, latent, probabilities, key_added)
+            self.key_added_ = key_added
         self._record_cluster_use(probabilities.argmax(1))
 
     def _record_cluster_use(self, clusters: np.ndarray) -> None:

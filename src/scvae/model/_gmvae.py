@@ -114,6 +114,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     cluster_selection_
         After training, the merges of the components into clusters and the cut chosen
         (:class:`~scvae.model.ClusterSelection`; :meth:`select_clusters` re-cuts it).
+    key_added_
+        Where the clusters were last written into the registered AnnData (``key_added`` of
+        :meth:`train` or :meth:`select_clusters`); :meth:`select_clusters` writes there too.
     cluster_sizes_
         After training, the training AnnData's cells in each cluster (as in its ``obs``).
     n_clusters_used_
@@ -211,6 +214,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self.component_sizes_: np.ndarray | None = None
         self.component_clusters_: np.ndarray | None = None
         self.cluster_sizes_: np.ndarray | None = None
+        self.key_added_ = DEFAULT_KEY
         self.n_clusters_used_: int | None = None
         self.restart_elbos_: np.ndarray | None = None
         self.restart_agreements_: np.ndarray | None = None

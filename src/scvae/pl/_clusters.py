@@ -12,12 +12,6 @@ from scvae.model import GMVAE
 from ._utils import finish, new_axes, require_gmvae
 
 
-def _standardise(values: np.ndarray) -> np.ndarray:
-    """Z-score each column; constant columns become zero."""
-    spread = values.std(0)
-    return (values - values.mean(0)) / np.where(spread > 0, spread, 1.0)
-
-
 def cluster_profiles(
     model: GMVAE,
     n_genes: int = 3,
@@ -26,12 +20,12 @@ def cluster_profiles(
     show: bool | None = None,
     save: str | PathLike | None = None,
 ) -> Axes:
-    """Heat map of the top genes of each GMVAE cluster's decoded expression profile.
+    """Heat map of the genes that mark each GMVAE cluster in its decoded expression profile.
 
     Takes :meth:`~scvae.GMVAE.get_cluster_profiles` (a cluster of merged components has their
-    mixture's profile), log-transforms it and standardises each gene across clusters; for
-    each cluster the ``n_genes`` genes with the highest score (not already shown for an
-    earlier cluster) are drawn.
+    mixture's profile) in log space; for each cluster the ``n_genes`` genes of the largest
+    log fold change against the mean of the other clusters' profiles (not already shown for
+    an earlier cluster) are drawn, coloured by their log expression centred over the clusters.
 
     Parameters
     ----------
@@ -42,7 +36,7 @@ def cluster_profiles(
     ax
         Axes to draw on; by default a new figure.
     cmap
-        Colour map of the standardised log expression.
+        Colour map of the centred log expression.
     show
         Call :func:`matplotlib.pyplot.show` at the end.
     save
@@ -51,17 +45,29 @@ def cluster_profiles(
     Returns
     -------
     The axes.
+
+    Raises
+    ------
+    ValueError
+        A model with one cluster: there is nothing to contrast it with.
     """
     require_gmvae(model, "scvae.pl.cluster_profiles")
     if int(n_genes) != n_genes or n_genes < 1:
         raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}.")
     profiles = model.get_cluster_profiles()
-    scores = _standardise(np.log(profiles.to_numpy() + 1e-12))
+    n_clusters = len(profiles)
+    if n_clusters < 2:
+        raise ValueError(
+            "The model has one cluster, so no gene marks it against others: cut the "
+            "clusters finer first (model.select_clusters(n_clusters=...))."
+        )
+    log_profiles = np.log(profiles.to_numpy() + 1e-12)
+    others = (log_profiles.sum(0) - log_profiles) / (n_clusters - 1)  # mean of the others
     genes: list[int] = []
-    for row in scores:
-        new = [g for g in np.argsort(-row, kind="stable") if g not in genes]
+    for fold_changes in log_profiles - others:
+        new = [g for g in np.argsort(-fold_changes, kind="stable") if g not in genes]
         genes += new[:n_genes]
-    matrix = scores[:, genes]
+    matrix = (log_profiles - log_profiles.mean(0))[:, genes]
     width = max(4.0, 0.22 * len(genes) + 1.5)
     ax = new_axes(ax, (width, max(2.5, 0.3 * len(profiles) + 1.2)))
     limit = float(np.abs(matrix).max()) or 1.0
@@ -71,7 +77,7 @@ def cluster_profiles(
     ax.set_xlabel("gene")
     ax.set_ylabel("cluster")
     ax.set_title("GMVAE cluster profiles")
-    ax.get_figure().colorbar(image, ax=ax, label="log expression, z-score")
+    ax.get_figure().colorbar(image, ax=ax, label="log expression, centred over clusters")
     finish(ax, show, save)
     return ax
 
