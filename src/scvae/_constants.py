@@ -14,11 +14,17 @@ CLUSTER_CONFIDENCE_KEY = f"{CLUSTER_KEY}_confidence"
 
 def check_key_added(key_added: str) -> None:
     """Refuse a ``key_added`` that is not a non-empty string (``None`` would write
-    ``obsm["X_None"]``)."""
+    ``obsm["X_None"]``), or that holds a ``/`` (an h5ad file writes it as a group path, and
+    reading the file back fails)."""
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(
             f"key_added must be a non-empty string such as {DEFAULT_KEY!r} (the prefix of the "
             f"result keys), got {key_added!r}."
+        )
+    if "/" in key_added:
+        raise ValueError(
+            f"key_added={key_added!r} holds a '/', which h5ad files read as a path: the "
+            "AnnData could be written but not read back. Use another character, such as '_'."
         )
 
 

@@ -255,7 +255,7 @@ def test_a_failed_select_clusters_changes_nothing(auto_model):
     with pytest.raises(ValueError, match="n_clusters must be an integer from 1 to the 10"):
         model.select_clusters(11)
     with pytest.raises(ValueError, match="key_added must be a non-empty string"):
-        model.select_clusters(2, key_added=None)
+        model.select_clusters(2, key_added="")
     with pytest.raises(
         ValueError, match="one of n_clusters and a separability threshold, not neither"
     ):

@@ -118,6 +118,20 @@ def test_a_query_dataset_is_annotated_without_touching_the_reference(trained):
     pd.testing.assert_series_equal(adata.obs[CLUSTER_KEY], reference_clusters)
 
 
+def test_a_cluster_has_one_colour_in_every_annotated_anndata(trained):
+    model, adata = trained
+    colours = dict(
+        zip(adata.obs[CLUSTER_KEY].cat.categories, adata.uns[f"{CLUSTER_KEY}_colors"], strict=True)
+    )
+    assert len(set(colours.values())) == len(colours)
+    query = adata[adata.obs[CLUSTER_KEY] != adata.obs[CLUSTER_KEY].cat.categories[0]].copy()
+    del query.uns[f"{CLUSTER_KEY}_colors"]
+    model.annotate(query)
+    categories = query.obs[CLUSTER_KEY].cat.categories
+    assert len(categories) < len(colours)  # the first cluster holds none of these cells
+    assert query.uns[f"{CLUSTER_KEY}_colors"] == [colours[name] for name in categories]
+
+
 def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
     model, adata = trained
     profiles = model.get_cluster_profiles()

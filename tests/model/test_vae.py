@@ -163,6 +163,7 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         ),
         ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
+        ({"key_added": "run/1"}, ValueError, "holds a '/', which h5ad files read as a path"),
     ],
 )
 def test_bad_training_options_fail_before_any_step(adata, model_cls, options, error, message):

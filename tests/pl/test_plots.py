@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,18 +125,29 @@ def test_cluster_probabilities(trained, tmp_path):
     renamed.obsm["run2_cluster_probabilities"] = renamed.obsm.pop("scvae_cluster_probabilities")
     with pytest.raises(KeyError, match=r"pass key= one of \['run2_cluster_probabilities'\]"):
         scvae.pl.cluster_probabilities(renamed)
+    model = trained[0]  # the model draws its own AnnData's probabilities
+    image = scvae.pl.cluster_probabilities(model).images[0].get_array()
+    np.testing.assert_array_equal(image, ax.images[0].get_array())
+    with pytest.raises(TypeError, match="not a DataFrame"):
+        scvae.pl.cluster_probabilities(adata.obs)
 
 
 def test_cluster_selection(trained, tmp_path):
     model, _ = trained
     path = tmp_path / "selection.png"
     ax = scvae.pl.cluster_selection(model, save=path)
-    merged, kept = (line.get_xdata() for line in ax.lines[:2])
-    assert len(merged) + len(kept) == model.n_components - 1
-    assert ax.lines[3].get_xdata()[0] == model.cluster_selection_.n_clusters
-    # A fixed K (the fixture's 3): the plot shows the model's clusters.
-    assert model.cluster_selection_.n_clusters == model.n_clusters == 3
-    assert ax.get_title().endswith(": 3 clusters")
+    lines = {line.get_label(): line for line in ax.lines}
+    # A fixed K (the fixture's 3) of 3 components: both merges keep clusters apart.
+    assert "merged" not in lines and len(lines["kept apart"].get_xdata()) == 2
+    assert lines["3 clusters"].get_xdata()[0] == model.cluster_selection_.n_clusters == 3
+    threshold = model.cluster_selection_.threshold
+    assert lines[f"cut at {threshold:.2f}"].get_ydata()[0] == threshold
+    assert lines["auto's threshold, 0.95"].get_ydata()[0] == 0.95
+    assert model.n_clusters == 3 and ax.get_title().endswith(": 3 clusters")
+    model.select_clusters(2)
+    lines = {line.get_label(): line for line in scvae.pl.cluster_selection(model).lines}
+    assert len(lines["merged"].get_xdata()) == 1 and len(lines["kept apart"].get_xdata()) == 1
+    model.select_clusters(3)  # the module's fixture as it was
     _check_png(ax, path)
 
 

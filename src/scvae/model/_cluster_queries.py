@@ -14,6 +14,7 @@ from scvi import REGISTRY_KEYS
 from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
 from scvae._random import seeded
 
+from ._annotation import write_clusters
 from ._checks import integer_at_least
 from ._cluster_selection import cluster_use
 
@@ -180,28 +181,9 @@ class ClusterQueriesMixin:
         self, adata: AnnData, latent: np.ndarray, probabilities: np.ndarray, key_added: str
     ) -> None:
         """Write :meth:`annotate`'s results, from every cell's latent mean and cluster
-        probabilities, into ``adata``."""
-        clusters = pd.Categorical(
-            np.asarray(self._cluster_names())[probabilities.argmax(1)],
-            categories=self._cluster_names(),
-        ).remove_unused_categories()
-        keys = result_keys(key_added)
-        adata.obsm[keys["latent"]] = latent
-        adata.obsm[keys["probabilities"]] = probabilities
-        adata.obs[keys["cluster"]] = pd.Categorical(clusters)
-        adata.obs[keys["confidence"]] = probabilities.max(1)
-        if self.cluster_selection_ is not None:
-            hierarchy = self._cluster_hierarchy()
-            codes = adata.obs[keys["cluster"]].cat.codes.to_numpy()
-            means = [latent[codes == code].mean(0) for code in range(codes.max() + 1)]
-            adata.uns[f"dendrogram_{keys['cluster']}"] = hierarchy.dendrogram(
-                keys["cluster"],
-                list(adata.obs[keys["cluster"]].cat.categories),
-                np.array(means),
-                keys["latent"],
-            )
-        else:  # no hierarchy of these clusters: an earlier model's would be read as theirs
-            adata.uns.pop(f"dendrogram_{keys['cluster']}", None)
+        probabilities, into ``adata`` (:func:`write_clusters`)."""
+        hierarchy = None if self.cluster_selection_ is None else self._cluster_hierarchy()
+        write_clusters(adata, result_keys(key_added), latent, probabilities, hierarchy)
 
     def select_clusters(
         self,

@@ -5,7 +5,7 @@ from os import PathLike
 import numpy as np
 from matplotlib.axes import Axes
 
-from scvae.model import GMVAE
+from scvae.model import GMVAE, SEPARABILITY_THRESHOLD
 
 from ._utils import finish, new_axes, require_gmvae
 
@@ -22,9 +22,11 @@ def cluster_selection(
     components are merged pairwise, least separable pair first (see
     :class:`~scvae.model.ClusterSelection`). A point at *k* clusters is the separability of
     the pair whose merge left *k* groups. Merging stops at the first pair at or above the
-    threshold (dashed line): the groups left then are the clusters (vertical line), and the
-    merges after it (blue) only build the hierarchy above them. After
-    :meth:`~scvae.GMVAE.select_clusters`, the plot shows that cut.
+    cut's threshold (dashed line): the groups left then are the clusters (vertical line),
+    and the merges after it (blue) only build the hierarchy above them. A fixed-K model, or
+    a cut into a number of clusters (:meth:`~scvae.GMVAE.select_clusters`), is cut where
+    that number falls; the dotted line is then :data:`~scvae.model.SEPARABILITY_THRESHOLD`,
+    where ``n_clusters="auto"`` would cut.
 
     Parameters
     ----------
@@ -50,10 +52,19 @@ def cluster_selection(
     n_after = merges["n_clusters"].to_numpy()
     separability = merges["separability"].to_numpy()
     merged = n_after >= selection.n_clusters
-    ax.plot(n_after[merged], separability[merged], "o", color="tab:grey", label="merged")
-    ax.plot(n_after[~merged], separability[~merged], "o", color="tab:blue", label="kept apart")
-    ax.axhline(selection.threshold, linestyle="--", color="black", linewidth=1)
-    ax.axvline(selection.n_clusters, color="tab:red", linewidth=1)
+    for points, colour, label in (
+        (merged, "tab:grey", "merged"),
+        (~merged, "tab:blue", "kept apart"),
+    ):
+        if points.any():
+            ax.plot(n_after[points], separability[points], "o", color=colour, label=label)
+    cut = f"cut at {selection.threshold:.2f}"
+    ax.axhline(selection.threshold, linestyle="--", color="black", linewidth=1, label=cut)
+    if not np.isclose(selection.threshold, SEPARABILITY_THRESHOLD):
+        default = f"auto's threshold, {SEPARABILITY_THRESHOLD:.2f}"
+        ax.axhline(SEPARABILITY_THRESHOLD, linestyle=":", color="black", linewidth=1, label=default)
+    clusters = f"{selection.n_clusters} clusters"
+    ax.axvline(selection.n_clusters, color="tab:red", linewidth=1, label=clusters)
     ax.set_xticks(np.unique(np.r_[1, selection.n_clusters, len(merges) + 1]))
     ax.set_xlabel("clusters left after the merge")
     ax.set_ylabel("separability of the merged pair")

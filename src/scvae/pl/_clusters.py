@@ -83,7 +83,7 @@ def cluster_profiles(
 
 
 def cluster_probabilities(
-    adata: AnnData,
+    adata: AnnData | GMVAE,
     ax: Axes | None = None,
     key: str = CLUSTER_PROBABILITIES_KEY,
     cmap: str = "viridis",
@@ -96,7 +96,8 @@ def cluster_probabilities(
     Parameters
     ----------
     adata
-        AnnData annotated by a :class:`~scvae.GMVAE` (``obsm["scvae_cluster_probabilities"]``).
+        AnnData annotated by a :class:`~scvae.GMVAE` (``obsm["scvae_cluster_probabilities"]``),
+        or the GMVAE itself: its registered AnnData.
     ax
         Axes to draw on; by default a new figure.
     key
@@ -112,6 +113,13 @@ def cluster_probabilities(
     -------
     The axes.
     """
+    if isinstance(adata, GMVAE):
+        adata = adata.adata
+    if not isinstance(adata, AnnData):
+        raise TypeError(
+            f"scvae.pl.cluster_probabilities draws an AnnData annotated by a GMVAE (or the "
+            f"GMVAE), not a {type(adata).__name__}."
+        )
     if key not in adata.obsm:
         found = [name for name in adata.obsm if name.endswith("_cluster_probabilities")]
         raise KeyError(

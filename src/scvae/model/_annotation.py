@@ -1,0 +1,56 @@
+"""A GMVAE's clusters written into an AnnData as scanpy reads them."""
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib import rcParams
+
+from ._cluster_selection import ClusterSelection
+
+
+def write_clusters(
+    adata: AnnData,
+    keys: dict[str, str],
+    latent: np.ndarray,
+    probabilities: np.ndarray,
+    hierarchy: ClusterSelection | None,
+) -> None:
+    """Write every cell's latent mean, cluster probabilities (cells x clusters), cluster
+    (categorical, unused clusters dropped) and confidence under ``keys``
+    (:func:`scvae._constants.result_keys`), the clusters' colours and, given their
+    ``hierarchy``, their dendrogram for scanpy.
+
+    The colours are scanpy's default palette for all the model's clusters, so that a
+    cluster has one colour in every AnnData the model annotates, whichever clusters it holds.
+    """
+    n_clusters, cluster_key = probabilities.shape[1], keys["cluster"]
+    names = [str(k) for k in range(n_clusters)]
+    clusters = pd.Categorical(
+        np.asarray(names)[probabilities.argmax(1)], categories=names
+    ).remove_unused_categories()
+    adata.obsm[keys["latent"]] = latent
+    adata.obsm[keys["probabilities"]] = probabilities
+    adata.obs[cluster_key] = clusters
+    adata.obs[keys["confidence"]] = probabilities.max(1)
+    present = [int(name) for name in clusters.categories]
+    adata.uns[f"{cluster_key}_colors"] = [cluster_palette(n_clusters)[k] for k in present]
+    if hierarchy is None:  # no hierarchy of these clusters: an earlier model's would be theirs
+        adata.uns.pop(f"dendrogram_{cluster_key}", None)
+        return
+    codes = clusters.codes
+    means = np.array([latent[codes == code].mean(0) for code in range(len(present))])
+    adata.uns[f"dendrogram_{cluster_key}"] = hierarchy.dendrogram(
+        cluster_key, list(clusters.categories), means, keys["latent"]
+    )
+
+
+def cluster_palette(n_clusters: int) -> list[str]:
+    """The colours scanpy gives ``n_clusters`` categories by default: matplotlib's colour
+    cycle where it has enough, else scanpy's palettes of 20, 28 or 102 (grey beyond)."""
+    from scanpy.plotting import palettes  # here: importing scanpy takes seconds
+
+    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
+    for palette in (cycle, palettes.default_20, palettes.default_28, palettes.default_102):
+        if n_clusters <= len(palette):
+            return list(palette[:n_clusters])
+    return ["grey"] * n_clusters
