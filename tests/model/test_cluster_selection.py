@@ -239,13 +239,43 @@ def test_select_clusters_recuts_a_trained_model_and_writes_the_new_clusters(auto
     assert model.n_clusters == chosen  # the training cut again
 
 
+def same_groups(a, b):
+    """Whether two labellings put the same items together."""
+    a, b = np.asarray(a), np.asarray(b)
+    return np.array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
+
+
+def test_select_clusters_follows_the_hierarchy_of_the_components(auto_model):
+    model, adata = auto_model
+    trained = model.cluster_selection_
+    linkage = trained.linkage()  # the merges of the trained model, in order
+    previous = np.arange(model.n_components)
+    for n in range(model.n_components, 0, -1):
+        model.select_clusters(n)
+        groups = model.component_clusters_
+        # The groups left after the first n_components - n merges, as scipy cuts the tree.
+        assert same_groups(groups, sch.cut_tree(linkage, n_clusters=n).ravel()), n
+        np.testing.assert_array_equal(groups, trained.cut(n_clusters=n).component_clusters)
+        assert model.n_clusters == len(np.unique(groups)) == n
+        # A coarser cut only merges the finer cut's clusters, never splits one.
+        assert all(len(np.unique(groups[previous == c])) == 1 for c in np.unique(previous))
+        previous = groups
+        # A cluster's probability is the sum of its components', and cells go to the likeliest.
+        components = model.predict(soft=True, components=True).to_numpy()
+        clusters = model.predict(soft=True).to_numpy()
+        np.testing.assert_allclose(clusters, components @ np.eye(n)[groups], atol=1e-6)
+        np.testing.assert_array_equal(clusters.argmax(1), adata.obs["scvae_cluster"].astype(int))
+
+
 def test_select_clusters_merges_the_components_of_a_fixed_k_model():
     adata = synthetic_counts(n_cells=300, n_genes=60, n_clusters=3, seed=0)
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.GMVAE(adata, n_clusters=5, n_latent=3, n_hidden=32)
     model.train(max_epochs=30, **QUIET)
+    linkage = model.cluster_selection_.linkage()
     model.select_clusters(3)
     assert (model.n_clusters, model.n_components) == (3, 5)
+    assert same_groups(model.component_clusters_, sch.cut_tree(linkage, n_clusters=3).ravel())
     assert model.get_cluster_profiles().shape == (3, adata.n_vars)
 
 

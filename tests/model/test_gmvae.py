@@ -1,5 +1,6 @@
 """The GMVAE clusters planted cell types and writes results where scanpy expects them."""
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,6 +152,42 @@ def test_cluster_profiles_and_samples_come_from_the_generative_model(trained):
             model.sample(5, cluster=cluster)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         model.sample(0)
+
+
+@pytest.fixture(scope="module")
+def separated():
+    """A GMVAE fitted to 3 well-separated planted types (it finds them all: ARI 1)."""
+    adata = synthetic_counts(
+        n_cells=500, n_genes=60, n_clusters=3, marker_fraction=0.2, marker_fold_change=10, seed=0
+    )
+    scvae.setup_anndata(adata)
+    scvi.settings.seed = 0
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=5, n_hidden=64)
+    model.train(max_epochs=30, **QUIET)
+    assert adjusted_rand_score(adata.obs["cell_type"], model.predict()) > 0.95
+    return model, adata
+
+
+def test_each_cluster_profile_is_the_expression_of_that_clusters_cells(separated):
+    model, adata = separated
+    clusters = model.predict()
+    counts = adata.X.toarray()
+    normalised = counts / counts.sum(1, keepdims=True)
+    cells = np.log([normalised[clusters == k].mean(0) for k in range(3)])
+    profiles = np.log(model.get_cluster_profiles().to_numpy())
+    # What sets each cluster apart (its log expression less the clusters' mean), compared.
+    cells, profiles = cells - cells.mean(0), profiles - profiles.mean(0)
+    correlation = np.corrcoef(profiles, cells)[:3, 3:]  # profile k (row) vs cluster j's cells
+    np.testing.assert_array_equal(correlation.argmax(1), [0, 1, 2])
+    assert (np.diag(correlation) > 0.8).all()
+
+
+def test_cells_sampled_from_a_cluster_are_assigned_to_it(separated):
+    model, adata = separated
+    for k in range(3):
+        counts = model.sample(200, cluster=k, seed=0)
+        assigned = model.predict(ad.AnnData(counts.astype(np.float32), var=adata.var.copy()))
+        assert (assigned == k).mean() > 0.8, k
 
 
 def test_a_seeded_sample_leaves_the_session_random_state_alone(trained):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import scvae
+from scvae.datasets import synthetic_counts
 from tests.helpers import mostly_zeros
 
 
@@ -44,11 +45,18 @@ def test_parameters_are_per_cell_and_gene_and_the_means_add_up_to_the_library(
 
 def test_draws_of_z_have_their_own_axis_unless_averaged(adata):
     scvae.setup_anndata(adata)
-    model = scvae.VAE(adata)
+    model = scvae.VAE(adata, likelihood="zinb")
+    torch.manual_seed(0)
     draws = model.get_likelihood_parameters(indices=np.arange(10), n_samples=3)
     assert draws["mean"].shape == (3, 10, adata.n_vars)
+    assert not np.allclose(draws["mean"][0], draws["mean"][1])  # z differs between draws
+    # give_mean: the same draws (same seed), averaged over z, for every parameter.
+    torch.manual_seed(0)
     averaged = model.get_likelihood_parameters(indices=np.arange(10), n_samples=3, give_mean=True)
-    assert averaged["mean"].shape == (10, adata.n_vars)
+    assert set(averaged) == set(draws) == {"mean", "dispersions", "dropout"}
+    for name, values in draws.items():
+        assert averaged[name].shape == (10, adata.n_vars)
+        np.testing.assert_allclose(averaged[name], values.mean(0), rtol=1e-6)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         model.get_likelihood_parameters(n_samples=0)
 
@@ -124,13 +132,39 @@ def test_gene_correlations_need_a_negative_binomial_decoded_once(adata, model_cl
         model.get_feature_correlation_matrix()
 
 
-def test_gene_correlations_of_a_negative_binomial_gmvae(adata):
+def _planted_markers(adata) -> list[np.ndarray]:
+    """The genes of each planted type at least 4 times as expressed (normalised) as in any
+    other type, read from the counts."""
+    counts = adata.X.toarray()
+    normalised = counts / counts.sum(1, keepdims=True)
+    types = adata.obs["cell_type"].to_numpy()
+    means = np.array([normalised[types == t].mean(0) for t in np.unique(types)])
+    return [np.flatnonzero(means[k] > 4 * np.delete(means, k, 0).max(0)) for k in range(len(means))]
+
+
+def test_gene_correlations_of_a_negative_binomial_gmvae():
+    adata = synthetic_counts(
+        n_cells=300, n_genes=60, n_clusters=3, marker_fraction=0.2, marker_fold_change=10, seed=0
+    )
     scvae.setup_anndata(adata)
-    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
-    model.train(max_epochs=1, enable_progress_bar=False)
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=5, n_hidden=64)
+    model.train(max_epochs=60, enable_progress_bar=False)
     correlations = model.get_feature_correlation_matrix(n_samples=2)
-    assert correlations.shape == (adata.n_vars, adata.n_vars)
+    assert list(correlations.index) == list(correlations.columns) == list(adata.var_names)
+    correlations = correlations.to_numpy()
+    np.testing.assert_allclose(correlations, correlations.T, atol=1e-12)
     np.testing.assert_allclose(np.diag(correlations), 1.0, rtol=1e-6)
+    assert ((correlations >= -1 - 1e-9) & (correlations <= 1 + 1e-9)).all()
+    # The marker genes of one planted type rise and fall together across the cells, more
+    # than with the markers of the other types.
+    markers = _planted_markers(adata)
+    assert all(len(genes) >= 3 for genes in markers)
+    for k, genes in enumerate(markers):
+        within = correlations[np.ix_(genes, genes)][~np.eye(len(genes), dtype=bool)].mean()
+        across = max(
+            correlations[np.ix_(genes, other)].mean() for j, other in enumerate(markers) if j != k
+        )
+        assert within > 0.15 and within > across + 0.15, (k, within, across)
 
 
 def test_the_marginal_log_likelihood_is_a_mean_over_cells_whatever_the_minibatches(adata):

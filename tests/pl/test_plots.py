@@ -74,6 +74,12 @@ def test_one_epoch_of_training_curves_is_drawn_as_points():
     model.train(max_epochs=1, **QUIET)
     for axis in scvae.pl.training_curves(model):
         assert all(line.get_marker() == "o" for line in axis.lines)
+        drawn = {line.get_label(): line for line in axis.lines if len(line.get_xdata())}
+        assert {"train", "validation"} <= set(drawn), axis.get_title()
+        for split in ("train", "validation"):  # the one epoch's value, as a point
+            values = drawn[split].get_ydata()
+            assert len(values) == 1 and np.isfinite(values).all(), (axis.get_title(), split)
+    plt.close("all")
 
 
 def test_placements_of_a_gmvae_trained_again_are_drawn_where_they_were():
@@ -109,7 +115,18 @@ def test_cluster_profiles(trained, tmp_path):
     returned = scvae.pl.cluster_profiles(model, n_genes=4, ax=ax, save=path)
     assert returned is ax
     assert len(ax.get_xticklabels()) == 12 and len(ax.get_yticklabels()) == 3
-    assert {t.get_text() for t in ax.get_xticklabels()} <= set(model.adata.var_names)
+    shown = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(set(shown)) == 12 and set(shown) <= set(model.adata.var_names)
+    # Each cluster's 4 genes are its markers: the log fold change of its profile against the
+    # mean of the other two clusters' is at least that of any gene not shown.
+    log_profiles = np.log(model.get_cluster_profiles())
+    hidden = log_profiles.columns.difference(shown)
+    for k in range(3):
+        fold_changes = log_profiles.iloc[k] - log_profiles.drop(index=log_profiles.index[k]).mean()
+        genes = shown[4 * k : 4 * k + 4]
+        assert fold_changes[genes].min() >= fold_changes[hidden].max() - 1e-5, k
+    centred = (log_profiles - log_profiles.mean(0))[shown].to_numpy()
+    np.testing.assert_allclose(ax.images[0].get_array(), centred, rtol=1e-4, atol=1e-5)
     _check_png(ax, path)
 
 

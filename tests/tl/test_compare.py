@@ -3,10 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scvae
 from scvae.datasets import synthetic_counts
-from scvae.tl._workflow import heldout_split, unregistered_copy
+from scvae.tl._workflow import evaluate_model, fit_model, heldout_split, unregistered_copy
 
 
 @pytest.fixture
@@ -52,6 +53,42 @@ def test_compare_models_table_and_leaves_adata_alone(tiny):
     assert tiny.uns["_scvi_uuid"] == before.uns["_scvi_uuid"]
     assert (tiny.X != before.X).nnz == 0
     assert scvae.VAE._setup_adata_manager_store[tiny.uns["_scvi_uuid"]] is manager
+
+
+def test_compare_models_rows_are_the_models_they_name(tiny):
+    """Each row is the model of its likelihood, trained on the training cells, scored on the
+    held-out cells, and its ARI/NMI are its clusters' against the true labels."""
+    options = {"max_epochs": 5, "n_mc_samples": 5, "n_hidden": 16}
+    table = scvae.tl.compare_models(
+        tiny, likelihoods=("poisson", "nb"), n_clusters=(3,), labels_key="cell_type", **options
+    )
+    # The counts are overdispersed (negative binomial): a Poisson fits them far worse.
+    poisson, nb = table.iloc[0], table.iloc[1]
+    assert poisson["likelihood"] == "poisson" and nb["likelihood"] == "nb"
+    assert poisson["heldout_log_likelihood"] < nb["heldout_log_likelihood"] - 100
+    assert poisson["heldout_elbo"] < nb["heldout_elbo"] - 100
+    train_idx, heldout_idx = heldout_split(tiny.n_obs, 0.1, seed=0)
+    labels = tiny.obs["cell_type"].to_numpy()
+    for _, row in table.iterrows():
+        # The same model, trained by hand on the training cells only with the same seed.
+        model = fit_model(
+            unregistered_copy(tiny, train_idx),
+            n_clusters=3,
+            seed=0,
+            train_kwargs={"max_epochs": 5, "enable_progress_bar": False},
+            likelihood=row["likelihood"],
+            n_hidden=16,
+        )
+        heldout = evaluate_model(model, unregistered_copy(tiny, heldout_idx), n_mc_samples=5)
+        training = evaluate_model(model, unregistered_copy(tiny, train_idx), n_mc_samples=5)
+        assert row["heldout_elbo"] == pytest.approx(heldout["elbo"], rel=1e-6)
+        assert row["heldout_log_likelihood"] == pytest.approx(heldout["log_likelihood"], rel=1e-6)
+        assert row["heldout_elbo"] != pytest.approx(training["elbo"], rel=1e-3)
+        # ARI and NMI over all cells against the true labels, as sklearn computes them.
+        clusters = model.predict(unregistered_copy(tiny))
+        assert row["ari"] == pytest.approx(adjusted_rand_score(labels, clusters))
+        assert row["nmi"] == pytest.approx(normalized_mutual_info_score(labels, clusters))
+        assert row["ari"] > 0.2  # the planted types are found, in part, after 5 epochs
 
 
 def test_compare_models_rejects_unknown_labels(tiny):

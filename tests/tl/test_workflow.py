@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scvae
 from scvae.datasets import synthetic_counts
@@ -57,6 +58,15 @@ def test_evaluate_model_gives_the_same_numbers_for_the_same_seed(trained):
     assert evaluate_model(model, adata, n_mc_samples=3, seed=0) == first
     other = evaluate_model(model, adata, n_mc_samples=3, seed=1)
     assert other["log_likelihood"] != first["log_likelihood"]
+
+
+def test_evaluate_model_scores_the_clusters_against_the_labels(trained):
+    model, adata = trained
+    metrics = evaluate_model(model, adata, labels_key="cell_type", n_mc_samples=2)
+    labels, clusters = adata.obs["cell_type"].to_numpy(), model.predict(adata)
+    assert metrics["ari"] == pytest.approx(adjusted_rand_score(labels, clusters))
+    assert metrics["nmi"] == pytest.approx(normalized_mutual_info_score(labels, clusters))
+    assert metrics["ari"] != pytest.approx(metrics["nmi"])  # so that a swap would show
 
 
 def test_evaluate_model_leaves_the_global_random_state_alone(trained):
