@@ -2,11 +2,14 @@
 
 import inspect
 import json
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
+import h5py
 import matplotlib
 import numpy as np
 import pytest
@@ -16,8 +19,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 matplotlib.use("Agg")
 
 import scvae
-from scvae.cli import BATCH_NORM_PLACES as CLI_BATCH_NORM_PLACES
-from scvae.cli import GMVAE_DEFAULT_CLUSTERS, LIKELIHOOD_NAMES, main
+from scvae._cli_options import BATCH_NORM_PLACES as CLI_BATCH_NORM_PLACES
+from scvae._cli_options import GMVAE_DEFAULT_CLUSTERS, LIKELIHOOD_NAMES
+from scvae.cli import main
 from scvae.datasets import synthetic_counts
 from scvae.distributions import LIKELIHOODS
 from scvae.module._networks import BATCH_NORM_PLACES
@@ -193,7 +197,15 @@ def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_
         (["train", "{in}"], "required"),
         (["train", "{in}", "-o", ".", "--overwrite"], "is a directory"),
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "x.h5ad"], "the same path"),
-        (["train", "{in}", "-o", "x.h5ad", "--max-epochs", "0"], "max_epochs must be a positive"),
+        (["train", "{in}", "-o", "x.h5ad", "--max-epochs", "0"], "--max-epochs must be a positive"),
+        (["train", "{in}", "-o", "."], "is a directory; give the path of an .h5ad"),
+        (["train", ".", "-o", "x.h5ad"], ". is a directory; give the path of an .h5ad"),
+        (["train", "ten_x.h5", "-o", "x.h5ad", *FAST], "scanpy.read_10x_h5(path)"),
+        (["train", "{in}", "-o", "x.h5ad", "--seed", "-1"], "from 0 to 4294967295, got '-1'"),
+        (
+            ["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-clusters", "500", *FAST],
+            "--n-clusters 500 is more than the 135 training cells",
+        ),
         (["evaluate", "no_model", "{in}"], "no such model directory"),
         (["evaluate", "no_model", "{in}", "--labels-key", "nope"], "no such model"),
         (["evaluate", ".", "{in}", "--n-mc-samples", "0"], "--n-mc-samples must be at least 1"),
@@ -203,9 +215,75 @@ def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_
 def test_errors_exit_two_without_traceback(args, message, counts_file, capsys, monkeypatch):
     monkeypatch.chdir(counts_file.parent)
     (counts_file.parent / "not_h5ad.txt").write_text("cell,gene\n")
+    with h5py.File(counts_file.parent / "ten_x.h5", "w") as h5:  # as Cell Ranger writes
+        h5.create_group("matrix").create_dataset("data", data=np.arange(3))
     assert main([a.format(**{"in": counts_file}) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_an_output_is_whole_or_absent_after_a_failed_write(counts_file, tmp_path, monkeypatch):
+    out = tmp_path / "o.h5ad"
+    write_h5ad = ad.AnnData.write_h5ad
+
+    def disk_full(self, path, **kwargs):
+        write_h5ad(self[:3], path)  # a part of the file, then the failure
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", disk_full)
+    assert main(["train", str(counts_file), "-o", str(out), *FAST]) == 2
+    assert not out.exists()
+    out.write_bytes(b"an earlier output")
+    assert main(["train", str(counts_file), "-o", str(out), "--overwrite", *FAST]) == 2
+    assert out.read_bytes() == b"an earlier output"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.h5ad", "o.h5ad"]
+
+
+def test_sigterm_outside_training_exits_143_and_leaves_no_output(
+    counts_file, tmp_path, monkeypatch
+):
+    out = tmp_path / "o.h5ad"
+
+    def killed(self, path, **kwargs):  # a scheduler's time limit while the output is written
+        Path(path).write_bytes(b"half a file")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", killed)
+    assert main(["train", str(counts_file), "-o", str(out), *FAST]) == 143
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.h5ad"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_a_stdout_that_cannot_be_written_is_one_error_line(saved_gmvae, monkeypatch, capsys):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    model_dir, path = saved_gmvae
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["evaluate", str(model_dir), str(path), "--n-mc-samples", "2"]) == 2
+    assert "cannot write the result" in capsys.readouterr().err
+
+
+def test_evaluate_takes_the_models_genes_of_a_wider_query_and_refuses_no_cells(
+    saved_gmvae, tmp_path, capsys
+):
+    model_dir, path = saved_gmvae
+    adata = ad.read_h5ad(path)
+    extra = ad.AnnData(np.ones((adata.n_obs, 2), dtype=np.float32), obs=adata.obs)
+    extra.var_names = ["extra_0", "extra_1"]
+    wider = ad.concat([extra, adata], axis=1, merge="same")[:, ::-1]  # other order too
+    wider.write_h5ad(tmp_path / "wider.h5ad")
+    assert (
+        main(["evaluate", str(model_dir), str(tmp_path / "wider.h5ad"), "--n-mc-samples", "2"]) == 0
+    )
+    assert "evaluating the model's 40 genes of the 42" in capsys.readouterr().err
+    adata[:0].copy().write_h5ad(tmp_path / "empty.h5ad")
+    assert main(["evaluate", str(model_dir), str(tmp_path / "empty.h5ad")]) == 2
+    assert "has no cells to evaluate" in capsys.readouterr().err
 
 
 def test_training_stopped_by_sigterm_exits_143(counts_file, tmp_path, monkeypatch, capsys):
@@ -356,7 +434,7 @@ def test_demo_drops_the_cells_left_without_counts(tmp_path, monkeypatch, capsys)
         (["--n-genes", "-5"], "0 (all genes) or a positive integer, got '-5'"),
         (["--n-clusters", "0"], "positive integer or 'auto'"),
         (["--n-clusters", "500"], "more than the 135 training cells"),
-        (["--max-epochs", "0"], "max_epochs must be a positive integer"),
+        (["--max-epochs", "0"], "--max-epochs must be a positive integer"),
     ],
 )
 def test_demo_checks_its_options_before_creating_the_directory(
