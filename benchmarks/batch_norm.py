@@ -116,6 +116,7 @@ def fit_trajectory(adata, variant: str, seed: int) -> dict:
         accelerator="cpu",
         annotate=False,
         callbacks=[score],
+        plan_kwargs={"n_epochs_kl_warmup": 400},  # scvi-tools' warm-up, as documented
     )
     return {"trajectory": score.rows, "seed": seed}
 

@@ -90,7 +90,8 @@ def train_kwargs(max_epochs: int) -> dict:
         "max_epochs": max_epochs,
         "batch_size": BATCH_SIZE,
         "train_size": TRAIN_SIZE,
-        "plan_kwargs": {"lr": LR},  # KL warm-up: scvi-tools' default (400 epochs)
+        # KL warm-up: scvi-tools' default (400 epochs), whatever max_epochs, for both models
+        "plan_kwargs": {"lr": LR, "n_epochs_kl_warmup": 400},
         "check_val_every_n_epoch": CHECK_VAL_EVERY,
         "enable_progress_bar": False,
         "accelerator": "cpu",

@@ -70,7 +70,8 @@ def main() -> None:
         scvae.setup_anndata(adata)
         model = scvae.VAE(adata, **variant)
         start = time.perf_counter()
-        model.train(max_epochs=args.max_epochs, enable_progress_bar=False)
+        warmup = {"n_epochs_kl_warmup": 400}  # scvi-tools' warm-up, which the table used
+        model.train(max_epochs=args.max_epochs, enable_progress_bar=False, plan_kwargs=warmup)
         seconds = time.perf_counter() - start
         train = -model.history["elbo_train"].to_numpy(dtype=float).ravel()
         validation = -model.history["elbo_validation"].to_numpy(dtype=float).ravel()
