@@ -239,6 +239,33 @@ def test_an_output_is_whole_or_absent_after_a_failed_write(counts_file, tmp_path
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.h5ad", "o.h5ad"]
 
 
+def test_the_output_file_has_the_usual_mode_or_keeps_the_one_it_replaces(counts_file, tmp_path):
+    out = tmp_path / "o.h5ad"
+    umask = os.umask(0o022)
+    try:
+        assert main(["train", str(counts_file), "-o", str(out), *FAST]) == 0
+        assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+        out.chmod(0o664)
+        assert main(["train", str(counts_file), "-o", str(out), "--overwrite", *FAST]) == 0
+        assert out.stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(umask)
+
+
+def test_an_existing_model_directory_needs_no_writable_parent(counts_file, tmp_path, monkeypatch):
+    model_dir = tmp_path / "models" / "m"
+    model_dir.mkdir(parents=True)
+    access = os.access
+    monkeypatch.setattr(  # the parent read-only (root ignores permissions, so pretend)
+        scvae.cli.os,
+        "access",
+        lambda path, mode: Path(path) != model_dir.parent and access(path, mode),
+    )
+    args = ["train", str(counts_file), "-o", str(tmp_path / "o.h5ad"), *FAST]
+    assert main([*args, "--save-model", str(model_dir), "--overwrite"]) == 0
+    assert (model_dir / "model.pt").is_file()
+
+
 def test_sigterm_outside_training_exits_143_and_leaves_no_output(
     counts_file, tmp_path, monkeypatch
 ):

@@ -110,8 +110,12 @@ def write_whole(path: Path, write: Callable[[Path], None]) -> None:
     stopped or failing while it writes leaves ``path`` as it was (absent or the old file)."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(Path(temporary))
+        # mkstemp's file is private (0600); keep a replaced file's mode, else the usual one.
+        os.chmod(temporary, path.stat().st_mode if path.exists() else 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -148,7 +152,8 @@ def _check_writable(path: Path, overwrite: bool, what: str, is_directory: bool) 
         raise FileExistsError(f"{what} {path} is a file; give a directory path")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    directory = path.resolve().parent
+    # A model directory that exists is written into; anything else is created in its parent.
+    directory = path if path.is_dir() and is_directory else path.resolve().parent
     if not directory.is_dir():
         raise FileNotFoundError(f"{what} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK):

@@ -349,3 +349,8 @@ def test_a_recut_writes_where_the_clusters_were_written_and_is_saved(tmp_path):
     assert loaded.key_added_ == "run1"
     loaded.select_clusters(3, key_added="fine")
     assert loaded.key_added_ == "fine" and "fine_cluster" in adata.obs
+    loaded.annotate(key_added="again")  # annotating its own AnnData counts as writing there
+    loaded.select_clusters(2)
+    assert adata.obsm["again_cluster_probabilities"].shape == (adata.n_obs, 2)
+    loaded.annotate(adata.copy(), key_added="elsewhere")  # another AnnData does not
+    assert loaded.key_added_ == "again"

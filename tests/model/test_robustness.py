@@ -152,6 +152,9 @@ def test_a_save_that_fails_leaves_the_saved_model_whole(adata, tmp_path):
     with pytest.raises(Exception, match="No method registered for writing"):
         second.save(tmp_path / "new", save_anndata=True)
     assert not (tmp_path / "new").exists()  # a directory the failed save created is gone
+    with pytest.raises(Exception, match="No method registered for writing"):
+        second.save(tmp_path / "deeper" / "new", save_anndata=True)
+    assert not (tmp_path / "deeper").exists()  # and its parents
 
 
 def test_a_model_saved_with_a_prefix_is_named_when_the_prefix_is_forgotten(adata, tmp_path):
@@ -217,6 +220,8 @@ def test_cells_of_a_query_are_chosen_by_position_or_mask_and_nothing_else(adata)
     for query in queries:
         with pytest.raises(ValueError, match="selects no cells"):
             query(indices=[])
+        with pytest.raises(ValueError, match=r"indices=5 is a single position: pass a list, \[5\]"):
+            query(indices=5)
         with pytest.raises(ValueError, match=f"needs {adata.n_obs} values"):
             query(indices=mask[:-1])
         with pytest.raises(IndexError, match=f"outside the AnnData's {adata.n_obs} cells"):

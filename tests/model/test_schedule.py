@@ -68,8 +68,12 @@ def test_numpy_integers_are_epochs():
 
 
 def test_a_warm_up_longer_than_the_fit_is_refused_and_a_long_one_keeps_its_placements():
-    with pytest.raises(ValueError, match="warm-up of 20 epochs is longer than max_epochs=10"):
-        GMVAESchedule.default(1000, max_epochs=10, warmup_epochs=20)
+    for warmup in (20, 10):  # the placements would come at its end or never
+        with pytest.raises(ValueError, match=f"warm-up of {warmup} epochs lasts all max_epochs=10"):
+            GMVAESchedule.default(1000, max_epochs=10, warmup_epochs=warmup)
+    # Placements given: a warm-up over all the epochs is a choice (scVAE's original schedule).
+    given = GMVAESchedule.default(1000, max_epochs=10, warmup_epochs=40, placement_epochs=5)
+    assert (given.warmup_epochs, given.placement_epochs) == (40, (5,))
     # 50,000 cells: the default placements after an 18-epoch warm-up fit into 20 epochs.
     schedule = GMVAESchedule.default(50_000, max_epochs=20, warmup_epochs=18)
     assert schedule.placement_epochs and 18 <= min(schedule.placement_epochs)
@@ -81,7 +85,9 @@ def test_a_warm_up_longer_than_the_fit_is_refused_and_a_long_one_keeps_its_place
     [
         ({"n_epochs_kl_warmup": 16}, 16),
         ({"n_epochs_kl_warmup": None}, 0),
-        ({"n_steps_kl_warmup": 50, "n_epochs_kl_warmup": 3}, 7),  # 8 steps an epoch
+        ({"n_steps_kl_warmup": 50}, 7),  # 8 steps an epoch
+        ({"n_steps_kl_warmup": 50, "n_epochs_kl_warmup": None}, 7),
+        ({"n_steps_kl_warmup": 50, "n_epochs_kl_warmup": 3}, 3),  # scvi-tools: epochs first
     ],
 )
 def test_a_warm_up_in_plan_kwargs_is_the_schedules(plan_kwargs, warmup):
@@ -90,3 +96,9 @@ def test_a_warm_up_in_plan_kwargs_is_the_schedules(plan_kwargs, warmup):
     assert min(schedule.placement_epochs) >= warmup
     with pytest.raises(ValueError, match="given twice"):
         GMVAESchedule.default(1000, warmup_epochs=5, plan_kwargs=plan_kwargs)
+
+
+def test_a_plan_without_its_warm_up_leaves_the_default():
+    default = GMVAESchedule.default(1000, max_epochs=20)
+    unset = GMVAESchedule.default(1000, max_epochs=20, plan_kwargs={"n_steps_kl_warmup": None})
+    assert unset == default

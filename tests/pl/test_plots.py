@@ -117,9 +117,9 @@ def test_cluster_profiles(trained, tmp_path):
     assert len(ax.get_xticklabels()) == 12 and len(ax.get_yticklabels()) == 3
     shown = [t.get_text() for t in ax.get_xticklabels()]
     assert len(set(shown)) == 12 and set(shown) <= set(model.adata.var_names)
-    # Each cluster's 4 genes are its markers: the log fold change of its profile against the
-    # mean of the other two clusters' is at least that of any gene not shown.
-    log_profiles = np.log(model.get_cluster_profiles())
+    # Each cluster's 4 genes are its markers: its log1p expression per 10k minus the mean of
+    # the other two clusters' is at least that of any gene not shown.
+    log_profiles = np.log1p(model.get_cluster_profiles() * 1e4)
     hidden = log_profiles.columns.difference(shown)
     for k in range(3):
         fold_changes = log_profiles.iloc[k] - log_profiles.drop(index=log_profiles.index[k]).mean()

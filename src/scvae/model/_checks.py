@@ -65,6 +65,8 @@ def cell_positions(indices, n_cells: int) -> np.ndarray | None:
                 f"{n_cells} cells, so a mask needs {n_cells} values."
             )
         positions = np.flatnonzero(positions)
+    if positions.ndim == 0:
+        raise ValueError(f"indices={indices!r} is a single position: pass a list, [{indices!r}].")
     if positions.ndim != 1 or positions.size == 0:
         raise ValueError(
             f"indices selects no cells (shape {positions.shape}); give at least one cell's "

@@ -176,6 +176,8 @@ class ClusterQueriesMixin:
         """
         adata = self._validate_anndata(adata)
         self._write_annotation(adata, *self._posterior(adata, None, batch_size), key_added)
+        if adata is self.adata:
+            self.key_added_ = key_added
 
     def _write_annotation(
         self, adata: AnnData, latent: np.ndarray, probabilities: np.ndarray, key_added: str

@@ -12,7 +12,7 @@ from scvi import settings
 from scvae.train import ClusterConvergence, ComponentInitialization, as_callback_list
 
 from ._restarts import train_restarts
-from ._schedule import KL_WARMUP_KEYS, GMVAESchedule
+from ._schedule import GMVAESchedule, plan_sets_warmup
 
 
 def fit_gmvae(
@@ -38,8 +38,8 @@ def fit_gmvae(
     as given, so that a stateful one (``EarlyStopping``) does not carry one fit's state into
     the next.
     """
-    check_components_placed(model.module, schedule)
     user_callbacks = as_callback_list(kwargs.pop("callbacks", None))
+    check_components_placed(model.module, schedule, user_callbacks)
     as_given = copies_for_restarts(user_callbacks) if n_restarts > 1 else []
     own_callbacks: list[Callback] = []
     if schedule.placement_epochs:
@@ -53,7 +53,7 @@ def fit_gmvae(
     if kwargs.get("early_stopping"):  # not before the mixture has its final placement
         kwargs.setdefault("early_stopping_warmup_epochs", schedule.mixture_start)
     plan_kwargs = dict(plan_kwargs or {})
-    if not KL_WARMUP_KEYS & plan_kwargs.keys():
+    if not plan_sets_warmup(plan_kwargs):
         plan_kwargs["n_epochs_kl_warmup"] = schedule.warmup_epochs
 
     def fit(split: list[np.ndarray] | None = None) -> None:
@@ -80,11 +80,18 @@ def fit_gmvae(
         train_restarts(model, int(n_restarts), restart_selection, fit)
 
 
-def check_components_placed(module, schedule: GMVAESchedule) -> None:
+def check_components_placed(
+    module, schedule: GMVAESchedule, user_callbacks: list[Callback]
+) -> None:
     """Refuse a fit that never places components which all sit at one point (a new model's
-    with ``component_spread=0``): every cell would stay in one cluster."""
+    with ``component_spread=0``), unless a callback of the user's places them: every cell
+    would stay in one cluster."""
+    if schedule.placement_epochs or any(
+        isinstance(callback, ComponentInitialization) for callback in user_callbacks
+    ):
+        return
     means = module.prior.means
-    if not schedule.placement_epochs and bool((means == means[0]).all()):
+    if bool((means == means[0]).all()):
         raise ValueError(
             "component_init_epochs places the components never, and they all sit at one "
             "point (a new model's, with component_spread=0): every cell would stay in one "

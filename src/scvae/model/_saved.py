@@ -71,9 +71,10 @@ def save_whole(
 
     ``save(path)`` (scvi-tools' save) writes the files into a hidden directory inside
     ``dir_path``; ``model.pt`` then records ``save_anndata`` (:data:`SAVED_ADATA_KEY`), and
-    the files are moved into ``dir_path`` only once all are written. A failure leaves
-    ``dir_path`` as it was (a directory it created is removed); no other file in it is
-    removed.
+    the files are moved into ``dir_path`` only once all are written, one by one (a process
+    killed between two moves, a matter of microseconds, can leave both saves' files). A
+    failure leaves ``dir_path`` as it was (the directories it created are removed); no other
+    file in it is removed.
     """
     target = Path(dir_path)
     if target.exists() and not overwrite:
@@ -81,7 +82,8 @@ def save_whole(
             f"{target} already exists: save to another directory, or pass overwrite=True to "
             "replace the model saved there."
         )
-    created = not target.exists()
+    created = next((d for d in (target, *target.parents) if d.parent.exists()), None)
+    created = None if target.exists() else created  # the outermost directory made here
     target.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=target, prefix=".saving-") as staging:
@@ -93,8 +95,8 @@ def save_whole(
             for file in Path(staging).iterdir():
                 os.replace(file, target / file.name)
     except BaseException:
-        if created:
-            shutil.rmtree(target, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
 
 

@@ -35,8 +35,6 @@ WARMUP_STEPS = 1000
 SETTLE_STEPS = 500
 #: Steps of mixture training between the first placement and the second.
 REPLACEMENT_STEPS = 1000
-#: Options of scvi-tools' training plan that set the KL warm-up.
-KL_WARMUP_KEYS = frozenset({"n_epochs_kl_warmup", "n_steps_kl_warmup"})
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -49,10 +47,16 @@ def kl_warmup_within(plan_kwargs: dict | None, max_epochs: int | None, n_obs: in
     or ``max_epochs`` (by default scvi-tools' number for ``n_obs`` cells) where fewer. A
     warm-up given in ``plan_kwargs`` is kept."""
     plan_kwargs = dict(plan_kwargs or {})
-    if not KL_WARMUP_KEYS & plan_kwargs.keys():
+    if not plan_sets_warmup(plan_kwargs):
         epochs = max_epochs or default_max_epochs(n_obs)
         plan_kwargs["n_epochs_kl_warmup"] = min(EPOCH_RULE_EPOCHS, epochs)
     return plan_kwargs
+
+
+def plan_sets_warmup(plan_kwargs: dict) -> bool:
+    """Whether ``plan_kwargs`` set the KL warm-up: ``n_epochs_kl_warmup`` (``None``: no
+    warm-up), or ``n_steps_kl_warmup`` other than ``None`` (which leaves the default)."""
+    return "n_epochs_kl_warmup" in plan_kwargs or plan_kwargs.get("n_steps_kl_warmup") is not None
 
 
 def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
@@ -119,11 +123,13 @@ class GMVAESchedule:
         warmup_epochs = _warmup_epochs(warmup_epochs, plan_kwargs or {}, steps)
         for epoch in () if placement_epochs is None else _as_tuple(placement_epochs):
             _check_epochs(epoch, "component_init_epochs", minimum=0)
-        if max_epochs is not None and warmup_epochs is not None and warmup_epochs > max_epochs:
+        given = max_epochs is not None and warmup_epochs is not None
+        if given and placement_epochs is None and warmup_epochs >= max_epochs:
             raise ValueError(
-                f"The KL warm-up of {warmup_epochs} epochs is longer than max_epochs="
-                f"{max_epochs}: the components would never be placed at full KL weight. "
-                "Warm up over fewer epochs than max_epochs."
+                f"The KL warm-up of {warmup_epochs} epochs lasts all max_epochs={max_epochs}: "
+                "the components would be placed only at its end, and the mixture would not "
+                "train. Warm up over fewer epochs than max_epochs (or name the placements, "
+                "component_init_epochs)."
             )
         if max_epochs is not None and max_epochs < default_end and warmup_epochs is None:
             warmup_epochs = max(1, (3 * max_epochs) // 10)
@@ -170,17 +176,17 @@ def _check_epochs(epochs, name: str, minimum: int) -> None:
 
 
 def _warmup_epochs(warmup_epochs: int | None, plan_kwargs: dict, steps: int) -> int | None:
-    """The warm-up epochs given, as ``warmup_epochs`` or in ``plan_kwargs`` (steps in whole
-    epochs; ``None`` there: no warm-up, as scvi-tools' plan takes it), or ``None``."""
+    """The warm-up epochs given, as ``warmup_epochs`` or in ``plan_kwargs`` as scvi-tools'
+    plan reads them (epochs before steps; steps in whole epochs; neither: none), or ``None``."""
     _check_epochs(warmup_epochs, "warmup_epochs", minimum=0)
-    given = KL_WARMUP_KEYS & plan_kwargs.keys()
-    if not given:
+    if not plan_sets_warmup(plan_kwargs):
         return warmup_epochs
     if warmup_epochs is not None:
         raise ValueError(
-            f"The KL warm-up is given twice, as warmup_epochs and in plan_kwargs ({sorted(given)}):"
-            " give it once."
+            "The KL warm-up is given twice, as warmup_epochs and in plan_kwargs "
+            "(n_epochs_kl_warmup or n_steps_kl_warmup): give it once."
         )
-    if plan_kwargs.get("n_steps_kl_warmup") is not None:
-        return math.ceil(plan_kwargs["n_steps_kl_warmup"] / steps)
-    return plan_kwargs.get("n_epochs_kl_warmup") or 0
+    if plan_kwargs.get("n_epochs_kl_warmup"):
+        return plan_kwargs["n_epochs_kl_warmup"]
+    n_steps = plan_kwargs.get("n_steps_kl_warmup")
+    return math.ceil(n_steps / steps) if n_steps else 0

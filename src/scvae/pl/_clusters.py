@@ -23,9 +23,11 @@ def cluster_profiles(
     """Heat map of the genes that mark each GMVAE cluster in its decoded expression profile.
 
     Takes :meth:`~scvae.GMVAE.get_cluster_profiles` (a cluster of merged components has their
-    mixture's profile) in log space; for each cluster the ``n_genes`` genes of the largest
-    log fold change against the mean of the other clusters' profiles (not already shown for
-    an earlier cluster) are drawn, coloured by their log expression centred over the clusters.
+    mixture's profile) as ``log1p`` of the expression per 10,000 counts, as scanpy's
+    ``normalize_total`` and ``log1p`` would; for each cluster the ``n_genes`` genes of the
+    largest difference from the mean of the other clusters' (a log fold change that genes
+    hardly expressed anywhere cannot win; not already shown for an earlier cluster) are
+    drawn, coloured by that expression centred over the clusters.
 
     Parameters
     ----------
@@ -61,7 +63,7 @@ def cluster_profiles(
             "The model has one cluster, so no gene marks it against others: cut the "
             "clusters finer first (model.select_clusters(n_clusters=...))."
         )
-    log_profiles = np.log(profiles.to_numpy() + 1e-12)
+    log_profiles = np.log1p(profiles.to_numpy() * 1e4)
     others = (log_profiles.sum(0) - log_profiles) / (n_clusters - 1)  # mean of the others
     genes: list[int] = []
     for fold_changes in log_profiles - others:
@@ -77,7 +79,7 @@ def cluster_profiles(
     ax.set_xlabel("gene")
     ax.set_ylabel("cluster")
     ax.set_title("GMVAE cluster profiles")
-    ax.get_figure().colorbar(image, ax=ax, label="log expression, centred over clusters")
+    ax.get_figure().colorbar(image, ax=ax, label="log1p expression per 10k, centred over clusters")
     finish(ax, show, save)
     return ax
 

@@ -25,17 +25,21 @@ FAILURE_PRINT = "Exception raised during training."
 
 class WithoutFailurePrint(io.TextIOBase):
     """``stream``, less scvi-tools' :data:`FAILURE_PRINT` line: ``print`` writes its
-    arguments one by one, so from that argument on, writes are dropped up to a newline."""
+    arguments one by one and then its end, so from that argument on, writes are dropped up
+    to and with a write of ``"\n"`` alone (an error's message may hold newlines itself)."""
 
     def __init__(self, stream):
         self.stream, self.dropping = stream, False
+
+    def __getattr__(self, name: str):  # buffer, line_buffering, ...: the stream's
+        return getattr(self.stream, name)
 
     def write(self, text: str) -> int:
         if text == FAILURE_PRINT:
             self.dropping = True
         if not self.dropping:
             return self.stream.write(text)
-        self.dropping = "\n" not in text
+        self.dropping = text != "\n"
         return len(text)
 
     def flush(self) -> None:
@@ -50,6 +54,10 @@ class WithoutFailurePrint(io.TextIOBase):
     @property
     def encoding(self) -> str:
         return getattr(self.stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:
+        return getattr(self.stream, "errors", None)
 
 
 @contextmanager
