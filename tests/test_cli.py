@@ -434,6 +434,22 @@ def test_demo_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
     assert metrics["n_genes"] == 30 and metrics["n_train"] == 135 and metrics["n_heldout"] == 15
     assert {"ari", "nmi", "heldout_elbo", "heldout_log_likelihood"} <= set(metrics)
     assert "X_umap" in ad.read_h5ad(out / "paul15_scvae.h5ad").obsm
+    # Stopped while it writes its h5ad: the earlier run's files are whole, and no other is left.
+    before = {name: (out / name).read_bytes() for name in ("paul15_scvae.h5ad", "metrics.json")}
+
+    def killed(self, path, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", killed)
+    assert main(["demo", *args, "--no-progress-bar"]) == 130
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert sorted(path.name for path in out.iterdir()) == [
+        "metrics.json",
+        "paul15_scvae.h5ad",
+        "training_curves.png",
+        "umap.png",
+    ]
 
 
 def test_demo_drops_the_cells_left_without_counts(tmp_path, monkeypatch, capsys):

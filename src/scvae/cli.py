@@ -14,11 +14,11 @@ import os
 import re
 import signal
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from scvae._cli_options import GMVAE_DEFAULT_CLUSTERS, build_parser
+from scvae._files import write_whole
 
 #: Exceptions reported as one line on stderr with exit status 2 (anything else is a bug).
 USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError)
@@ -103,22 +103,6 @@ def _as_options(message: str, command: str) -> str:
         message = re.sub(rf"(?<![.\w]){name}=", f"{option} ", message)
         message = re.sub(rf"(?<![.\w]){name}(?!\w)", option, message)
     return message
-
-
-def write_whole(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary)`` beside ``path``, then the file moved onto ``path``: a command
-    stopped or failing while it writes leaves ``path`` as it was (absent or the old file)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(Path(temporary))
-        # mkstemp's file is private (0600); keep a replaced file's mode, else the usual one.
-        os.chmod(temporary, path.stat().st_mode if path.exists() else 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _existing_file(path: str) -> Path:

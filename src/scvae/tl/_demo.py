@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from scvae import datasets, pl
 from scvae._constants import CLUSTER_KEY, LATENT_KEY
+from scvae._files import write_whole
 from scvae.data import strip_registration
 from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
@@ -134,13 +135,24 @@ def run_demo(
     )
     for ax, key, title in zip(axes, (CLUSTER_KEY, "label"), titles, strict=True):
         sc.pl.umap(adata, color=key, ax=ax, show=False, title=title, legend_fontsize=7)
-    figure.savefig(output / "umap.png", dpi=150, bbox_inches="tight")
+    # Each file whole or not at all: a demo stopped while it writes leaves no partial file.
+    write_whole(
+        output / "umap.png", lambda path: figure.savefig(path, dpi=150, bbox_inches="tight")
+    )
     plt.close(figure)
-    axes = pl.training_curves(model, save=output / "training_curves.png")
-    plt.close(axes[0].get_figure())
-    strip_registration(adata).write_h5ad(output / "paul15_scvae.h5ad", compression="gzip")
+    curves = pl.training_curves(model)[0].get_figure()
+    write_whole(
+        output / "training_curves.png",
+        lambda path: curves.savefig(path, dpi=150, bbox_inches="tight"),
+    )
+    plt.close(curves)
+    adata = strip_registration(adata)
+    write_whole(
+        output / "paul15_scvae.h5ad", lambda path: adata.write_h5ad(path, compression="gzip")
+    )
     metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    text = json.dumps(metrics, indent=2) + "\n"
+    write_whole(output / "metrics.json", lambda path: path.write_text(text))
     return metrics
 
 
