@@ -1,5 +1,6 @@
 """Minibatches from the converted tensors equal the registered AnnData rows, in every storage."""
 
+import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -83,6 +84,36 @@ def test_training_and_inference_from_a_backed_file(backed):
     assert model.get_latent_representation().shape == (in_memory.n_obs, 10)
 
 
+def test_a_model_saved_with_a_backed_anndata_leaves_it_on_its_own_file(backed, tmp_path):
+    backed, in_memory = backed
+    filename = backed.filename
+    model = scvae.VAE(backed, n_hidden=16)
+    model.train(max_epochs=1, annotate=False, **QUIET)
+    model.save(tmp_path / "model", save_anndata=True)
+    assert backed.filename == filename  # anndata's write had pointed it at the saved copy
+    backed.file.close()  # the file opened anew, as a later step of a session would
+    assert model.get_latent_representation().shape == (in_memory.n_obs, 10)
+    assert scvae.VAE.load(tmp_path / "model").adata.n_obs == in_memory.n_obs
+
+
+def test_a_backed_csc_matrix_is_named_with_the_conversion_at_setup(adata, tmp_path):
+    adata.X = sp.csc_matrix(adata.X)
+    adata.write_h5ad(tmp_path / "csc.h5ad")
+    backed = ad.read_h5ad(tmp_path / "csc.h5ad", backed="r")
+    with pytest.warns(UserWarning, match=r"CSC matrix in a backed file.*\.tocsr\(\)"):
+        scvae.setup_anndata(backed)
+
+
+def test_dense_float16_counts_in_a_backed_file_train(adata, tmp_path):
+    adata.X = adata.X.toarray().astype(np.float16)
+    adata.write_h5ad(tmp_path / "half.h5ad")
+    backed = ad.read_h5ad(tmp_path / "half.h5ad", backed="r")
+    scvae.setup_anndata(backed)
+    model = scvae.VAE(backed, n_hidden=16)
+    model.train(max_epochs=1, annotate=False, **QUIET)
+    assert np.isfinite(model.get_latent_representation()).all()
+
+
 class CountingReads:
     """A backed matrix that counts the reads made from it."""
 
@@ -155,6 +186,11 @@ def test_block_shuffled_minibatches_are_full_and_come_from_the_loaded_buffer():
             current = set(next(buffer))
     # Two epochs see different orders.
     assert np.concatenate(list(sampler)).tolist() != np.concatenate(batches).tolist()
+    for bad in ({"block_size": 0}, {"blocks_per_buffer": -1}, {"block_size": 2.5}):
+        with pytest.raises(
+            ValueError, match=r"\(of datasplitter_kwargs\) must be a positive integer"
+        ):
+            BlockShuffleSampler(rows, batch_size=32, load=loaded.append, **bad)
 
 
 def test_minibatches_are_pinned_only_for_copies_to_a_gpu(adata, monkeypatch):

@@ -119,6 +119,16 @@ def test_a_query_dataset_is_annotated_without_touching_the_reference(trained):
     pd.testing.assert_series_equal(adata.obs[CLUSTER_KEY], reference_clusters)
 
 
+def test_unseeded_samples_repeat_in_a_seeded_session(trained):
+    model, _ = trained
+    draws = []
+    for _ in range(2):
+        scvi.settings.seed = 5
+        draws.append(model.sample(5))
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert not np.array_equal(model.sample(5), model.sample(5))  # the session moves on
+
+
 def test_a_cluster_has_one_colour_in_every_annotated_anndata(trained):
     model, adata = trained
     colours = dict(

@@ -42,6 +42,13 @@ def test_the_mixture_is_fitted_on_a_subsample_but_every_cell_is_assigned():
     assert adjusted_rand_score(labels, assignment) == 1.0
 
 
+@pytest.mark.parametrize("method", ["kmeans", "gaussian_mixture"])
+def test_the_largest_seed_places_the_components(method):
+    latents, labels, _ = unequal_blobs(sizes=(300, 100, 50))
+    placement = ComponentInitialization(1, seed=2**32 - 1, method=method)  # numpy's largest
+    assert adjusted_rand_score(labels, placement.fit(latents, 3)[0]) == 1.0
+
+
 def test_spare_components_when_there_are_fewer_distinct_cells_than_components():
     latents = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 9.0]]), 4, axis=0)
     assignment, means, scales, weights = ComponentInitialization(1).fit(latents, 5)

@@ -147,4 +147,8 @@ def _canonical_csr(matrix) -> sp.csr_matrix:
 
 
 def _as_csr(chunk) -> sp.csr_matrix:
-    return sp.csr_matrix(chunk) if sp.issparse(chunk) else sp.csr_matrix(np.asarray(chunk))
+    """Rows read from a file as CSR; dense float16 (which scipy.sparse cannot hold) as float32."""
+    if sp.issparse(chunk):
+        return sp.csr_matrix(chunk)
+    chunk = np.asarray(chunk)
+    return sp.csr_matrix(chunk.astype(np.float32) if chunk.dtype == np.float16 else chunk)

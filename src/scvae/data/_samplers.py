@@ -44,6 +44,11 @@ class BlockShuffleSampler(Sampler):
         shuffle: bool = True,
         drop_last: bool = False,
     ):
+        for name, value in (("block_size", block_size), ("blocks_per_buffer", blocks_per_buffer)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(
+                    f"{name} (of datasplitter_kwargs) must be a positive integer, got {value!r}."
+                )
         self.rows = np.asarray(rows)
         self.batch_size = batch_size
         self.load = load

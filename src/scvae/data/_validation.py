@@ -1,5 +1,6 @@
 """Checks that a matrix really holds raw counts, run before anything is registered or trained."""
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -151,6 +152,15 @@ def validate_counts(
             "there is nothing to model."
         )
     matrix = count_matrix(adata, layer, query=query)
+    if adata.isbacked and getattr(matrix, "format", None) == "csc":
+        warnings.warn(
+            f"{where} is a CSC matrix in a backed file: every read of a few rows reads all of "
+            "it (at setup, and for every minibatch buffer), so the file is read whole over "
+            "and over. Store it as CSR: adata = adata.to_memory(); adata.X = adata.X.tocsr(); "
+            "adata.write_h5ad(path), then open it backed again.",
+            UserWarning,
+            stacklevel=3,
+        )
     dtype = np.dtype(matrix.dtype)
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InvalidCountsError(

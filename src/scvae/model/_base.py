@@ -41,7 +41,7 @@ from ._checks import (
     check_validation_needs,
 )
 from ._likelihood_queries import LikelihoodQueriesMixin
-from ._saved import check_attachable, migrated, read_saved_model, save_whole
+from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
 
 
@@ -307,12 +307,12 @@ class ScvaeModel(
         **kwargs,
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
-        arguments), whole or not at all: the files are written into a hidden folder of
-        ``dir_path`` and moved out once all are written. :meth:`load` reads an AnnData there
-        only if this save wrote it; no other file there is removed."""
+        arguments), whole or not at all (written in a hidden folder, then moved in): :meth:`load`
+        reads an AnnData there only if this save wrote it; no other file there is removed."""
 
         def save(path: str) -> None:
-            super(ScvaeModel, self).save(path, prefix, True, save_anndata, **kwargs)
+            with backed_file_kept(self.adata if save_anndata else None):
+                super(ScvaeModel, self).save(path, prefix, True, save_anndata, **kwargs)
 
         save_whole(save, dir_path, prefix, overwrite, save_anndata)
 

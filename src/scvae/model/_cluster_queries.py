@@ -337,7 +337,8 @@ class ClusterQueriesMixin:
         transform_batch
             The registered batch to decode as, by name or code.
         seed
-            Seed of the random draws.
+            Seed of the random draws; ``None``: the session's random state (which
+            ``scvi.settings.seed`` sets) draws them.
 
         Returns
         -------
@@ -352,7 +353,9 @@ class ClusterQueriesMixin:
         elif cluster is not None:
             raise ValueError(f"cluster={cluster!r} is not one of {names} (or their codes).")
         batch = self._batch_code(transform_batch)
-        generator = np.random.default_rng(seed)
+        # Unseeded, from NumPy's global state, which scvi.settings.seed seeds, not the OS's.
+        session = np.random.randint(2**32) if seed is None else seed  # noqa: NPY002
+        generator = np.random.default_rng(session)
         if library_size is None:
             library = generator.choice(self._registered_totals(), size=n)
         else:

@@ -60,6 +60,22 @@ def check_attachable(
     )
 
 
+@contextmanager
+def backed_file_kept(adata: AnnData | None):
+    """A block that writes ``adata`` elsewhere, after which a backed ``adata`` reads its own
+    file again, in its mode (anndata's write points a backed AnnData at the written copy,
+    which :func:`save_whole` moves away)."""
+    if adata is None or not adata.isbacked:
+        yield
+        return
+    filename, mode = adata.filename, adata.file["/"].file.mode
+    try:
+        yield
+    finally:
+        adata.file.close()
+        adata.file.open(filename, mode)
+
+
 def save_whole(
     save: Callable[[str], None],
     dir_path: str | Path,

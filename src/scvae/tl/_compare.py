@@ -70,7 +70,9 @@ def compare_models(
     heldout_fraction
         Fraction of cells held out for scoring.
     seed
-        Seed of the split, of every model's training and of its held-out scores.
+        Seed of the split, of every model's training and of its held-out scores; as
+        :func:`fit_model` does, it sets ``scvi.settings.seed``, which reseeds the session's
+        random state and stays set afterwards.
     n_mc_samples
         Importance samples per held-out cell for the log-likelihood, at least 1.
     layer, batch_key

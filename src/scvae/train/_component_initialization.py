@@ -109,7 +109,7 @@ class ComponentInitialization(Callback):
             ).fit(sample)
             return mixture.predict(latents)
         runs = [
-            KMeans(n_fit, n_init=1, random_state=self.seed + run).fit(sample)
+            KMeans(n_fit, n_init=1, random_state=(self.seed + run) % 2**32).fit(sample)
             for run in range(self.n_init)
         ]
         partitions = [run.labels_ for run in runs]
