@@ -16,24 +16,34 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
     if seed is None:
         yield
         return
+    with random_state_kept(device) as cuda:
+        # The global states, as scvi-tools' seed sets them, for any library code that reads them.
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        if device is not None and device.type == "mps":
+            torch.mps.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def random_state_kept(device: torch.device | None = None) -> Iterator[list[int]]:
+    """Run the block, then give the caller's random states (Python, NumPy, PyTorch on the
+    CPU and on ``device``) back, so that its draws leave no trace: a query whose result does
+    not depend on them does not move the session's later draws. Yields the CUDA devices
+    whose generators are restored."""
     kind = None if device is None else device.type
-    cuda = []  # the CUDA device whose generator is seeded and restored, if any
+    cuda = []  # the CUDA device whose generator is restored, if any
     if kind == "cuda":
         cuda = [torch.cuda.current_device() if device.index is None else device.index]
-    # The global states, as scvi-tools' seed sets them, for any library code that reads them.
     python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
     mps_state = torch.mps.get_rng_state() if kind == "mps" else None
     try:
         with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-            random.seed(seed)
-            np.random.seed(seed)  # noqa: NPY002
-            torch.random.default_generator.manual_seed(seed)
-            for index in cuda:
-                with torch.cuda.device(index):
-                    torch.cuda.manual_seed(seed)
-            if mps_state is not None:
-                torch.mps.manual_seed(seed)
-            yield
+            yield cuda
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)  # noqa: NPY002

@@ -288,3 +288,14 @@ def test_the_kl_warm_up_ends_by_the_last_epoch(adata):
     record = KLWeights()
     model.train(max_epochs=2, plan_kwargs={"n_epochs_kl_warmup": 10}, callbacks=[record], **QUIET)
     np.testing.assert_allclose(record.weights, [0, 0.1])  # a warm-up asked for is kept
+
+
+def test_the_posterior_mean_leaves_the_sessions_random_state(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    model.get_latent_representation()
+    torch.testing.assert_close(torch.rand(3), expected)

@@ -4,6 +4,7 @@ profiles, new cells."""
 import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
 from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
-from scvae._random import seeded
+from scvae._random import random_state_kept, seeded
 
 from ._annotation import write_clusters
 from ._checks import integer_at_least
@@ -36,10 +37,11 @@ class ClusterQueriesMixin:
         self._check_if_trained(warn=False)
         adata = self._validate_anndata(adata)
         latents, probabilities = [], []
-        for tensors in self._query_loader(adata, indices, batch_size):
-            z_mean, _, qy = self.module.posterior_summary(tensors)
-            latents.append(z_mean.cpu())
-            probabilities.append(qy.cpu())
+        with random_state_kept(self.device):  # the loader and inference draw, uselessly here
+            for tensors in self._query_loader(adata, indices, batch_size):
+                z_mean, _, qy = self.module.posterior_summary(tensors)
+                latents.append(z_mean.cpu())
+                probabilities.append(qy.cpu())
         probabilities = torch.cat(probabilities).numpy()
         if not components:
             probabilities = self._cluster_probabilities(probabilities)
@@ -95,14 +97,16 @@ class ClusterQueriesMixin:
         """
         self._check_if_trained(warn=False)
         latents, variances = [], []
-        for tensors in self._query_minibatches(adata, indices, batch_size, dataloader):
-            if give_mean or return_dist:
-                mean, variance, _ = self.module.posterior_summary(tensors)
-                latents.append(mean.cpu())
-                variances.append(variance.cpu())
-            else:
-                inputs = self.module._get_inference_input(tensors)
-                latents.append(self.module.inference(**inputs)["z"].cpu())
+        keep = random_state_kept(self.device) if give_mean or return_dist else nullcontext()
+        with keep:  # a fixed answer leaves the session's random state as it was
+            for tensors in self._query_minibatches(adata, indices, batch_size, dataloader):
+                if give_mean or return_dist:
+                    mean, variance, _ = self.module.posterior_summary(tensors)
+                    latents.append(mean.cpu())
+                    variances.append(variance.cpu())
+                else:
+                    inputs = self.module._get_inference_input(tensors)
+                    latents.append(self.module.inference(**inputs)["z"].cpu())
         if return_dist:
             return torch.cat(latents).numpy(), torch.cat(variances).numpy()
         return torch.cat(latents).numpy()

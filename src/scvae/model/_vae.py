@@ -1,10 +1,12 @@
 """User-facing VAE: a Gaussian-prior variational autoencoder of raw counts."""
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 from anndata import AnnData
 
+from scvae._random import random_state_kept
 from scvae.module import VAEModule
 
 from ._base import ScvaeModel
@@ -124,9 +126,12 @@ class VAE(ScvaeModel):
         arguments), reading sparse counts as sparse minibatches unless a ``dataloader`` is
         given, so that a pass over millions of cells does not densify each minibatch.
         """
-        return super().get_latent_representation(
-            give_mean=give_mean,
-            mc_samples=mc_samples,
-            return_dist=return_dist,
-            dataloader=self._query_minibatches(adata, indices, batch_size, dataloader),
-        )
+        # A fixed answer (its pass draws z, the loader a seed) leaves the session's state.
+        keep = random_state_kept(self.device) if give_mean or return_dist else nullcontext()
+        with keep:
+            return super().get_latent_representation(
+                give_mean=give_mean,
+                mc_samples=mc_samples,
+                return_dist=return_dist,
+                dataloader=self._query_minibatches(adata, indices, batch_size, dataloader),
+            )
