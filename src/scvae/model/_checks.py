@@ -183,6 +183,15 @@ def integer_at_least(value, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
 
 
+#: scvi-tools' share of the cells that trains when ``train_size`` is not given.
+DEFAULT_TRAIN_SIZE = 0.9
+
+
+def training_cells(n_cells: int, train_size: float | None) -> int:
+    """The cells scvi-tools' split of ``n_cells`` trains on (``ceil(train_size * n_cells)``)."""
+    return math.ceil((DEFAULT_TRAIN_SIZE if train_size is None else train_size) * n_cells)
+
+
 def check_max_epochs(max_epochs: int | None) -> None:
     """Refuse a training length that cannot train: ``None`` or a positive integer."""
     if max_epochs is not None and whole_number(max_epochs, 1) is None:
@@ -216,7 +225,7 @@ def check_training_options(
         raise ValueError(
             f"train_size is the share of cells to train on, in (0, 1]; got {train_size!r}."
         )
-    n_train = math.ceil((0.9 if train_size is None else train_size) * n_cells)  # as scvi-tools
+    n_train = training_cells(n_cells, train_size)
     if n_train < 2:
         raise ValueError(
             f"train_size={train_size} leaves {n_train} of the {n_cells} cells for training: "
@@ -237,7 +246,7 @@ def check_validation_needs(
     Lightning would fail only after the first epoch's steps."""
     held_out = f"train_size={train_size}"
     if validation_size is None:
-        validation_size = 1.0 - (0.9 if train_size is None else train_size)
+        validation_size = 1.0 - (DEFAULT_TRAIN_SIZE if train_size is None else train_size)
     else:
         held_out = f"validation_size={validation_size}"
     plan_kwargs = plan_kwargs or {}

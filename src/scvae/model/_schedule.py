@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import integer_at_least
+from ._checks import integer_at_least, training_cells
 
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.
@@ -61,8 +61,7 @@ def plan_sets_warmup(plan_kwargs: dict) -> bool:
 
 def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
     """Optimisation steps in one epoch over the training share of ``n_obs`` cells."""
-    n_train = math.ceil((0.9 if train_size is None else train_size) * n_obs)
-    return max(1, math.ceil(n_train / batch_size))
+    return max(1, math.ceil(training_cells(n_obs, train_size) / batch_size))
 
 
 def epochs_for(steps: int, steps_in_epoch: int) -> int:
