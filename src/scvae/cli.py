@@ -202,8 +202,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
     if not Path(args.model_dir).is_dir():
         raise FileNotFoundError(f"{args.model_dir}: no such model directory")
 
-    import pandas as pd
-
+    from scvae.model import GeneMismatchError
     from scvae.model._saved import read_saved_model
     from scvae.tl import evaluate_model, load_model
     from scvae.tl._workflow import check_labels
@@ -214,11 +213,15 @@ def _evaluate(args: argparse.Namespace) -> dict:
     if adata.n_obs == 0:
         raise ValueError(f"{source} has no cells to evaluate")
     check_labels(adata, args.labels_key, "--labels-key")
-    genes = read_saved_model(args.model_dir, None)["var_names"]
-    if not adata.var_names.equals(pd.Index(genes)) and set(genes) <= set(adata.var_names):
+    try:
+        model = load_model(args.model_dir, adata)
+    except GeneMismatchError:  # extra genes, or another order: the model's genes, if all there
+        genes = read_saved_model(args.model_dir, None)["var_names"]
+        if not set(genes) <= set(adata.var_names):
+            raise
         print(f"evaluating the model's {len(genes)} genes of the {adata.n_vars}", file=sys.stderr)
-        adata = adata[:, list(genes)].copy()
-    model = load_model(args.model_dir, adata)
+        model = load_model(args.model_dir, adata[:, list(genes)].copy())
+        adata = model.adata
     return evaluate_model(
         model, adata, labels_key=args.labels_key, n_mc_samples=args.n_mc_samples, seed=args.seed
     )
