@@ -1,26 +1,24 @@
 """scVAE's GMVAE: q(z | x, y) per mixture component, every component decoded (K decoder passes)."""
 
-import math
 from collections.abc import Sequence
 
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
 from scvae._counts import library_size
 from scvae.distributions import ComponentMixture
 
-from ._decoder import CountDecoder
+from ._base import CountModule, batch_codes
 from ._encoder import GaussianEncoder
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
 from ._networks import MLP, batch_norm_places
-from ._vae import _as_codes
 
 
-class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
+class ComponentGMVAEModule(MixtureQueries, CountModule):
     """scVAE's Gaussian-mixture VAE (Grønbech et al. 2020), the cluster variable summed out exactly.
 
     Generative model: :math:`y \\sim Cat(\\pi)`, :math:`z \\mid y \\sim N(\\mu_y, \\sigma^2_y)`,
@@ -69,6 +67,9 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         Standard deviation of the initial component means of p(z|y).
     """
 
+    #: Every sample of :meth:`marginal_ll` is decoded once per component.
+    mc_samples_per_pass: int = 20
+
     def __init__(
         self,
         n_input: int,
@@ -87,10 +88,8 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         marginal_cluster_kl: bool = False,
         component_spread: float = 1.0,
     ):
-        super().__init__()
-        self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
+        super().__init__(n_input, n_batch, n_latent, encode_batch)
         self.n_clusters = n_clusters
-        self.encode_batch = encode_batch
         self.marginal_cluster_kl = marginal_cluster_kl
         categories = (n_batch,) if encode_batch else ()
         encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
@@ -104,20 +103,9 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         # One-hot y entering q(z|x,y)'s first layer, stored as the rows of that layer's weight.
         self.cluster_embedding = nn.Parameter(torch.randn(n_clusters, n_hidden[0]) * 0.1)
         self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
-        self.decoder = CountDecoder(
-            n_latent,
-            list(reversed(n_hidden)),
-            n_input,
-            likelihood=likelihood,
-            dispersion=dispersion,
-            scale_by_library=scale_by_library,
-            piecewise_cutoff=piecewise_cutoff,
-            n_batch=n_batch,
-            use_batch_norm=decoder_norm,
+        self.decoder = self._count_decoder(
+            n_hidden, likelihood, dispersion, scale_by_library, piecewise_cutoff, decoder_norm
         )
-
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY]}
 
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
@@ -128,9 +116,6 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
             "qy_logits": inference_outputs["qy_logits"],
         }
-
-    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (_as_codes(batch_index),) if self.encode_batch else ()
 
     def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of q(y|x) alone, without encoding z (``(cells, K)``)."""
@@ -196,10 +181,9 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
         Returns ``px_components`` (batch shape ``(..., K, cells, genes)``), ``px`` (their
         mixture under q(y|x), for expression queries and sampling) and ``pz`` (p(z|y)).
         """
-        batch_index = _as_codes(batch_index)
-        if transform_batch is not None:
-            batch_index = torch.full_like(batch_index, int(transform_batch))
-        px_components = self.decoder(z_components, library, batch_index)
+        px_components = self.decoder(
+            z_components, library, batch_codes(batch_index, transform_batch)
+        )
         px = ComponentMixture(px_components, torch.log_softmax(qy_logits, dim=-1))
         return {"px_components": px_components, "px": px, "pz": self.prior.components()}
 
@@ -234,56 +218,24 @@ class ComponentGMVAEModule(MixtureQueries, BaseModuleClass):
             extra_metrics={"kl_z": kl_z.mean().detach(), "kl_y": kl_y.mean().detach()},
         )
 
-    @torch.inference_mode()
-    def sample(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_samples: int = 1,
-        generative_kwargs: dict | None = None,
+    def _log_importance_weights(
+        self, tensors: dict[str, torch.Tensor], n_samples: int
     ) -> torch.Tensor:
-        """Posterior predictive counts, ``(cells, genes)`` or ``(cells, genes, n_samples)``."""
-        _, generative_outputs = self.forward(
-            tensors,
-            inference_kwargs={"n_samples": n_samples},
-            generative_kwargs=generative_kwargs,
-            compute_loss=False,
+        """y summed exactly and z drawn from q(z | x, y) (``(n_samples, cells)``):
+        :math:`\\log \\sum_k \\frac{p(x \\mid z_{sk}) p(z_{sk} \\mid k) p(k)}
+        {q(z_{sk} \\mid x, k)}`."""
+        inference_outputs, generative_outputs = self.forward(
+            tensors, inference_kwargs={"n_samples": n_samples}, compute_loss=False
         )
-        counts = generative_outputs["px"].sample().cpu()
-        return counts if n_samples == 1 else counts.permute(1, 2, 0)
-
-    @torch.inference_mode()
-    def marginal_ll(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_mc_samples: int = 1000,
-        return_mean: bool = False,
-        n_mc_samples_per_pass: int = 20,
-    ) -> torch.Tensor | float:
-        """Importance-weighted log p(x), summing y exactly and sampling z from q(z|x,y).
-
-        :math:`\\log p(x) \\approx \\log \\frac{1}{S} \\sum_s \\sum_k
-        \\frac{p(x \\mid z_{sk}) p(z_{sk} \\mid k) p(k)}{q(z_{sk} \\mid x, k)}`.
-        """
-        log_weights = []
-        remaining = n_mc_samples
+        z = inference_outputs["z_components"]
+        if n_samples == 1:
+            z = z.unsqueeze(0)
+        x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
+        log_px_z = generative_outputs["px_components"].log_prob_sum(x)
+        log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
+        log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
         log_py = self.prior.log_weights()[:, None]
-        while remaining > 0:
-            n = min(n_mc_samples_per_pass, remaining)
-            inference_outputs, generative_outputs = self.forward(
-                tensors, inference_kwargs={"n_samples": n}, compute_loss=False
-            )
-            z = inference_outputs["z_components"]
-            if n == 1:
-                z = z.unsqueeze(0)
-            x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_px_z = generative_outputs["px_components"].log_prob_sum(x)
-            log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
-            log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
-            log_w = (log_px_z.reshape(log_pz.shape) + log_pz - log_qz + log_py).logsumexp(1)
-            log_weights.append(log_w)
-            remaining -= n
-        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
-        return log_px.mean().item() if return_mean else log_px.cpu()
+        return (log_px_z.reshape(log_pz.shape) + log_pz - log_qz + log_py).logsumexp(1)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         """Also load a module saved by scvae 0.1.0, whose prior lay in ``prior_*`` parameters."""

@@ -1,6 +1,5 @@
 """The GMVAE module: one q(z | x) for every mixture component, y summed out in latent space."""
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -9,10 +8,11 @@ from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 from torch.distributions import Distribution
 
+from ._base import batch_codes
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
 from ._networks import MLP, batch_norm_places
-from ._vae import VAEModule, _as_codes
+from ._vae import VAEModule
 
 #: How q(y | x) is computed (see :class:`GMVAEModule`).
 CLUSTER_POSTERIORS: tuple[str, ...] = ("responsibilities", "classifier")
@@ -117,7 +117,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
             self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
 
     def _classifier_logits(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        categories = self._encoder_categories(_as_codes(batch_index))
+        categories = self._encoder_categories(batch_index)
         return self.cluster_logits(self.cluster_encoder(torch.log1p(x), categories))
 
     def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -149,10 +149,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
         transform_batch: int | None = None,
     ) -> dict[str, Distribution]:
         """Decode z into p(x | z) once per cell; ``transform_batch`` decodes as that batch."""
-        batch_index = _as_codes(batch_index)
-        if transform_batch is not None:
-            batch_index = torch.full_like(batch_index, int(transform_batch))
-        return {"px": self.decoder(z, library, batch_index)}
+        return {"px": self.decoder(z, library, batch_codes(batch_index, transform_batch))}
 
     def loss(
         self,
@@ -185,32 +182,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
         qz = outputs["qz"]
         return qz.loc, qz.scale**2, torch.softmax(outputs["qy_logits"], dim=-1)
 
-    @torch.inference_mode()
-    def marginal_ll(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_mc_samples: int = 1000,
-        return_mean: bool = False,
-        n_mc_samples_per_pass: int = 100,
-    ) -> torch.Tensor | float:
-        """Importance-weighted log p(x) with q(z | x) as the proposal and y summed exactly:
-        :math:`\\log \\frac{1}{S} \\sum_s \\frac{p(x \\mid z_s) \\sum_k \\pi_k p(z_s \\mid k)}
-        {q(z_s \\mid x)}`."""
-        log_weights = []
-        remaining = n_mc_samples
-        while remaining > 0:
-            n = min(n_mc_samples_per_pass, remaining)
-            inference_outputs, generative_outputs = self.forward(
-                tensors, inference_kwargs={"n_samples": n}, compute_loss=False
-            )
-            z = inference_outputs["z"]
-            x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_w = (
-                generative_outputs["px"].log_prob_sum(x)
-                + self.prior.log_prob(z)
-                - inference_outputs["qz"].log_prob(z).sum(-1)
-            )
-            log_weights.append(log_w if n > 1 else log_w.unsqueeze(0))
-            remaining -= n
-        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
-        return log_px.mean().item() if return_mean else log_px.cpu()
+    def _log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log \\sum_k \\pi_k p(z \\mid k)`: y summed exactly in the importance
+        weights of :meth:`marginal_ll`."""
+        return self.prior.log_prob(z)

@@ -1,21 +1,20 @@
 """The VAE module: a Gaussian-prior variational autoencoder of raw counts (pure torch)."""
 
-import math
 from collections.abc import Sequence
 
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch.distributions import Distribution, Normal, kl_divergence
 
 from scvae._counts import library_size
 
-from ._decoder import CountDecoder
+from ._base import CountModule, batch_codes
 from ._encoder import GaussianEncoder
 from ._networks import batch_norm_places
 
 
-class VAEModule(BaseModuleClass):
+class VAEModule(CountModule):
     """Variational autoencoder with a standard normal prior and a count likelihood.
 
     Generative model: :math:`z \\sim N(0, I)`, :math:`x \\mid z \\sim p_\\theta(x \\mid z)`.
@@ -65,28 +64,15 @@ class VAEModule(BaseModuleClass):
         dropout_rate: float = 0.1,
         encode_batch: bool = False,
     ):
-        super().__init__()
-        self.n_input, self.n_batch, self.n_latent = n_input, n_batch, n_latent
+        super().__init__(n_input, n_batch, n_latent, encode_batch)
         encoder_categories = (n_batch,) if encode_batch else ()
         encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
         self.encoder = GaussianEncoder(
             n_input, n_hidden, n_latent, encoder_categories, encoder_norm, dropout_rate
         )
-        self.decoder = CountDecoder(
-            n_latent,
-            list(reversed(n_hidden)),
-            n_input,
-            likelihood=likelihood,
-            dispersion=dispersion,
-            scale_by_library=scale_by_library,
-            piecewise_cutoff=piecewise_cutoff,
-            n_batch=n_batch,
-            use_batch_norm=decoder_norm,
+        self.decoder = self._count_decoder(
+            n_hidden, likelihood, dispersion, scale_by_library, piecewise_cutoff, decoder_norm
         )
-        self.encode_batch = encode_batch
-
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"x": tensors[REGISTRY_KEYS.X_KEY], "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY]}
 
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
@@ -97,16 +83,12 @@ class VAEModule(BaseModuleClass):
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
         }
 
-    def _encoder_categories(self, batch_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (batch_index,) if self.encode_batch else ()
-
     @auto_move_data
     def inference(
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
         """Encode counts ``x`` (dense, or torch sparse CSR) into q(z | x) and draw
         ``n_samples`` reparameterised samples."""
-        batch_index = _as_codes(batch_index)
         qz = self.encoder(torch.log1p(x), self._encoder_categories(batch_index))
         z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
         return {"qz": qz, "z": z, "library": library_size(x)}
@@ -120,10 +102,7 @@ class VAEModule(BaseModuleClass):
         transform_batch: int | None = None,
     ) -> dict[str, Distribution]:
         """Decode z into p(x | z); ``transform_batch`` decodes every cell as that batch."""
-        batch_index = _as_codes(batch_index)
-        if transform_batch is not None:
-            batch_index = torch.full_like(batch_index, int(transform_batch))
-        px = self.decoder(z, library, batch_index)
+        px = self.decoder(z, library, batch_codes(batch_index, transform_batch))
         pz = Normal(torch.zeros_like(z), torch.ones_like(z), validate_args=False)
         return {"px": px, "pz": pz}
 
@@ -141,56 +120,23 @@ class VAEModule(BaseModuleClass):
         loss = torch.mean(reconstruction_loss + kl_weight * kl_z)
         return LossOutput(loss=loss, reconstruction_loss=reconstruction_loss, kl_local=kl_z)
 
-    @torch.inference_mode()
-    def sample(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_samples: int = 1,
-        generative_kwargs: dict | None = None,
+    def _log_importance_weights(
+        self, tensors: dict[str, torch.Tensor], n_samples: int
     ) -> torch.Tensor:
-        """Posterior predictive counts, ``(cells, genes)`` or ``(cells, genes, n_samples)``."""
-        _, generative_outputs = self.forward(
-            tensors,
-            inference_kwargs={"n_samples": n_samples},
-            generative_kwargs=generative_kwargs,
-            compute_loss=False,
+        """:math:`\\log \\frac{p(x \\mid z_s) p(z_s)}{q(z_s \\mid x)}`, :math:`z_s \\sim
+        q(z \\mid x)` (``(n_samples, cells)``)."""
+        inference_outputs, generative_outputs = self.forward(
+            tensors, inference_kwargs={"n_samples": n_samples}, compute_loss=False
         )
-        counts = generative_outputs["px"].sample().cpu()
-        return counts if n_samples == 1 else counts.permute(1, 2, 0)
+        z = inference_outputs["z"]
+        x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
+        log_w = (
+            generative_outputs["px"].log_prob_sum(x)
+            + self._log_prior(z)
+            - inference_outputs["qz"].log_prob(z).sum(-1)
+        )
+        return log_w if n_samples > 1 else log_w.unsqueeze(0)
 
-    @torch.inference_mode()
-    def marginal_ll(
-        self,
-        tensors: dict[str, torch.Tensor],
-        n_mc_samples: int = 1000,
-        return_mean: bool = False,
-        n_mc_samples_per_pass: int = 100,
-    ) -> torch.Tensor | float:
-        """Importance-weighted estimate of log p(x) with q(z|x) as the proposal.
-
-        :math:`\\log p(x) \\approx \\log \\frac{1}{S} \\sum_s
-        \\frac{p(x \\mid z_s) p(z_s)}{q(z_s \\mid x)}`, :math:`z_s \\sim q(z \\mid x)`,
-        evaluated in ``n_mc_samples_per_pass`` chunks so memory stays bounded.
-        """
-        log_weights = []
-        remaining = n_mc_samples
-        while remaining > 0:
-            n = min(n_mc_samples_per_pass, remaining)
-            inference_outputs, generative_outputs = self.forward(
-                tensors, inference_kwargs={"n_samples": n}, compute_loss=False
-            )
-            z = inference_outputs["z"]
-            x = tensors[REGISTRY_KEYS.X_KEY].to(z.device)
-            log_px_z = generative_outputs["px"].log_prob_sum(x)
-            log_pz = generative_outputs["pz"].log_prob(z).sum(-1)
-            log_qz = inference_outputs["qz"].log_prob(z).sum(-1)
-            log_w = log_px_z + log_pz - log_qz
-            log_weights.append(log_w if n > 1 else log_w.unsqueeze(0))
-            remaining -= n
-        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
-        return log_px.mean().item() if return_mean else log_px.cpu()
-
-
-def _as_codes(batch_index: torch.Tensor) -> torch.Tensor:
-    """scvi-tools hands categorical codes over as ``(cells, 1)`` floats; make them indices."""
-    return batch_index.reshape(-1).long()
+    def _log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log p(z)` under the standard normal prior (summed over dimensions)."""
+        return Normal(0.0, 1.0, validate_args=False).log_prob(z).sum(-1)
