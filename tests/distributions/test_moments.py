@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from scvae.distributions import (
+    ComponentMixture,
     ConstrainedPoisson,
     NegativeBinomial,
     PiecewiseCategorical,
@@ -49,3 +50,36 @@ def test_mean_and_variance_match_monte_carlo(name):
 def test_the_log_mean_is_the_log_of_the_mean(name):
     distribution = FACTORIES[name]()
     torch.testing.assert_close(distribution.log_mean, distribution.mean.log())
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_samples_are_ordinary_tensors(name):
+    """A draw can be modified in place and fed to a network that is trained (torch's own
+    distributions sample under no_grad; an inference-mode tensor would refuse both)."""
+    samples = FACTORIES[name]().sample((2,))
+    assert not samples.is_inference()
+    samples.add_(1)
+    torch.nn.Linear(samples.shape[-1], 1, dtype=samples.dtype)(samples).sum().backward()
+
+
+def test_mixture_samples_are_ordinary_tensors():
+    mixture = ComponentMixture(
+        Poisson(LOG_MEAN.expand(3, 2, 4)), torch.log_softmax(torch.zeros(2, 3), -1)
+    )
+    assert not mixture.sample().is_inference()
+
+
+@pytest.mark.parametrize("zero_inflated", [False, True])
+def test_negative_binomial_samples_keep_means_above_1e8(zero_inflated):
+    """Means of 1e9 counts are drawn as such (scvi-tools' sampler caps the Poisson rate at
+    1e8)."""
+    torch.manual_seed(0)
+    log_mu, log_theta = torch.log(torch.tensor([1e9, 3.0])), torch.log(torch.tensor([1e4, 2.0]))
+    if zero_inflated:
+        distribution = ZeroInflatedNegativeBinomial(log_mu, log_theta, torch.full((2,), -30.0))
+    else:
+        distribution = NegativeBinomial(log_mu, log_theta)
+    samples = distribution.sample((4000,)).double()
+    standard_error = (distribution.variance.double() / 4000).sqrt()
+    assert ((samples.mean(0) - distribution.mean) <= 5 * standard_error).all()
+    assert ((samples.mean(0) - distribution.mean) >= -5 * standard_error).all()

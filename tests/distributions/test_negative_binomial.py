@@ -238,3 +238,18 @@ def test_log_prob_sum_is_the_sum_over_genes(
         torch.autograd.grad((summed * weights).sum(), [log_mu, log_theta]),
         torch.autograd.grad((reference * weights).sum(), [log_mu, log_theta]),
     )
+
+
+@pytest.mark.parametrize("zero_inflated", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64])
+def test_counts_of_another_dtype_than_the_parameters(zero_inflated, dtype):
+    """float64 counts (``torch.from_numpy``) or integer ones with float32 parameters give the
+    float32 values."""
+    log_mu, log_theta = torch.randn(2, 3), torch.zeros(3)
+    args = (log_mu, log_theta, torch.zeros(2, 3)) if zero_inflated else (log_mu, log_theta)
+    cls = ZeroInflatedNegativeBinomial if zero_inflated else NegativeBinomial
+    counts = torch.tensor([[0, 1, 5], [2, 0, 0]])
+    distribution = cls(*args)
+    expected = distribution.log_prob(counts.float())
+    torch.testing.assert_close(distribution.log_prob(counts.to(dtype)), expected)
+    torch.testing.assert_close(distribution.log_prob_sum(counts.to(dtype)), expected.sum(-1))

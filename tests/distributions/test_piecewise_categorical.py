@@ -168,3 +168,12 @@ def test_log_softmax_gradient_matches_torch():
     (grad_ours,) = torch.autograd.grad((log_softmax_accurate(logits) * weights).sum(), logits)
     (grad_torch,) = torch.autograd.grad((torch.log_softmax(logits, -1) * weights).sum(), logits)
     torch.testing.assert_close(grad_ours, grad_torch)
+
+
+def test_a_tail_shared_between_counts_or_no_cutoff_is_refused():
+    """A tail of a smaller batch shape would draw one tail value for all the counts sharing
+    it; a single class leaves no tail."""
+    with pytest.raises(ValueError, match="batch shape"):
+        PiecewiseCategorical(Poisson(torch.zeros(1)), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="cutoff"):
+        PiecewiseCategorical(Poisson(torch.zeros(4)), torch.zeros(4, 1))

@@ -86,7 +86,7 @@ class ComponentMixture(CountDistribution):
         log_probs = self.components.log_prob_sum(value)  # (..., K, cells)
         return torch.logsumexp(self.log_weights.T + log_probs, dim=-2)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
         """Draw a component per cell from the weights, then counts from that component."""
         counts = self.components.sample(sample_shape)  # (*sample, ..., K, cells, genes)

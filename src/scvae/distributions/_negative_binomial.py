@@ -2,9 +2,10 @@
 
 from typing import ClassVar
 
+import torch
 from scvi.distributions import NegativeBinomial as ScviNegativeBinomial
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, Gamma, constraints
 
 from scvae._counts import dense_counts
 
@@ -26,9 +27,10 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
     and :math:`\log\frac{\mu}{\theta+\mu} = -\operatorname{softplus}(\log\theta - \log\mu)`.
     Mean :math:`\mu`, variance :math:`\mu + \mu^2/\theta`.
 
-    A subclass of :class:`scvi.distributions.NegativeBinomial` (``mu``, ``theta``, ``scale``
-    and its gamma-Poisson ``sample``) whose ``log_prob`` is exact: scvi-tools' version adds
-    ``eps = 1e-8`` inside its logarithms, which is wrong for means near :math:`10^{-8}`.
+    A subclass of :class:`scvi.distributions.NegativeBinomial` (``mu``, ``theta``, ``scale``)
+    whose ``log_prob`` is exact: scvi-tools' version adds ``eps = 1e-8`` inside its
+    logarithms, which is wrong for means near :math:`10^{-8}`; and whose gamma-Poisson
+    ``sample`` draws means above :math:`10^8` too (scvi-tools' caps the Poisson rates there).
     ``mu``, ``theta`` and ``scale`` are computed from the log-parameters when read; the
     log-likelihood does not need them.
 
@@ -61,7 +63,6 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         # (cell, gene), not once per GMVAE component as well. scvi-tools' constructor is not
         # called: it would compute mu, theta and scale (full-size exponentials) up front.
         self.log_mu, self.log_theta, self.log_scale = log_mu, log_theta, log_scale
-        self.on_mps = log_mu.device.type == "mps"  # read by scvi-tools' sample
         batch_shape = broadcast_shape(log_mu.shape, log_theta.shape)
         Distribution.__init__(self, batch_shape=batch_shape, validate_args=validate_args)
 
@@ -90,6 +91,17 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         r""":math:`\mu + \mu^2 / \theta`."""
         mu = self.mu
         return mu + mu**2 / self.theta
+
+    @torch.no_grad()
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
+        r"""Counts :math:`x \sim \operatorname{Poisson}(\lambda)` with
+        :math:`\lambda \sim \operatorname{Gamma}(\theta, \text{rate}=\theta/\mu)`."""
+        log_rate = (self.log_theta - self.log_mu).expand(self.batch_shape)
+        device = log_rate.device
+        if device.type == "mps":  # torch has no gamma or Poisson sampler on MPS
+            log_rate = log_rate.cpu()
+        gamma = Gamma(self.theta.to(log_rate.device), log_rate.exp(), validate_args=False)
+        return torch.poisson(gamma.sample(torch.Size(sample_shape))).to(device)
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`."""

@@ -68,6 +68,8 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         ctx, value: Tensor, log_mu: Tensor, log_theta: Tensor, sum_genes: bool = False
     ) -> Tensor:
         a = log_mu - log_theta
+        if not is_sparse_csr(value):
+            value = value.to(a.dtype)  # as the stored counts of sparse ones are, below
         shape = broadcast_shape(value.shape, a.shape)
         if a.shape != shape:  # more counts than parameters, e.g. an (n, 1, 1) grid of values
             a = a.expand(shape)

@@ -34,7 +34,8 @@ class PiecewiseCategorical(CountDistribution):
         :class:`~scvae.distributions.NegativeBinomial`,
         :class:`~scvae.distributions.ConstrainedPoisson`).
     logits
-        Class logits of shape ``base.batch_shape + (k + 1,)`` (leading dimensions broadcast).
+        Class logits of shape ``base.batch_shape + (k + 1,)``, :math:`k \\ge 1`; their leading
+        axes may broadcast against ``base.batch_shape``, which is the whole batch shape.
     validate_args
         Check arguments and values against the constraints.
     """
@@ -44,11 +45,22 @@ class PiecewiseCategorical(CountDistribution):
     }
 
     def __init__(self, base: Distribution, logits: Tensor, validate_args: bool = False) -> None:
+        if logits.shape[-1] < 2:
+            raise ValueError(
+                f"logits has {logits.shape[-1]} class(es) on its last axis; a cutoff k >= 1 "
+                "needs k + 1 >= 2 (the counts 0, ..., k - 1 and the tail)."
+            )
+        batch_shape = torch.broadcast_shapes(base.batch_shape, logits.shape[:-1])
+        if base.batch_shape != batch_shape:
+            raise ValueError(
+                f"The tail distribution's batch shape {tuple(base.batch_shape)} must be the "
+                f"whole batch shape {tuple(batch_shape)} (one tail per count); expand its "
+                "parameters to it."
+            )
         self.base = base
         self.logits = logits
         self.cutoff = logits.shape[-1] - 1
         self.log_class_probs = log_softmax(logits)
-        batch_shape = torch.broadcast_shapes(base.batch_shape, logits.shape[:-1])
         super().__init__(batch_shape=batch_shape, validate_args=validate_args)
 
     def _moments(self) -> tuple[Tensor, Tensor]:

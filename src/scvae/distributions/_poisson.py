@@ -18,7 +18,9 @@ def _log_factorial(value: Tensor) -> Tensor:
 
 def poisson_log_prob(value: Tensor, log_rate: Tensor) -> Tensor:
     r""":math:`\log p(x) = x \log\lambda - \lambda - \log\Gamma(x + 1)`, computed from log-rates."""
-    return value * log_rate - log_rate.exp() - on_nonzero_counts(value, _log_factorial)
+    # x log(lambda) is 0 at x = 0 even for a rate of 0 (log_rate = -inf).
+    x_log_rate = torch.where(value == 0, 0.0, value * log_rate)
+    return x_log_rate - log_rate.exp() - on_nonzero_counts(value, _log_factorial)
 
 
 class Poisson(CountDistribution):

@@ -12,7 +12,7 @@ from scvae._counts import dense_counts
 
 from ._negative_binomial import NegativeBinomial
 from ._negative_binomial_log_prob import negative_binomial_log_prob, negative_binomial_log_prob_zero
-from ._utils import normalized_expression, zero_inflated_log_prob
+from ._utils import zero_inflated_log_prob
 
 
 class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBinomial):
@@ -72,10 +72,11 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
         self.zi_logits = zi_logits
         super().__init__(log_mu, log_theta, log_scale=log_scale, validate_args=validate_args)
 
-    @property
-    def scale(self) -> Tensor:
-        """Normalised expression: ``exp(log_scale)``, or :math:`\\mu` normalised over genes."""
-        return normalized_expression(self.log_scale, self.log_mu)
+    @torch.no_grad()
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
+        """A negative binomial draw, replaced by 0 with probability :math:`\\pi`."""
+        counts = super().sample(sample_shape)
+        return counts.masked_fill(torch.rand_like(counts) <= self.zi_probs, 0.0)
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`; ``"dropout"``:

@@ -10,7 +10,7 @@ from torch.distributions.utils import broadcast_all
 from scvae._counts import dense_counts
 
 from ._poisson import Poisson, poisson_log_prob
-from ._utils import normalized_expression, zero_inflated_log_prob
+from ._utils import zero_inflated_log_prob
 
 
 class ZeroInflatedPoisson(Poisson):
@@ -61,11 +61,6 @@ class ZeroInflatedPoisson(Poisson):
         log_rate, zi_logits = broadcast_all(log_rate, zi_logits)
         self.zi_logits = zi_logits
         super().__init__(log_rate, log_scale=log_scale, validate_args=validate_args)
-
-    @property
-    def scale(self) -> Tensor:
-        """Normalised expression: ``exp(log_scale)``, or the rate normalised over genes."""
-        return normalized_expression(self.log_scale, self.log_rate)
 
     @property
     def log_mean(self) -> Tensor:
