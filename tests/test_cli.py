@@ -199,6 +199,7 @@ def test_train_cuts_the_clusters_at_the_separability_asked_for(counts_file, tmp_
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "x.h5ad"], "the same path"),
         (["train", "{in}", "-o", "x.h5ad", "--max-epochs", "0"], "--max-epochs must be a positive"),
         (["train", "{in}", "-o", "."], "is a directory; give the path of an .h5ad"),
+        (["train", "{in}", "-o", "out.csv"], "-o out.csv is written as an AnnData: give it the"),
         (["train", ".", "-o", "x.h5ad"], ". is a directory; give the path of an .h5ad"),
         (["train", "ten_x.h5", "-o", "x.h5ad", *FAST], "scanpy.read_10x_h5(path)"),
         (["train", "{in}", "-o", "x.h5ad", "--seed", "-1"], "from 0 to 4294967295, got '-1'"),

@@ -149,6 +149,8 @@ def _train(args: argparse.Namespace) -> dict:
     if output.resolve() == source.resolve():
         raise ValueError("the output would overwrite the input; choose another -o")
     _check_writable(output, args.overwrite, "output", is_directory=False)
+    if output.suffix != ".h5ad":
+        raise ValueError(f"-o {output} is written as an AnnData: give it the suffix .h5ad")
     if args.save_model is not None:
         if Path(args.save_model).resolve() == output.resolve():
             raise ValueError("--save-model and -o name the same path; give two")
@@ -173,7 +175,7 @@ def _train(args: argparse.Namespace) -> dict:
             raise ValueError(f"--separability must be in (0, 1], got {args.separability}")
 
     from scvae.data import strip_registration
-    from scvae.tl._workflow import fit_model
+    from scvae.tl import fit_model
 
     adata = _read_h5ad(source)
     model = fit_model(
@@ -203,8 +205,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
         raise FileNotFoundError(f"{args.model_dir}: no such model directory")
 
     from scvae.model import GeneMismatchError
-    from scvae.model._saved import read_saved_model
-    from scvae.tl import evaluate_model, load_model
+    from scvae.tl import evaluate_model, load_model, saved_genes
     from scvae.tl._workflow import check_labels
 
     if args.n_mc_samples < 1:
@@ -216,7 +217,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
     try:
         model = load_model(args.model_dir, adata)
     except GeneMismatchError:  # extra genes, or another order: the model's genes, if all there
-        genes = read_saved_model(args.model_dir, None)["var_names"]
+        genes = saved_genes(args.model_dir)
         if not set(genes) <= set(adata.var_names):
             raise
         print(f"evaluating the model's {len(genes)} genes of the {adata.n_vars}", file=sys.stderr)

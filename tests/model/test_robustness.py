@@ -96,8 +96,12 @@ def test_same_seed_same_latents_and_clusters_on_cpu():
 
 def test_loading_against_reordered_or_missing_genes_fails_clearly(adata, tmp_path):
     _trained(adata).save(tmp_path / "model")
-    with pytest.raises(GeneMismatchError, match=r"different order.*model\.pt"):
-        scvae.VAE.load(tmp_path / "model", adata=adata[:, ::-1].copy())
+    reordered = adata[:, ::-1].copy()
+    with pytest.raises(GeneMismatchError, match=r"different order.*scvae\.tl\.saved_genes\(DIR\)"):
+        scvae.VAE.load(tmp_path / "model", adata=reordered)
+    # The fix the message gives loads the model.
+    fixed = reordered[:, scvae.tl.saved_genes(tmp_path / "model")].copy()
+    assert scvae.VAE.load(tmp_path / "model", adata=fixed).adata is fixed
     with pytest.raises(GeneMismatchError, match=r"lacks 10 of the model's 60 genes.*train a"):
         scvae.VAE.load(tmp_path / "model", adata=adata[:, 10:].copy())
     with pytest.raises(TypeError, match=r"adata must be an AnnData.*got bool"):

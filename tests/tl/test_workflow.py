@@ -51,6 +51,17 @@ def test_load_model_reads_a_model_saved_with_a_prefix(trained, tmp_path):
         load_model(tmp_path / "model", adata)  # no prefix: no such file
 
 
+def test_saved_genes_are_the_models_in_its_order(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "model", prefix="run1_")
+    genes = scvae.tl.saved_genes(tmp_path / "model", prefix="run1_")
+    assert list(genes) == list(adata.var_names)
+    with pytest.raises(FileNotFoundError, match="no such model directory"):
+        scvae.tl.saved_genes(tmp_path / "other")
+    with pytest.raises(ValueError, match="No saved model"):
+        scvae.tl.saved_genes(tmp_path / "model")
+
+
 def test_evaluate_model_gives_the_same_numbers_for_the_same_seed(trained):
     model, adata = trained
     first = evaluate_model(model, adata, n_mc_samples=3)

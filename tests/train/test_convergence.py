@@ -33,13 +33,15 @@ def test_patience_must_be_positive():
         ClusterConvergence(patience=0)
 
 
-def test_a_converged_fit_stops_before_max_epochs(adata):
+def test_a_converged_fit_stops_before_max_epochs_and_says_so(adata, capsys):
     scvae.setup_anndata(adata, layer="counts")
     model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=32)
     max_epochs = 400
-    model.train(max_epochs, batch_size=32, **QUIET)
+    model.train(max_epochs, batch_size=32, enable_progress_bar=True)
     epochs = len(model.history["elbo_train"])
     assert model.schedule_.last_placement < epochs < max_epochs
+    output = "".join(capsys.readouterr())  # under the progress bar, which ends short of 400
+    assert f"Training stopped after epoch {epochs} of 400: the clusters and the ELBO" in output
     changed = model.history["clusters_changed"]["clusters_changed"].to_numpy()
     assert changed[-10:].mean() <= 0.02
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib import rcParams
+from matplotlib.colors import to_hex
 
 from ._cluster_selection import ClusterSelection
 
@@ -45,12 +46,13 @@ def write_clusters(
 
 
 def cluster_palette(n_clusters: int) -> list[str]:
-    """The colours scanpy gives ``n_clusters`` categories by default: matplotlib's colour
-    cycle where it has enough, else scanpy's palettes of 20, 28 or 102 (grey beyond)."""
+    """The colours scanpy gives ``n_clusters`` categories by default, as hex strings:
+    matplotlib's colour cycle where it has enough (which a style may give as RGB tuples),
+    else scanpy's palettes of 20, 28 or 102 (grey beyond)."""
     from scanpy.plotting import palettes  # here: importing scanpy takes seconds
 
     cycle = rcParams["axes.prop_cycle"].by_key()["color"]
     for palette in (cycle, palettes.default_20, palettes.default_28, palettes.default_102):
         if n_clusters <= len(palette):
-            return list(palette[:n_clusters])
-    return ["grey"] * n_clusters
+            return [to_hex(colour, keep_alpha=True) for colour in palette[:n_clusters]]
+    return [to_hex("grey", keep_alpha=True)] * n_clusters

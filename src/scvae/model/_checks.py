@@ -42,9 +42,8 @@ def check_same_genes(var_names, model_var_names) -> None:
         )
     raise GeneMismatchError(
         "The AnnData has the model's genes in a different order or with extra genes; select "
-        "them in the model's order first: adata = adata[:, genes].copy(), with genes the "
-        "model's var_names (model.adata.var_names; of a saved model, torch.load("
-        "'DIR/model.pt', weights_only=False)['var_names'])."
+        "them in the model's order first: adata = adata[:, model.adata.var_names].copy(), "
+        "or for a saved model adata = adata[:, scvae.tl.saved_genes(DIR)].copy()."
     )
 
 

@@ -372,8 +372,10 @@ def cluster_use(sizes: np.ndarray) -> tuple[int, str | None]:
     if n_used == n_clusters:
         return n_used, None
     return n_used, (
-        f"{n_clusters - n_used} of the {n_clusters} GMVAE clusters hold fewer than {minimum} "
-        f"cells, so {n_used} are in use: the data may hold fewer than {n_clusters} clusters, "
+        f"{n_clusters - n_used} of the {n_clusters} GMVAE clusters "
+        f"{'holds' if n_clusters - n_used == 1 else 'hold'} fewer than {minimum} cells, so "
+        f"{n_used} {'is' if n_used == 1 else 'are'} in use: the data may hold fewer than "
+        f"{n_clusters} clusters, "
         "or components emptied while training. Try fewer clusters (a smaller n_clusters, "
         "n_clusters='auto', or model.select_clusters), or check the fit in "
         "pl.training_curves(model). "

@@ -2,7 +2,13 @@
 
 from ._compare import compare_models
 from ._demo import run_demo
-from ._workflow import evaluate_model, fit_model, load_model, select_variable_genes
+from ._workflow import (
+    evaluate_model,
+    fit_model,
+    load_model,
+    saved_genes,
+    select_variable_genes,
+)
 
 __all__ = [
     "compare_models",
@@ -10,5 +16,6 @@ __all__ = [
     "fit_model",
     "load_model",
     "run_demo",
+    "saved_genes",
     "select_variable_genes",
 ]

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scanpy as sc
 import scvi
 from anndata import AnnData
@@ -163,6 +164,31 @@ def load_model(
     if name not in classes:
         raise ValueError(f"{model_dir} holds a {name} model, not one of {sorted(classes)}")
     return classes[name].load(str(model_dir), adata=adata, prefix=prefix)
+
+
+def saved_genes(model_dir: str | Path, *, prefix: str | None = None) -> pd.Index:
+    """The genes of a saved model, in its order: select them from an AnnData with more genes,
+    or another order, before loading the model onto it.
+
+    Parameters
+    ----------
+    model_dir
+        Directory written by ``model.save``.
+    prefix
+        File name prefix given to ``model.save(..., prefix=...)``.
+
+    Returns
+    -------
+    The model's ``var_names``.
+
+    Examples
+    --------
+    >>> query = query[:, scvae.tl.saved_genes("my_model")].copy()  # doctest: +SKIP
+    >>> model = scvae.tl.load_model("my_model", query)  # doctest: +SKIP
+    """
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such model directory")
+    return pd.Index(np.asarray(read_saved_model(model_dir, prefix)["var_names"]))
 
 
 def fit_model(
