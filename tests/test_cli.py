@@ -321,7 +321,7 @@ def test_training_stopped_by_sigterm_exits_143(counts_file, tmp_path, monkeypatc
     def stopped(*args, **kwargs):
         raise SystemExit
 
-    monkeypatch.setattr(scvae.tl._workflow, "fit_model", stopped)
+    monkeypatch.setattr(scvae.tl, "fit_model", stopped)
     assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad")]) == 143
     assert "stopped before finishing" in capsys.readouterr().err
     assert not (tmp_path / "o.h5ad").exists()
@@ -337,7 +337,7 @@ def test_training_interrupted_by_ctrl_c_exits_130(counts_file, tmp_path, monkeyp
         except KeyboardInterrupt:
             sys.exit(1)
 
-    monkeypatch.setattr(scvae.tl._workflow, "fit_model", interrupted)
+    monkeypatch.setattr(scvae.tl, "fit_model", interrupted)
     assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad")]) == 130
     assert "stopped before finishing" in capsys.readouterr().err
     assert not (tmp_path / "o.h5ad").exists()
@@ -357,12 +357,12 @@ def test_ctrl_c_in_a_real_fit_exits_130(counts_file, tmp_path, monkeypatch, caps
         def on_train_epoch_end(self, trainer, pl_module):
             raise KeyboardInterrupt
 
-    fit_model = scvae.tl._workflow.fit_model
+    fit_model = scvae.tl.fit_model
 
     def fit_interrupted(*args, train_kwargs, **kwargs):
         return fit_model(*args, train_kwargs={**train_kwargs, "callbacks": [CtrlC()]}, **kwargs)
 
-    monkeypatch.setattr(scvae.tl._workflow, "fit_model", fit_interrupted)
+    monkeypatch.setattr(scvae.tl, "fit_model", fit_interrupted)
     handler = signal.getsignal(signal.SIGINT)
     try:
         assert main(["train", str(counts_file), "-o", str(tmp_path / "o.h5ad"), *FAST]) == 130
