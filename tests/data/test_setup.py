@@ -1,5 +1,6 @@
 """Registration refuses what is not raw counts, and leaves the AnnData untouched when it does."""
 
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -40,11 +41,52 @@ def test_registration_serves_every_scvae_model(adata):
     assert scvae.GMVAE(adata, n_clusters=3).summary_stats.n_vars == adata.n_vars
 
 
+def _warnings_of(function, *args, **kwargs) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        function(*args, **kwargs)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
 @pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
 def test_dense_csr_and_csc_counts_are_accepted(adata, layout):
+    """A CSC matrix is said once, at setup, with the conversion (scvi-tools said it twice
+    there and again at every training and query)."""
     convert = {"dense": lambda m: m.toarray(), "csr": sp.csr_matrix, "csc": sp.csc_matrix}
     adata.X = convert[layout](adata.layers["counts"])
-    scvae.setup_anndata(adata)
+    said = _warnings_of(scvae.setup_anndata, adata)
+    conversion = "adata.X = adata.X.tocsr()"
+    assert [m for m in said if conversion in m] == ([] if layout != "csc" else said)
+    assert len(said) == (layout == "csc")
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    assert _warnings_of(model.train, max_epochs=1, enable_progress_bar=False) == []
+    assert _warnings_of(model.get_latent_representation) == []
+
+
+def test_batches_of_one_or_two_cells_are_said_once_in_the_users_terms(adata):
+    adata.obs["cell_id"] = adata.obs_names
+    said = _warnings_of(scvae.setup_anndata, adata, batch_key="cell_id")
+    assert len(said) == 1
+    assert said[0].startswith("batch_key='cell_id': 300 of its 300 batches have fewer than 3")
+    assert "is it the right column?" in said[0] and "_scvi_batch" not in said[0]
+    assert _warnings_of(scvae.setup_anndata, adata, batch_key="batch") == []
+
+
+@pytest.mark.parametrize("names", ["gene_ids", "barcodes"])
+def test_a_transposed_matrix_is_pointed_out(adata, names):
+    """Genes x cells trains without error on genes as if they were cells."""
+    genes_by_cells = adata.T.copy()
+    genes_by_cells.X = sp.csr_matrix(genes_by_cells.X)
+    if names == "gene_ids":
+        genes_by_cells.obs_names = [f"ENSG{i:011d}" for i in range(genes_by_cells.n_obs)]
+    else:
+        genes_by_cells.var_names = [
+            f"{i:08b}".replace("0", "A").replace("1", "C") + "-1"
+            for i in range(genes_by_cells.n_vars)
+        ]
+    said = _warnings_of(scvae.setup_anndata, genes_by_cells)
+    assert len(said) == 1 and "adata = adata.T.copy()" in said[0]
+    assert _warnings_of(scvae.setup_anndata, adata) == []
 
 
 def _log_normalised(adata):
@@ -185,6 +227,8 @@ def test_counts_kept_in_raw_get_the_advice_that_works(adata):
     adata.X = adata.X / 2.5  # normalised, the raw counts only in adata.raw
     with pytest.raises(InvalidCountsError, match=r"adata.raw\[:, adata.var_names\].X"):
         scvae.setup_anndata(adata)
+    with pytest.raises(KeyError, match=r"adata.raw is not a layer.*adata.raw\[:, adata.var"):
+        scvae.setup_anndata(adata, layer="raw")
     adata.layers["counts"] = adata.raw[:, adata.var_names].X
     scvae.setup_anndata(adata, layer="counts")
 
@@ -196,3 +240,12 @@ def test_a_model_on_a_copy_that_was_not_set_up_says_to_set_it_up(adata):
         scvae.GMVAE(copy)
     scvae.setup_anndata(copy)
     assert scvae.GMVAE(copy, n_latent=2, n_hidden=8).adata is copy
+
+
+def test_normalised_counts_in_x_name_the_layers_there_are(adata):
+    adata.X = adata.X / 2.5
+    with pytest.raises(InvalidCountsError, match=r"one of \['counts'\] \(layer=\.\.\.\)"):
+        scvae.setup_anndata(adata)
+    del adata.layers["counts"]
+    with pytest.raises(InvalidCountsError, match="adata has no layers: put the raw counts in"):
+        scvae.setup_anndata(adata)

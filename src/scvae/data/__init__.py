@@ -5,7 +5,13 @@ from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
 from ._obs_fields import BatchField, LabelsField
-from ._registration import check_own_registration, registering, strip_registration
+from ._registration import (
+    check_own_registration,
+    registering,
+    registration_of,
+    strip_registration,
+    without_scvi_setup_warnings,
+)
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
 from ._validation import (
@@ -15,6 +21,7 @@ from ._validation import (
     check_obs_sortable,
     count_matrix,
     validate_counts,
+    warn_small_batches,
 )
 
 __all__ = [
@@ -35,6 +42,9 @@ __all__ = [
     "counts_are_sparse",
     "registered_layer",
     "registering",
+    "registration_of",
     "strip_registration",
     "validate_counts",
+    "warn_small_batches",
+    "without_scvi_setup_warnings",
 ]

@@ -1,5 +1,6 @@
 """scvi-tools' registration entries in an AnnData: removing them, and registering safely."""
 
+import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,12 @@ from anndata import AnnData
 SCVI_PRIVATE_PREFIX = "_scvi_"
 #: ``uns`` key of the identity scvi-tools gives a registered AnnData (a copy keeps it).
 SCVI_UUID_KEY = f"{SCVI_PRIVATE_PREFIX}uuid"
+
+#: scvi-tools' warnings at registration that scvae gives in its own words (at setup).
+SCVI_SETUP_WARNINGS = (
+    r"Training will be faster when sparse matrix is formatted as CSR",
+    r"Category .* in adata\.obs\['_scvi_batch'\] has fewer than 3 cells",
+)
 
 #: The AnnData registered under each identity, while it exists.
 _registered: "weakref.WeakValueDictionary[str, AnnData]" = weakref.WeakValueDictionary()
@@ -36,6 +43,17 @@ def strip_registration(adata: AnnData) -> AnnData:
     private = [c for c in adata.obs.columns if str(c).startswith(SCVI_PRIVATE_PREFIX)]
     adata.obs = adata.obs.drop(columns=private)
     return adata
+
+
+@contextmanager
+def without_scvi_setup_warnings() -> Iterator[None]:
+    """Drop :data:`SCVI_SETUP_WARNINGS` in a block: scvi-tools gives them at every
+    registration and transfer of a setup, naming its own ``obs`` columns;
+    :func:`scvae.setup_anndata` warns once, in the user's terms."""
+    with warnings.catch_warnings():
+        for message in SCVI_SETUP_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 @contextmanager

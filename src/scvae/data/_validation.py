@@ -48,6 +48,25 @@ def check_obs_complete(
         )
 
 
+def warn_small_batches(adata: AnnData, batch_key: str | None, *, minimum: int = 3) -> None:
+    """Warn when some batches of the ``adata.obs`` column ``batch_key`` have fewer than
+    ``minimum`` cells: the decoder cannot learn their effect, and a column with about one
+    batch per cell is not a batch."""
+    if batch_key is None:
+        return
+    sizes = adata.obs[batch_key].value_counts()
+    small = sizes[(sizes > 0) & (sizes < minimum)]
+    if len(small):
+        warnings.warn(
+            f"batch_key={batch_key!r}: {len(small)} of its {int((sizes > 0).sum())} batches "
+            f"have fewer than {minimum} cells (e.g. {small.index[0]!r}: {int(small.iloc[0])}), "
+            "too few for the model to learn their effect. A batch is a group of cells "
+            "measured together (a sample, a run, a donor): is it the right column?",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
     """Raise a :class:`ValueError` if the values of the ``adata.obs`` column ``key`` (NaN
     aside; a categorical column's categories) mix types that cannot be ordered, such as
@@ -87,11 +106,37 @@ def count_matrix(adata: AnnData, layer: str | None, *, query: bool = False):
             )
         return adata.X
     if layer not in adata.layers:
+        raw = (
+            " adata.raw is not a layer: copy its counts into one, adata.layers['counts'] = "
+            "adata.raw[:, adata.var_names].X, then pass layer='counts'."
+            if layer == "raw" and adata.raw is not None
+            else ""
+        )
         raise KeyError(
             f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers)}); "
-            "pass the name of the layer that holds the raw counts, or layer=None for adata.X."
+            "pass the name of the layer that holds the raw counts, or layer=None for "
+            f"adata.X.{raw}"
         )
     return adata.layers[layer]
+
+
+#: Ensembl gene identifiers (ENSG..., ENSMUSG..., ...) and 10x-style cell barcodes.
+_GENE_ID = r"ENS[A-Z]*G\d{6,}(\.\d+)?"
+_BARCODE = r"(.*[_:-])?[ACGTN]{8,}(-\d+)?"
+
+
+def _warn_if_transposed(adata: AnnData, n_names: int = 100) -> None:
+    """Warn when the cells' names look like genes' (Ensembl identifiers) or the genes' like
+    cell barcodes: the matrix is most likely genes x cells."""
+    obs, var = adata.obs_names[:n_names], adata.var_names[:n_names]
+    if obs.str.fullmatch(_GENE_ID).mean() > 0.5 or var.str.fullmatch(_BARCODE).mean() > 0.5:
+        warnings.warn(
+            f"The AnnData's cells are named like genes or its genes like cell barcodes (cells "
+            f"{list(obs[:2])}, genes {list(var[:2])}): scvae reads cells x genes. If it holds "
+            "genes x cells, transpose it first: adata = adata.T.copy().",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _row_chunks(matrix) -> Iterator[tuple[int, np.ndarray | sp.spmatrix]]:
@@ -144,8 +189,15 @@ def validate_counts(
             "If adata.raw holds the raw counts, copy them into a layer and pass it: "
             "adata.layers['counts'] = adata.raw[:, adata.var_names].X, then layer='counts'."
         )
+    elif layer is None and adata.layers:
+        fix = f"Pass the layer with the raw counts, one of {list(adata.layers)} (layer=...)."
+    elif layer is None:
+        fix = (
+            "adata has no layers: put the raw counts in adata.X, or in a layer "
+            "(adata.layers['counts'] = ...) and pass layer='counts'."
+        )
     else:
-        fix = "Pass the layer with the raw counts (layer='counts')."
+        fix = f"Pass the layer with the raw counts instead of {layer!r}."
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InvalidCountsError(
             f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): "
@@ -161,6 +213,14 @@ def validate_counts(
             UserWarning,
             stacklevel=3,
         )
+    elif sp.issparse(matrix) and matrix.format != "csr":
+        warnings.warn(
+            f"{where} is a {matrix.format.upper()} matrix: minibatches are rows of cells, "
+            f"which CSR stores together; training is faster after {where} = {where}.tocsr().",
+            UserWarning,
+            stacklevel=3,
+        )
+    _warn_if_transposed(adata)
     dtype = np.dtype(matrix.dtype)
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InvalidCountsError(

@@ -19,9 +19,10 @@ from scvae.data import (
     counts_are_sparse,
     registered_layer,
     registering,
+    registration_of,
     validate_counts,
+    without_scvi_setup_warnings,
 )
-from scvae.data._registration import registration_of
 from scvae.train import (
     EpochProgressBar,
     NonFiniteLossGuard,
@@ -121,8 +122,8 @@ class ScvaeModel(
     ):
         """The loader of scvae's own passes over cells after training (latent means, clusters,
         the cluster selection; ``adata`` validated): sparse counts come as sparse CSR
-        minibatches, as in training, for dense ones fragment the heap over a million cells
-        (``docs/benchmarks/scale.md``); scvi-tools' queries read the counts densely."""
+        minibatches, as in training, since a dense copy of every minibatch fragments the
+        heap over a million cells; scvi-tools' queries read the counts densely."""
         sparse = counts_are_sparse(self.get_anndata_manager(adata, required=True))
         return self._make_data_loader(
             adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
@@ -387,14 +388,13 @@ class ScvaeModel(
         check_known_batches(adata, batch_key, state.categorical_mapping)
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
-        if adata is None or adata is self.adata:
-            self._check_registered_data(adata)
-            return super()._validate_anndata(adata, copy_if_view=copy_if_view)
-        # Also a copy or view of a registered AnnData (its uuid kept), to which scvi-tools
-        # transfers the setup checking only the number of genes (the counts: transfer_field).
-        check_same_genes(adata.var_names, self.adata.var_names)
-        self._check_known_batches(adata)
-        with quiet_training():  # scvi-tools announces the transfer of the setup
-            if self.get_anndata_manager(adata) is not None:
+        own = adata is None or adata is self.adata
+        if not own:  # also a copy or view of a registered AnnData (its uuid kept), to which
+            # scvi-tools transfers the setup checking only the number of genes.
+            check_same_genes(adata.var_names, self.adata.var_names)
+            self._check_known_batches(adata)
+        # scvi-tools announces a transfer and repeats the warnings scvae gave at setup.
+        with quiet_training(), without_scvi_setup_warnings():
+            if own or self.get_anndata_manager(adata) is not None:
                 self._check_registered_data(adata)
             return super()._validate_anndata(adata, copy_if_view=copy_if_view)

@@ -8,6 +8,8 @@ from scvae.data import (
     check_obs_sortable,
     registering,
     validate_counts,
+    warn_small_batches,
+    without_scvi_setup_warnings,
 )
 
 from ._base import ScvaeModel
@@ -59,6 +61,13 @@ def setup_anndata(
         mixes types (e.g. numbers and strings).
     scvae.data.InvalidCountsError
         The matrix is not raw counts (see :func:`scvae.data.validate_counts`).
+
+    Warns
+    -----
+    UserWarning
+        A sparse matrix that is not CSR (slower minibatches; the conversion is given), names
+        that suggest a genes x cells matrix (cells named like Ensembl gene IDs, or genes like
+        cell barcodes), or batches of fewer than 3 cells (a column that is not a batch?).
     """
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_key(adata, key, name)
@@ -66,7 +75,9 @@ def setup_anndata(
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_sortable(adata, key, name)
     validate_counts(adata, layer, allow_non_integer=allow_non_integer)
-    with registering(adata):  # all classes or, if one fails, the registration as it was
+    warn_small_batches(adata, batch_key)
+    # All classes or, if one fails, the registration as it was.
+    with registering(adata), without_scvi_setup_warnings():
         for model_cls in _model_classes(ScvaeModel):
             model_cls._register_counts(
                 adata,
