@@ -19,7 +19,8 @@ from scvae._constants import (
 )
 from scvae.datasets import synthetic_counts
 from scvae.model._cluster_selection import cluster_use
-from scvae.model._restarts import mean_agreements, select_restart, training_elbo
+from scvae.model._restarts import select_restart, training_elbo
+from scvae.train import mean_agreements
 from tests.helpers import QUIET, KLWeights
 
 

@@ -1,11 +1,11 @@
 """Several GMVAE fits from fresh weights, and the rule that keeps one of them."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
 
 from scvae._random import seeded
+from scvae.train import mean_agreements
 
 from ._checks import whole_number
 
@@ -22,16 +22,6 @@ def check_restart_options(n_restarts: int, selection: str) -> None:
         raise ValueError(
             f"restart_selection must be one of {RESTART_SELECTIONS}, got {selection!r}."
         )
-
-
-def mean_agreements(clusters: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean adjusted Rand index of each partition with each of the others (``nan`` alone)."""
-    n = len(clusters)
-    agreement = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            agreement[i, j] = agreement[j, i] = adjusted_rand_score(clusters[i], clusters[j])
-    return agreement.sum(1) / (n - 1) if n > 1 else np.full(n, np.nan)
 
 
 def select_restart(

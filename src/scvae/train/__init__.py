@@ -1,5 +1,6 @@
 """Training helpers plugged into scvi-tools' Lightning trainer."""
 
+from ._agreement import mean_agreements
 from ._callbacks import NonFiniteLossError, NonFiniteLossGuard, as_callback_list
 from ._component_initialization import ComponentInitialization
 from ._convergence import ClusterConvergence
@@ -15,6 +16,7 @@ __all__ = [
     "NonFiniteLossGuard",
     "ScvaeTrainingPlan",
     "as_callback_list",
+    "mean_agreements",
     "metric_mode",
     "quiet_training",
 ]

@@ -7,8 +7,10 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
+
+from ._agreement import mean_agreements
+from ._evaluating import evaluating
 
 #: How the latent means are clustered at a placement.
 PLACEMENT_METHODS = ("kmeans", "gaussian_mixture")
@@ -112,14 +114,7 @@ class ComponentInitialization(Callback):
             KMeans(n_fit, n_init=1, random_state=(self.seed + run) % 2**32).fit(sample)
             for run in range(self.n_init)
         ]
-        partitions = [run.labels_ for run in runs]
-        agreement = np.zeros((len(runs), len(runs)))
-        for i in range(len(runs)):
-            for j in range(i + 1, len(runs)):
-                agreement[i, j] = agreement[j, i] = adjusted_rand_score(
-                    partitions[i], partitions[j]
-                )
-        typical = runs[int(agreement.sum(1).argmax())]
+        typical = runs[int(np.argmax(mean_agreements([run.labels_ for run in runs])))]
         return typical.labels_ if sample is latents else typical.predict(latents)
 
     def fit(
@@ -185,14 +180,12 @@ def _spread(means: np.ndarray, variances: np.ndarray, centre: np.ndarray) -> np.
 @torch.inference_mode()
 def latent_posteriors(module, dataset, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and variances of z of every cell of ``dataset`` (cells x latent)."""
-    was_training = module.training
-    module.eval()
     means, variances = [], []
-    for positions in dataset.minibatches(batch_size):
-        mean, variance, _ = module.posterior_summary(dataset[positions])
-        means.append(mean.cpu())
-        variances.append(variance.cpu())
-    module.train(was_training)
+    with evaluating(module):
+        for positions in dataset.minibatches(batch_size):
+            mean, variance, _ = module.posterior_summary(dataset[positions])
+            means.append(mean.cpu())
+            variances.append(variance.cpu())
     return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
@@ -203,24 +196,22 @@ def _fit_cluster_encoder(
     parameters = [*module.cluster_encoder.parameters(), *module.cluster_logits.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
     targets = torch.as_tensor(assignment, dtype=torch.long)
-    was_training = module.training
-    module.eval()
-    module.cluster_encoder.train()
-    for _ in range(max_passes):
-        n_agree = 0
-        for positions in dataset.minibatches(batch_size, shuffle=True):
-            if len(positions) < 2:  # batch norm needs two cells (another cell each pass)
-                continue
-            logits = module.qy_logits(dataset[positions])
-            target = targets[positions].to(logits.device)
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            n_agree += int((logits.argmax(-1) == target).sum())
-        if n_agree >= 0.98 * len(dataset):
-            break
-    module.train(was_training)
+    with evaluating(module):
+        module.cluster_encoder.train()
+        for _ in range(max_passes):
+            n_agree = 0
+            for positions in dataset.minibatches(batch_size, shuffle=True):
+                if len(positions) < 2:  # batch norm needs two cells (another cell each pass)
+                    continue
+                logits = module.qy_logits(dataset[positions])
+                target = targets[positions].to(logits.device)
+                loss = torch.nn.functional.cross_entropy(logits, target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                n_agree += int((logits.argmax(-1) == target).sum())
+            if n_agree >= 0.98 * len(dataset):
+                break
 
 
 def _cluster_encoder_state(module) -> dict[str, torch.Tensor]:

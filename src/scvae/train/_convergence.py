@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from ._evaluating import evaluating
+
 #: Without validation cells, this many training cells (a fixed random subset) are followed.
 N_TRACKED_CELLS = 2048
 
@@ -129,11 +131,9 @@ class ClusterConvergence(Callback):
         n_cells = len(dataset)
         positions = np.sort(rng.choice(n_cells, min(n_cells, N_TRACKED_CELLS), replace=False))
         dataset.load(positions)
-        was_training = module.training
-        module.eval()
-        clusters = [
-            module.posterior_summary(dataset[chunk.tolist()])[-1]
-            for chunk in np.array_split(positions, max(1, len(positions) // 1024))
-        ]
-        module.train(was_training)
+        with evaluating(module):
+            clusters = [
+                module.posterior_summary(dataset[chunk.tolist()])[-1]
+                for chunk in np.array_split(positions, max(1, len(positions) // 1024))
+            ]
         return torch.cat(clusters)

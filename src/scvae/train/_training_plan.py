@@ -124,20 +124,24 @@ class ScvaeTrainingPlan(TrainingPlan):
     def __init__(self, module, **kwargs):
         if kwargs.get("n_steps_kl_warmup") is not None:  # else scvi-tools' 400 epochs prevail
             kwargs.setdefault("n_epochs_kl_warmup", None)
-        optimizer = kwargs.get("optimizer", "Adam")
-        if optimizer in FUSED_OPTIMIZERS and kwargs.get("optimizer_creator") is None:
-            options = {key: kwargs[key] for key in ("lr", "eps", "weight_decay") if key in kwargs}
-            defaults = {"lr": 1e-3, "eps": 0.01, "weight_decay": 1e-6}  # scvi-tools' defaults
-            kwargs["optimizer_creator"] = fused_optimizer_creator(
-                FUSED_OPTIMIZERS[optimizer], **(defaults | options)
-            )
-            kwargs["optimizer"] = "Custom"
         super().__init__(module, **kwargs)
         self._sums = {"train": EpochSums(), "validation": EpochSums()}
         #: q(y | x) of each validation cell at the last validation pass (this process's cells,
         #: in order), for modules with a cluster variable; else ``None``.
         self.validation_clusters: torch.Tensor | None = None
         self._clusters: list[torch.Tensor] = []
+
+    def get_optimizer_creator(self):
+        """scvi-tools' ``"Adam"`` and ``"AdamW"`` (its ``lr``, ``eps``, ``weight_decay``) with
+        the fused kernel (:func:`fused_optimizer_creator`); any other as scvi-tools makes it."""
+        if self.optimizer_name in FUSED_OPTIMIZERS:
+            return fused_optimizer_creator(
+                FUSED_OPTIMIZERS[self.optimizer_name],
+                lr=self.lr,
+                eps=self.eps,
+                weight_decay=self.weight_decay,
+            )
+        return super().get_optimizer_creator()
 
     def configure_optimizers(self):
         """scvi-tools' optimiser; the plateau scheduler, if asked for, knows the ELBO rises."""
