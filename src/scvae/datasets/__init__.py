@@ -1,4 +1,4 @@
-"""Data sets: synthetic counts with planted structure (and, in time, bundled real data)."""
+"""Data sets: synthetic counts with planted structure, and the bundled paul15 counts."""
 
 from ._paul15 import paul15
 from ._synthetic import synthetic_counts

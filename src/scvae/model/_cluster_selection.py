@@ -34,7 +34,7 @@ SEPARABILITY_THRESHOLD = 0.95
 #: Cells per component whose likelihoods are evaluated (all of them up to this number, else
 #: drawn at random): the merging reads ``components x cells per component x components``
 #: decoded likelihoods. Enough cells that the number of clusters chosen does not depend on
-#: which were drawn (``docs/benchmarks/cluster_selection_draws.md``).
+#: which were drawn.
 CELLS_PER_COMPONENT = 1000
 
 

@@ -15,8 +15,8 @@ MIN_SCALE = 1e-4
 class GaussianEncoder(nn.Module):
     """Diagonal Gaussian posterior over the latent variable from an MLP.
 
-    The standard deviation is ``softplus(.) + 1e-4``: unlike ``exp(log_var)`` it cannot overflow,
-    which is what made deep encoders of an earlier attempt explode.
+    The standard deviation is ``softplus(.) + 1e-4``: unlike ``exp(log_var)`` it cannot
+    overflow, so a deep encoder's large pre-activations give large, finite scales.
 
     Parameters
     ----------

@@ -34,8 +34,6 @@ DEMO_N_GENES = 1000
 DEMO_N_MC_SAMPLES = 20
 #: Fraction of the cells that the demo holds out to score the model.
 DEMO_HELDOUT_FRACTION = 0.1
-#: Files the demo writes.
-DEMO_FILES = ("paul15_scvae.h5ad", "umap.png", "training_curves.png", "metrics.json")
 
 
 def run_demo(
