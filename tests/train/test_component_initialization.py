@@ -75,7 +75,7 @@ def record_fits(monkeypatch) -> list:
     monkeypatch.setattr(
         ComponentInitialization,
         "fit",
-        lambda self, *args: fitted.append(fit(self, *args)) or fitted[-1],
+        lambda self, *args, **kwargs: fitted.append(fit(self, *args, **kwargs)) or fitted[-1],
     )
     return fitted
 

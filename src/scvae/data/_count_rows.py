@@ -35,7 +35,7 @@ class CountRows:
         Serve rows as torch sparse CSR tensors (of float32 counts) instead of dense ones.
     """
 
-    def __init__(self, matrix, device: torch.device | str = "cpu", sparse: bool = False):
+    def __init__(self, matrix, *, device: torch.device | str = "cpu", sparse: bool = False):
         self.n_cols = matrix.shape[1]
         self.backed = not isinstance(matrix, np.ndarray | sp.spmatrix | sp.sparray)
         self.device = torch.device(device)

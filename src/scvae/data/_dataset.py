@@ -31,6 +31,7 @@ class RegisteredTensors(Dataset):
         self,
         adata_manager: AnnDataManager,
         indices: np.ndarray,
+        *,
         device: torch.device | str = "cpu",
         sparse: bool = False,
     ):
@@ -39,7 +40,7 @@ class RegisteredTensors(Dataset):
         backed = adata_manager.adata.isbacked
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         # In memory: convert only the served cells; backed: keep the file and map indices.
-        self.counts = CountRows(counts if backed else counts[indices], device, sparse)
+        self.counts = CountRows(counts if backed else counts[indices], device=device, sparse=sparse)
         self.row_offset = self.indices if backed else None
         self.fields = {
             key: torch.as_tensor(
@@ -62,6 +63,7 @@ class RegisteredTensors(Dataset):
     def minibatches(
         self,
         batch_size: int,
+        *,
         shuffle: bool = False,
         drop_last: bool = False,
         block_size: int = 1024,

@@ -41,14 +41,14 @@ class CountLayerField(LayerField):
 
     FINGERPRINT_KEY = "fingerprint"
 
-    def __init__(self, registry_key: str, layer: str | None, allow_non_integer: bool = False):
+    def __init__(self, registry_key: str, layer: str | None, *, allow_non_integer: bool = False):
         super().__init__(registry_key, layer, is_count_data=False)
         self.allow_non_integer = allow_non_integer
 
     def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
         """Check the target's counts, then register them as scvi-tools does."""
         validate_counts(
-            adata_target, self.attr_key, allow_non_integer=self.allow_non_integer, query=True
+            adata_target, layer=self.attr_key, allow_non_integer=self.allow_non_integer, query=True
         )
         return super().transfer_field(state_registry, adata_target, **kwargs)
 

@@ -48,6 +48,7 @@ class TensorDataLoader(DataLoader):
     def __init__(
         self,
         adata_manager: AnnDataManager,
+        *,
         indices=None,
         batch_size: int = 128,
         shuffle: bool = False,
@@ -65,7 +66,9 @@ class TensorDataLoader(DataLoader):
         indices = np.asarray(indices)
         if indices.dtype == bool:
             indices = np.flatnonzero(indices)
-        dataset = RegisteredTensors(adata_manager, indices, device, load_sparse_tensor)
+        dataset = RegisteredTensors(
+            adata_manager, indices, device=device, sparse=load_sparse_tensor
+        )
         batch_size = batch_size or 128
         if distributed_sampler:
             sampler = BatchDistributedSampler(
@@ -73,7 +76,11 @@ class TensorDataLoader(DataLoader):
             )
         elif dataset.counts.backed:
             sampler = dataset.minibatches(
-                batch_size, shuffle, drop_last, block_size, blocks_per_buffer
+                batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                block_size=block_size,
+                blocks_per_buffer=blocks_per_buffer,
             )
         else:
             order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)

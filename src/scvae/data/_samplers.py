@@ -39,6 +39,7 @@ class BlockShuffleSampler(Sampler):
         rows: np.ndarray,
         batch_size: int,
         load,
+        *,
         block_size: int = 1024,
         blocks_per_buffer: int = 16,
         shuffle: bool = True,

@@ -153,9 +153,9 @@ def _values(chunk) -> np.ndarray:
 
 def validate_counts(
     adata: AnnData,
+    *,
     layer: str | None = None,
     allow_non_integer: bool = False,
-    *,
     query: bool = False,
 ) -> None:
     """Check that ``adata``'s count matrix holds raw counts usable by every scvae likelihood.

@@ -9,6 +9,7 @@ from anndata import AnnData
 def synthetic_counts(
     n_cells: int = 1000,
     n_genes: int = 200,
+    *,
     n_clusters: int = 5,
     n_batches: int = 1,
     batch_effect: float = 0.0,

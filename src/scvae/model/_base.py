@@ -85,7 +85,7 @@ class ScvaeModel(
         :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
-            validate_counts(adata, layer, allow_non_integer=allow_non_integer)
+            validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
         cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
 
     @classmethod
@@ -108,7 +108,7 @@ class ScvaeModel(
             allow_non_integer=allow_non_integer,
         )
         fields = [
-            CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer),
+            CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer=allow_non_integer),
             BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),
             LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
         ]

@@ -160,7 +160,7 @@ def check_piecewise_counts(adata: AnnData, layer: str | None, piecewise_cutoff: 
     if piecewise_cutoff is None:
         return
     try:  # the counts were registered: the advice is about them, not the registration
-        validate_counts(adata, layer, query=True)
+        validate_counts(adata, layer=layer, query=True)
     except InvalidCountsError as error:
         raise InvalidCountsError(
             f"piecewise_cutoff={piecewise_cutoff} needs integer counts (one class per count): "

@@ -114,6 +114,7 @@ class ClusterQueriesMixin:
     def predict(
         self,
         adata: AnnData | None = None,
+        *,
         soft: bool = False,
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
@@ -294,7 +295,7 @@ class ClusterQueriesMixin:
             f"{', '.join(map(str, categories))} or its code (0 to {len(categories) - 1})."
         )
 
-    def get_cluster_profiles(self, transform_batch: int | str = 0) -> pd.DataFrame:
+    def get_cluster_profiles(self, *, transform_batch: int | str = 0) -> pd.DataFrame:
         """Expected normalised expression of each cluster (clusters x genes).
 
         Decodes the mean :math:`\\mu_k` of each p(z | y=k) (with the piecewise-categorical
@@ -321,6 +322,7 @@ class ClusterQueriesMixin:
     def sample(
         self,
         n: int,
+        *,
         cluster: int | None = None,
         library_size: float | None = None,
         transform_batch: int | str = 0,

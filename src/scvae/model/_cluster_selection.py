@@ -102,7 +102,7 @@ class ClusterSelection:
         threshold = separabilities[n_merges] if n_merges < len(separabilities) else 1.0
         return _cut(self.merges, n_components, float(threshold), n_merges)
 
-    def linkage(self, clusters_only: bool = False) -> np.ndarray:
+    def linkage(self, *, clusters_only: bool = False) -> np.ndarray:
         """The merges as a scipy linkage matrix, in their order (height: the separability of
         each merge, made non-decreasing); with ``clusters_only``, the tree over the chosen
         clusters."""

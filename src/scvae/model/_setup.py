@@ -74,7 +74,7 @@ def setup_anndata(
     check_obs_complete(adata, batch_key, "batch_key")  # cells without a label are allowed
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_sortable(adata, key, name)
-    validate_counts(adata, layer, allow_non_integer=allow_non_integer)
+    validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
     warn_small_batches(adata, batch_key)
     # All classes or, if one fails, the registration as it was.
     with registering(adata), without_scvi_setup_warnings():

@@ -12,6 +12,7 @@ from ._utils import finish, new_axes, require_gmvae
 
 def cluster_selection(
     model: GMVAE,
+    *,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | PathLike | None = None,

@@ -14,6 +14,7 @@ from ._utils import finish, new_axes, require_gmvae
 
 def cluster_profiles(
     model: GMVAE,
+    *,
     n_genes: int = 3,
     ax: Axes | None = None,
     cmap: str = "RdBu_r",
@@ -86,6 +87,7 @@ def cluster_profiles(
 
 def cluster_probabilities(
     adata: AnnData | GMVAE,
+    *,
     ax: Axes | None = None,
     key: str = CLUSTER_PROBABILITIES_KEY,
     cmap: str = "viridis",

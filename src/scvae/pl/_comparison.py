@@ -29,6 +29,7 @@ def _model_name(row: pd.Series) -> str:
 
 def model_comparison(
     df: pd.DataFrame,
+    *,
     metric: str = "heldout_elbo",
     ax: Axes | None = None,
     show: bool | None = None,

@@ -23,6 +23,7 @@ TRAINING_TERMS: dict[str, str] = {
 
 def training_curves(
     model: ScvaeModel,
+    *,
     ax: Axes | Sequence[Axes] | None = None,
     show: bool | None = None,
     save: str | PathLike | None = None,

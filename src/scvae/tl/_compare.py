@@ -27,6 +27,7 @@ from ._workflow import (
 
 def compare_models(
     adata: AnnData,
+    *,
     likelihoods: Sequence[str] = ("poisson", "nb", "zinb"),
     n_clusters: Sequence[int | str | None] = (None, 5),
     labels_key: str | None = None,

@@ -193,6 +193,7 @@ def saved_genes(model_dir: str | Path, *, prefix: str | None = None) -> pd.Index
 
 def fit_model(
     adata: AnnData,
+    *,
     n_clusters: int | None = None,
     layer: str | None = None,
     batch_key: str | None = None,
@@ -283,10 +284,10 @@ def clustering_scores(labels: Sequence[Any], clusters: Sequence[Any]) -> dict[st
 def evaluate_model(
     model: ScvaeModel,
     adata: AnnData | None = None,
+    *,
     labels_key: str | None = None,
     n_mc_samples: int = 100,
     batch_size: int | None = None,
-    *,
     seed: int | None = 0,
 ) -> dict[str, Any]:
     """Per-cell ELBO, importance-weighted log-likelihood and, for a GMVAE, ARI/NMI vs labels.

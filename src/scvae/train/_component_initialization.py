@@ -57,6 +57,7 @@ class ComponentInitialization(Callback):
     def __init__(
         self,
         epochs: int | Sequence[int],
+        *,
         n_init: int = 30,
         seed: int = 0,
         max_passes: int = 10,
@@ -86,7 +87,7 @@ class ComponentInitialization(Callback):
         # identical on every DDP rank; rank 0's copy is broadcast to rule out float drift.
         means, variances = latent_posteriors(module, loader.dataset, batch_size)
         current = module.prior.means.detach().cpu().numpy()
-        fitted = match_components(self.fit(means, module.n_clusters, variances), current)
+        fitted = match_components(self.fit(means, module.n_clusters, variances=variances), current)
         assignment, centres, scales, weights = trainer.strategy.broadcast(fitted, src=0)
         module.prior.set(centres, scales, weights)
         if hasattr(module, "cluster_encoder"):  # q(y|x) has a network of its own
@@ -118,7 +119,7 @@ class ComponentInitialization(Callback):
         return typical.labels_ if sample is latents else typical.predict(latents)
 
     def fit(
-        self, latents: np.ndarray, n_clusters: int, variances: np.ndarray | None = None
+        self, latents: np.ndarray, n_clusters: int, *, variances: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Cluster ``latents`` (posterior means, cells x latent) into ``n_clusters`` components.
 

@@ -52,6 +52,7 @@ class ClusterConvergence(Callback):
 
     def __init__(
         self,
+        *,
         start_epoch: int = 0,
         patience: int = 10,
         max_changed: float = 0.02,
