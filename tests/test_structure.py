@@ -69,6 +69,22 @@ def test_lower_layers_do_not_import_the_models_tools_plots_or_cli(path):
     assert not upward, f"{path.relative_to(PACKAGE)} imports {upward}"
 
 
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_packages_import_each_other_through_their_init(path):
+    """``scvae.model`` may import ``scvae.module`` but not ``scvae.module._networks``: a
+    package's private modules are its own, and its ``__init__`` is what the others see."""
+    own = package_of(path).split(".")[:2]
+    private = [
+        name
+        for name in imported_modules(path.read_text(), package_of(path))
+        if name.startswith("scvae.")
+        and len(name.split(".")) > 2
+        and name.split(".")[2].startswith("_")
+        and name.split(".")[:2] != own
+    ]
+    assert not private, f"{path.relative_to(PACKAGE)} imports private modules {private}"
+
+
 def test_imports_are_resolved_as_python_resolves_them():
     source = "import scvi.model._utils\nfrom ..model import GMVAE\nfrom . import _vae\n"
     names = imported_modules(source, "scvae.module")

@@ -205,8 +205,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
         raise FileNotFoundError(f"{args.model_dir}: no such model directory")
 
     from scvae.model import GeneMismatchError
-    from scvae.tl import evaluate_model, load_model, saved_genes
-    from scvae.tl._workflow import check_labels
+    from scvae.tl import check_labels, evaluate_model, load_model, saved_genes
 
     if args.n_mc_samples < 1:
         raise ValueError(f"--n-mc-samples must be at least 1, got {args.n_mc_samples}")

@@ -10,6 +10,8 @@ or ``"scale"``) as scvi-tools' ``RNASeqMixin`` expects. ``log_prob`` takes the c
 dense tensor or as a torch sparse CSR ``(cells, genes)`` matrix; the negative binomial then
 reads only the non-zero counts, the others densify it. :data:`LIKELIHOODS` maps the names
 models accept (``likelihood="nb"``) to these classes.
+
+Names imported ``as`` themselves and not in ``__all__`` serve scvae's other packages.
 """
 
 from ._base import CountDistribution
@@ -19,6 +21,7 @@ from ._likelihoods import LIKELIHOODS, Likelihood, get_likelihood, register_like
 from ._negative_binomial import NegativeBinomial
 from ._piecewise_categorical import PiecewiseCategorical
 from ._poisson import Poisson
+from ._utils import library_scaled as library_scaled
 from ._zero_inflated_negative_binomial import ZeroInflatedNegativeBinomial
 from ._zero_inflated_poisson import ZeroInflatedPoisson
 

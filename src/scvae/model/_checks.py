@@ -10,8 +10,7 @@ from anndata import AnnData
 from scvae._constants import check_key_added
 from scvae.data import InvalidCountsError, check_obs_complete, check_obs_key, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
-from scvae.module._networks import batch_norm_places, hidden_widths
-from scvae.module._parameter_heads import DISPERSIONS
+from scvae.module import DISPERSIONS, batch_norm_places, hidden_widths
 
 
 class GeneMismatchError(ValueError):

@@ -5,8 +5,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scvae.distributions import CountDistribution, PiecewiseCategorical, get_likelihood
-from scvae.distributions._utils import library_scaled
+from scvae.distributions import (
+    CountDistribution,
+    PiecewiseCategorical,
+    get_likelihood,
+    library_scaled,
+)
 
 from ._networks import MLP
 from ._parameter_heads import parameter_head

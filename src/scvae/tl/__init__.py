@@ -1,7 +1,13 @@
-"""Tools: fit, load, evaluate and compare scvae models (``scvae.tl``, as in scanpy)."""
+"""Tools: fit, load, evaluate and compare scvae models (``scvae.tl``, as in scanpy).
+
+Names imported ``as`` themselves and not in ``__all__`` serve scvae's other packages.
+"""
 
 from ._compare import compare_models
 from ._demo import run_demo
+from ._workflow import (
+    check_labels as check_labels,
+)
 from ._workflow import (
     evaluate_model,
     fit_model,

@@ -10,8 +10,14 @@ from anndata import AnnData
 
 from scvae.data import check_obs_complete
 from scvae.distributions import LIKELIHOODS
-from scvae.model import GMVAE, VAE, setup_anndata
-from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
+from scvae.model import (
+    GMVAE,
+    VAE,
+    check_cells_fill_clusters,
+    check_max_epochs,
+    check_n_clusters,
+    setup_anndata,
+)
 
 from ._workflow import (
     build_model,

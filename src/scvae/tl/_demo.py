@@ -14,7 +14,7 @@ from scvae import datasets, pl
 from scvae._constants import CLUSTER_KEY, LATENT_KEY
 from scvae._files import write_whole
 from scvae.data import strip_registration
-from scvae.model._checks import check_cells_fill_clusters, check_max_epochs, check_n_clusters
+from scvae.model import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
 from ._workflow import (
     check_n_genes,

@@ -13,9 +13,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from scvae._random import seeded
 from scvae.data import check_obs_complete, check_obs_key, strip_registration
-from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
-from scvae.model._checks import whole_number
-from scvae.model._saved import read_saved_model
+from scvae.model import GMVAE, VAE, ScvaeModel, read_saved_model, setup_anndata, whole_number
 from scvae.train import quiet_training
 
 
