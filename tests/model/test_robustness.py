@@ -1,5 +1,6 @@
 """Edge shapes, saved models and reproducibility: clear errors or correct results, never junk."""
 
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -320,3 +321,17 @@ def test_non_integer_counts_are_refused_by_the_piecewise_likelihood(adata):
     scvae.setup_anndata(adata, layer="counts", allow_non_integer=True)
     with pytest.raises(InvalidCountsError, match=r"non-integer"):
         scvae.VAE(adata, likelihood="nb", piecewise_cutoff=3)
+
+
+def test_a_query_of_an_untrained_model_warns(adata):
+    """Its answers come from the random initial weights; latent and cluster queries refuse."""
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    with pytest.warns(UserWarning, match="untrained model"):
+        model.get_elbo()
+    with pytest.warns(UserWarning, match="untrained model"):
+        model.get_normalized_expression()
+    model.train(max_epochs=1, **QUIET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.get_elbo()

@@ -130,7 +130,8 @@ class ScvaeModel(
         )
 
     def _make_data_loader(self, adata: AnnData, indices: Sequence[int] | None = None, **kwargs):
-        """scvi-tools' loader of every query, its ``indices`` checked (:func:`cell_positions`)."""
+        """scvi-tools' loader of every query: warns if untrained, ``indices`` checked."""
+        self._check_if_trained(warn=True)
         positions = cell_positions(indices, adata.n_obs)
         return super()._make_data_loader(adata, indices=positions, **kwargs)
 
@@ -228,9 +229,7 @@ class ScvaeModel(
         if early_stopping:  # the history's ELBOs rise, its losses fall
             monitor = kwargs.get("early_stopping_monitor", "elbo_validation")
             kwargs.setdefault("early_stopping_mode", metric_mode(monitor))
-        # A trained or loaded module is in eval mode, which Lightning keeps: training again
-        # would run without dropout and with frozen batch-norm statistics.
-        self.module.train()
+        self.module.train()  # Lightning keeps a trained or loaded module's eval mode
         try:
             with quiet_training():
                 super().train(
