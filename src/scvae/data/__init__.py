@@ -1,4 +1,7 @@
-"""Checking, registering and serving AnnData count matrices."""
+"""Checking, registering and serving AnnData count matrices.
+
+Names imported ``as`` themselves and not in ``__all__`` serve scvae's other packages.
+"""
 
 from ._count_rows import CountRows
 from ._dataset import RegisteredTensors
@@ -8,10 +11,10 @@ from ._obs_fields import BatchField, LabelsField
 from ._registration import (
     check_own_registration,
     registering,
-    registration_of,
     strip_registration,
-    without_scvi_setup_warnings,
 )
+from ._registration import registration_of as registration_of
+from ._registration import without_scvi_setup_warnings as without_scvi_setup_warnings
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
 from ._validation import (
@@ -42,9 +45,7 @@ __all__ = [
     "counts_are_sparse",
     "registered_layer",
     "registering",
-    "registration_of",
     "strip_registration",
     "validate_counts",
     "warn_small_batches",
-    "without_scvi_setup_warnings",
 ]
