@@ -26,7 +26,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError)
 #: other commands take no such options: a saved model knows its layer).
 CLI_HINTS = {
     "allow_non_integer=True": "--allow-non-integer",
-    "layer='counts'": "--layer counts",
     "layer=None": "no --layer",
 }
 #: Further arguments of the library that ``scvae train`` takes as options of the same name.
@@ -98,6 +97,8 @@ def _as_options(message: str, command: str) -> str:
         return message
     for library, command_line in CLI_HINTS.items() if command == "train" else ():
         message = message.replace(library, command_line)
+    if command == "train":
+        message = re.sub(r"(?<![.\w])layer='([^']*)'", r"--layer \1", message)
     for name in CLI_OPTIONS:  # n_clusters=5 as --n-clusters 5, not model.n_clusters_used_
         option = f"--{name.replace('_', '-')}"
         message = re.sub(rf"(?<![.\w]){name}=", f"{option} ", message)

@@ -244,7 +244,7 @@ def test_a_model_on_a_copy_that_was_not_set_up_says_to_set_it_up(adata):
 
 def test_normalised_counts_in_x_name_the_layers_there_are(adata):
     adata.X = adata.X / 2.5
-    with pytest.raises(InvalidCountsError, match=r"one of \['counts'\] \(layer=\.\.\.\)"):
+    with pytest.raises(InvalidCountsError, match=r"one of \['counts'\]: layer='counts'\."):
         scvae.setup_anndata(adata)
     del adata.layers["counts"]
     with pytest.raises(InvalidCountsError, match="adata has no layers: put the raw counts in"):

@@ -190,7 +190,10 @@ def validate_counts(
             "adata.layers['counts'] = adata.raw[:, adata.var_names].X, then layer='counts'."
         )
     elif layer is None and adata.layers:
-        fix = f"Pass the layer with the raw counts, one of {list(adata.layers)} (layer=...)."
+        fix = (
+            f"Pass the layer with the raw counts, one of {list(adata.layers)}: "
+            f"layer={next(iter(adata.layers))!r}."
+        )
     elif layer is None:
         fix = (
             "adata has no layers: put the raw counts in adata.X, or in a layer "
