@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from scvae._arguments import integer_at_least
+
 
 class BlockShuffleSampler(Sampler):
     """Minibatches of shuffled cells that read a backed file in long contiguous pieces.
@@ -46,7 +48,7 @@ class BlockShuffleSampler(Sampler):
         drop_last: bool = False,
     ):
         for name, value in (("block_size", block_size), ("blocks_per_buffer", blocks_per_buffer)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            if not integer_at_least(value, 1):
                 raise ValueError(
                     f"{name} (of datasplitter_kwargs) must be a positive integer, got {value!r}."
                 )

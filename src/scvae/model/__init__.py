@@ -8,7 +8,6 @@ from ._checks import GeneMismatchError
 from ._checks import check_cells_fill_clusters as check_cells_fill_clusters
 from ._checks import check_max_epochs as check_max_epochs
 from ._checks import check_n_clusters as check_n_clusters
-from ._checks import whole_number as whole_number
 from ._cluster_selection import SEPARABILITY_THRESHOLD, ClusterSelection
 from ._gmvae import GMVAE
 from ._saved import SavedModelError

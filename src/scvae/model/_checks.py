@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
+from scvae._arguments import whole_number
 from scvae._constants import check_key_added
 from scvae.data import InvalidCountsError, check_obs_complete, check_obs_key, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
@@ -114,11 +115,11 @@ def check_architecture(
                 f"The piecewise-categorical variant exists for {wrappable}, "
                 f"not likelihood={likelihood!r}."
             )
-        if int(piecewise_cutoff) != piecewise_cutoff or piecewise_cutoff < 1:
+        if whole_number(piecewise_cutoff, 1) is None:
             raise ValueError(
                 f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}."
             )
-    if int(n_latent) != n_latent or n_latent < 1:
+    if whole_number(n_latent, 1) is None:
         raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
@@ -129,14 +130,9 @@ def check_architecture(
 def check_n_clusters(n_clusters: int | str, max_clusters: int | None = None) -> None:
     """Raise ``ValueError`` unless ``n_clusters`` is ``"auto"`` or a positive integer, and
     ``max_clusters`` (when given) an integer of at least 2."""
-    auto = isinstance(n_clusters, str)
-    if (
-        isinstance(n_clusters, bool)
-        or (auto and n_clusters != "auto")
-        or (not auto and (int(n_clusters) != n_clusters or n_clusters < 1))
-    ):
+    if n_clusters != "auto" and whole_number(n_clusters, 1) is None:
         raise ValueError(f"n_clusters must be a positive integer or 'auto', got {n_clusters!r}.")
-    if max_clusters is not None and (int(max_clusters) != max_clusters or max_clusters < 2):
+    if max_clusters is not None and whole_number(max_clusters, 2) is None:
         raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters}.")
 
 
@@ -165,20 +161,6 @@ def check_piecewise_counts(adata: AnnData, layer: str | None, piecewise_cutoff: 
             f"piecewise_cutoff={piecewise_cutoff} needs integer counts (one class per count): "
             f"{error} Or leave piecewise_cutoff out."
         ) from error
-
-
-def whole_number(value, minimum: int) -> int | None:
-    """``value`` as an ``int`` if it is a whole number of at least ``minimum`` (``10``,
-    ``np.int64(10)`` or ``10.0``, not ``True``), else ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return None
-    return int(value) if value == int(value) and value >= minimum else None
-
-
-def integer_at_least(value, minimum: int) -> bool:
-    """Whether ``value`` is an integer (Python or NumPy, not a float or ``True``) of at least
-    ``minimum``."""
-    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
 
 
 #: scvi-tools' share of the cells that trains when ``train_size`` is not given.

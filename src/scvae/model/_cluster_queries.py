@@ -12,11 +12,11 @@ import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
+from scvae._arguments import integer_at_least
 from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
 from scvae._random import random_state_kept, seeded
 
 from ._annotation import write_clusters
-from ._checks import integer_at_least
 from ._cluster_selection import cluster_use
 
 

@@ -25,6 +25,7 @@ from scipy.cluster.hierarchy import cophenet, dendrogram, linkage
 from scipy.special import logsumexp
 from scvi import REGISTRY_KEYS
 
+from scvae._arguments import whole_number
 from scvae._counts import library_size
 
 #: Separability two groups of components need to count as two clusters: about this share of
@@ -90,7 +91,7 @@ class ClusterSelection:
             if not 0 < threshold <= 1:
                 raise ValueError(f"The separability threshold must be in (0, 1], got {threshold}.")
             return _cut(self.merges, n_components, threshold)
-        if int(n_clusters) != n_clusters or not 1 <= n_clusters <= n_components:
+        if whole_number(n_clusters, 1) is None or n_clusters > n_components:
             raise ValueError(
                 f"n_clusters must be an integer from 1 to the {n_components} components, "
                 f"got {n_clusters!r}."

@@ -11,6 +11,7 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass
 
+from scvae._arguments import whole_number
 from scvae._counts import library_size
 from scvae.module import ComponentGMVAEModule
 
@@ -209,7 +210,7 @@ class LikelihoodQueriesMixin:
         component's parameters come prefixed ``"component_"`` (``"component_dispersions"``,
         ...) with the component axis before the cells.
         """
-        if int(n_samples) != n_samples or n_samples < 1:
+        if whole_number(n_samples, 1) is None:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         loader = self._query_minibatches(adata, indices, batch_size, dataloader)
         self.module.eval()

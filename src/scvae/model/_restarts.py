@@ -4,10 +4,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from scvae._arguments import whole_number
 from scvae._random import seeded
 from scvae.train import mean_agreements
-
-from ._checks import whole_number
 
 #: How :meth:`GMVAE.train` picks one of its restarts.
 RESTART_SELECTIONS = ("elbo", "agreement")

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import integer_at_least, training_cells
+from scvae._arguments import integer_at_least
+
+from ._checks import training_cells
 
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.

@@ -6,6 +6,7 @@ import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from scvae._arguments import whole_number
 from scvae._constants import CLUSTER_PROBABILITIES_KEY
 from scvae.model import GMVAE
 
@@ -55,7 +56,7 @@ def cluster_profiles(
         A model with one cluster: there is nothing to contrast it with.
     """
     require_gmvae(model, "scvae.pl.cluster_profiles")
-    if int(n_genes) != n_genes or n_genes < 1:
+    if whole_number(n_genes, 1) is None:
         raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}.")
     profiles = model.get_cluster_profiles()
     n_clusters = len(profiles)

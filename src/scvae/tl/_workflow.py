@@ -11,9 +11,10 @@ import scvi
 from anndata import AnnData
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from scvae._arguments import whole_number
 from scvae._random import seeded
 from scvae.data import check_obs_complete, check_obs_key, strip_registration
-from scvae.model import GMVAE, VAE, ScvaeModel, read_saved_model, setup_anndata, whole_number
+from scvae.model import GMVAE, VAE, ScvaeModel, read_saved_model, setup_anndata
 from scvae.train import quiet_training
 
 
