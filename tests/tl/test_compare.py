@@ -7,7 +7,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import scvae
 from scvae.datasets import synthetic_counts
-from scvae.tl._workflow import evaluate_model, fit_model, heldout_split, unregistered_copy
+from scvae.tl._evaluate import evaluate_model
+from scvae.tl._fit import fit_model, heldout_split, unregistered_copy
 
 
 @pytest.fixture

@@ -5,16 +5,11 @@ Names imported ``as`` themselves and not in ``__all__`` serve scvae's other pack
 
 from ._compare import compare_models
 from ._demo import run_demo
-from ._workflow import (
-    check_labels as check_labels,
-)
-from ._workflow import (
-    evaluate_model,
-    fit_model,
-    load_model,
-    saved_genes,
-    select_variable_genes,
-)
+from ._evaluate import check_labels as check_labels
+from ._evaluate import evaluate_model
+from ._fit import fit_model
+from ._genes import select_variable_genes
+from ._load import load_model, saved_genes
 
 __all__ = [
     "compare_models",

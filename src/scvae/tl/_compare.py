@@ -19,16 +19,8 @@ from scvae.model import (
     setup_anndata,
 )
 
-from ._workflow import (
-    build_model,
-    check_labels,
-    check_n_mc_samples,
-    clustering_scores,
-    evaluate_model,
-    fit_model,
-    heldout_split,
-    unregistered_copy,
-)
+from ._evaluate import check_labels, check_n_mc_samples, clustering_scores, evaluate_model
+from ._fit import build_model, fit_model, heldout_split, unregistered_copy
 
 
 def compare_models(

@@ -16,15 +16,9 @@ from scvae._files import write_whole
 from scvae.data import strip_registration
 from scvae.model import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
-from ._workflow import (
-    check_n_genes,
-    clustering_scores,
-    evaluate_model,
-    fit_model,
-    heldout_split,
-    select_variable_genes,
-    unregistered_copy,
-)
+from ._evaluate import clustering_scores, evaluate_model
+from ._fit import fit_model, heldout_split, unregistered_copy
+from ._genes import check_n_genes, select_variable_genes
 
 #: Number of GMVAE components of the demo: the 19 clusters published by Paul et al.
 DEMO_N_CLUSTERS = 19
