@@ -20,13 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.cluster.hierarchy import cophenet, dendrogram, linkage
 from scipy.special import logsumexp
-from scvi import REGISTRY_KEYS
 
 from scvae._arguments import whole_number
-from scvae._counts import library_size
 
 #: Separability two groups of components need to count as two clusters: about this share of
 #: the cells of each (Laplace's estimate, (preferring + 1) / (cells + 2)) is better explained
@@ -190,27 +187,6 @@ def cells_to_evaluate(
     )
 
 
-@torch.inference_mode()
-def component_log_likelihoods(module, minibatches) -> np.ndarray:
-    """:math:`\\log p_\\theta(x_i \\mid z = \\mu_j)` for the cells of ``minibatches`` (an
-    iterable of registered tensors) and every component j of a GMVAE module (cells x K), each
-    mean decoded with the cell's library size and batch."""
-    module.eval()
-    device = module.prior.means.device
-    means = module.prior.means.detach()
-    rows = []
-    for tensors in minibatches:
-        x = tensors[REGISTRY_KEYS.X_KEY].to(device)
-        batch = tensors[REGISTRY_KEYS.BATCH_KEY].to(device).reshape(-1).long()
-        library = library_size(x)
-        columns = [
-            module.decoder(mean.expand(len(library), -1), library, batch).log_prob_sum(x)
-            for mean in means
-        ]
-        rows.append(torch.stack(columns, 1).cpu())
-    return torch.cat(rows).double().numpy()
-
-
 def select_clusters(
     log_likelihoods: np.ndarray,
     components: np.ndarray,
@@ -223,7 +199,8 @@ def select_clusters(
     Parameters
     ----------
     log_likelihoods
-        :math:`\\log p(x_i \\mid z = \\mu_j)`, cells x K (:func:`component_log_likelihoods`).
+        :math:`\\log p(x_i \\mid z = \\mu_j)`, cells x K (see
+        :meth:`~scvae.module.GMVAEModule.component_log_likelihoods`).
     components
         The component (argmax q(y|x)) of each of those cells.
     weights

@@ -22,7 +22,6 @@ from ._cluster_selection import (
     CELLS_PER_COMPONENT,
     ClusterSelection,
     cells_to_evaluate,
-    component_log_likelihoods,
     select_clusters,
 )
 from ._gmvae_training import fit_gmvae
@@ -345,7 +344,10 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         chosen = cells_to_evaluate(components, len(sizes), cells_per_component, settings.seed or 0)
         indices = np.asarray(self.train_indices)[chosen]
         loader = self._query_loader(self.adata, indices, batch_size=256)
-        log_likelihoods = component_log_likelihoods(self.module, loader)
+        self.module.eval()
+        log_likelihoods = np.concatenate(
+            [self.module.component_log_likelihoods(t).double().cpu().numpy() for t in loader]
+        )
         means = self.module.prior.means.detach().cpu().numpy()
         selection = select_clusters(log_likelihoods, components[chosen], sizes, means)
         if self.auto_clusters:

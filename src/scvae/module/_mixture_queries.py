@@ -1,6 +1,11 @@
 """What both GMVAE modules answer from their generative model alone: profiles and new cells."""
 
 import torch
+from scvi import REGISTRY_KEYS
+
+from scvae._counts import library_size
+
+from ._base import batch_codes
 
 
 class MixtureQueries:
@@ -21,6 +26,21 @@ class MixtureQueries:
         batch = torch.full((self.n_clusters,), transform_batch, device=means.device)
         profile = self.decoder(means, library, batch).get_normalized("scale")
         return profile / profile.sum(-1, keepdim=True)
+
+    @torch.inference_mode()
+    def component_log_likelihoods(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:math:`\\log p_\\theta(x_i \\mid z = \\mu_j)` of the cells of a minibatch
+        (registered ``tensors``) under every component j (``(cells, K)``): each component's
+        mean decoded with the cell's library size and batch."""
+        device = self.prior.means.device
+        x = tensors[REGISTRY_KEYS.X_KEY].to(device)
+        batch = batch_codes(tensors[REGISTRY_KEYS.BATCH_KEY].to(device))
+        library = library_size(x)
+        columns = [
+            self.decoder(mean.expand(len(library), -1), library, batch).log_prob_sum(x)
+            for mean in self.prior.means.detach()
+        ]
+        return torch.stack(columns, 1)
 
     @torch.inference_mode()
     def sample_prior(
