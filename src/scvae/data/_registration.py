@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from anndata import AnnData
+from scvi.data import AnnDataManager
 
 #: Prefix of the entries scvi-tools writes into ``obs`` and ``uns`` when registering AnnData.
 SCVI_PRIVATE_PREFIX = "_scvi_"
@@ -115,7 +116,7 @@ def _copy_of_registered(adata: AnnData) -> bool:
     return owner is not None and owner is not adata
 
 
-def registration_of(model_cls: type, adata: AnnData | None):
+def registration_of(model_cls: type, adata: AnnData | None) -> AnnDataManager | None:
     """The setup (:class:`~scvi.data.AnnDataManager`) ``model_cls`` holds for ``adata``, or
     ``None``: no ``adata``, not registered for the class, or a copy of a registered one."""
     if adata is None:

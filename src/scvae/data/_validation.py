@@ -90,7 +90,9 @@ def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
         ) from None
 
 
-def count_matrix(adata: AnnData, layer: str | None, *, query: bool = False):
+def count_matrix(
+    adata: AnnData, layer: str | None, *, query: bool = False
+) -> np.ndarray | sp.spmatrix | sp.sparray:
     """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error if it is missing
     (for a ``query``, one given to a model whose registration fixed ``layer``)."""
     if query and (adata.X is None if layer is None else layer not in adata.layers):

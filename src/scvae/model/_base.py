@@ -1,7 +1,7 @@
 """The base class of scvae's models: registration, training and results in the AnnData."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
@@ -325,7 +325,7 @@ class ScvaeModel(
         device: int | str = "auto",
         prefix: str | None = None,
         **kwargs,
-    ):
+    ) -> Self:
         """Load a model saved with :meth:`save`, checking the file and the genes first (a
         GMVAE saved by scvae 0.1.0 loads as the ``inference="per_component"`` model it is).
 

@@ -6,8 +6,11 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from scipy.optimize import linear_sum_assignment
+from scvi.module.base import BaseModuleClass
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
+
+from scvae.data import RegisteredTensors
 
 from ._agreement import mean_agreements
 from ._evaluating import evaluating
@@ -179,7 +182,9 @@ def _spread(means: np.ndarray, variances: np.ndarray, centre: np.ndarray) -> np.
 
 
 @torch.inference_mode()
-def latent_posteriors(module, dataset, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def latent_posteriors(
+    module: BaseModuleClass, dataset: RegisteredTensors, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and variances of z of every cell of ``dataset`` (cells x latent)."""
     means, variances = [], []
     with evaluating(module):
