@@ -58,9 +58,14 @@ def test_an_epoch_without_validation_is_not_counted():
     """With validation every other epoch, the epochs in between bring no new assignments:
     they must not count as assignments that did not move."""
     convergence = ClusterConvergence(start_epoch=0)
-    module = SimpleNamespace(validation_clusters=torch.eye(3)[[0, 1, 2, 0]])
-    trainer = SimpleNamespace(current_epoch=0, callback_metrics={}, should_stop=False)
-    module.log = lambda *args, **kwargs: None
+    module = SimpleNamespace(log=lambda *args, **kwargs: None)
+    trainer = SimpleNamespace(
+        current_epoch=0, callback_metrics={}, should_stop=False, sanity_checking=False
+    )
+    convergence.on_validation_epoch_start(trainer, module)
+    for qy in (torch.eye(3)[[0, 1]], torch.eye(3)[[2, 0]]):  # two minibatches
+        convergence.on_validation_batch_end(trainer, module, {"qy": qy}, None, 0)
+    convergence.on_validation_epoch_end(trainer, module)
     for epoch in range(3):  # validation ran in epoch 0 only
         trainer.current_epoch = epoch
         convergence.on_train_epoch_end(trainer, module)

@@ -70,16 +70,42 @@ class ClusterConvergence(Callback):
         self.elbos: list[float] = []
         self.stopped_epoch: int | None = None
         self._previous: torch.Tensor | None = None
+        #: q(y | x) of this process's validation cells at the last validation pass.
+        self._validated: torch.Tensor | None = None
+        self._batches: list[torch.Tensor] = []
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Forget any earlier fit."""
         self.changed, self.elbos, self.stopped_epoch, self._previous = [], [], None, None
+        self._validated = None
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start collecting the validation pass's q(y | x)."""
+        self._batches = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep a validation minibatch's q(y | x) (``{"qy": ...}`` from the training plan)."""
+        if isinstance(outputs, dict) and "qy" in outputs:
+            self._batches.append(outputs["qy"])
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The pass's q(y | x) of every validation cell (not Lightning's sanity check)."""
+        if not trainer.sanity_checking and self._batches:
+            self._validated = torch.cat(self._batches)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Record this epoch's assignment changes and ELBO; stop if both have settled."""
         if trainer.current_epoch + 1 <= self.start_epoch:
             return
-        clusters = getattr(pl_module, "validation_clusters", None)  # this epoch's validation
+        clusters = self._validated  # this epoch's validation pass, if there was one
         if clusters is not None and clusters is self._previous:
             return  # no validation this epoch (check_val_every_n_epoch > 1): nothing new
         if clusters is None or not len(clusters):

@@ -126,10 +126,6 @@ class ScvaeTrainingPlan(TrainingPlan):
             kwargs.setdefault("n_epochs_kl_warmup", None)
         super().__init__(module, **kwargs)
         self._sums = {"train": EpochSums(), "validation": EpochSums()}
-        #: q(y | x) of each validation cell at the last validation pass (this process's cells,
-        #: in order), for modules with a cluster variable; else ``None``.
-        self.validation_clusters: torch.Tensor | None = None
-        self._clusters: list[torch.Tensor] = []
 
     def get_optimizer_creator(self):
         """scvi-tools' ``"Adam"`` and ``"AdamW"`` (its ``lr``, ``eps``, ``weight_decay``) with
@@ -174,15 +170,18 @@ class ScvaeTrainingPlan(TrainingPlan):
     def on_validation_epoch_start(self) -> None:
         """Start the validation pass's running sums."""
         self._sums["validation"] = EpochSums()
-        self._clusters = []
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Add one validation minibatch's terms (loss with the current KL weight) and, for a
-        module with a cluster variable, its cells' q(y | x)."""
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor] | None:
+        """Add one validation minibatch's terms (loss with the current KL weight); for a
+        module with a cluster variable, return its cells' q(y | x) as ``{"qy": ...}``, which
+        callbacks receive in ``on_validation_batch_end``."""
         inference_outputs, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
         self._sums["validation"].add(loss_output)
         if "qy_logits" in inference_outputs:
-            self._clusters.append(torch.softmax(inference_outputs["qy_logits"].detach(), -1))
+            return {"qy": torch.softmax(inference_outputs["qy_logits"].detach(), -1)}
+        return None
 
     def on_train_epoch_end(self) -> None:
         """Log the training epoch's means."""
@@ -195,8 +194,6 @@ class ScvaeTrainingPlan(TrainingPlan):
         """Log the validation pass's means (not during Lightning's sanity check)."""
         if not self.trainer.sanity_checking:
             self._log(self._epoch_means("validation"))
-            if self._clusters:
-                self.validation_clusters = torch.cat(self._clusters)
 
     def _epoch_means(self, mode: str) -> dict[str, torch.Tensor]:
         sums = self._sums[mode]
