@@ -209,19 +209,23 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         self.inference = inference
         self.auto_clusters = auto
         self.module = self._build_module()
-        self.cluster_selection_: ClusterSelection | None = None
-        self.component_sizes_: np.ndarray | None = None
-        self.component_clusters_: np.ndarray | None = None
-        self.cluster_sizes_: np.ndarray | None = None
         self.key_added_ = DEFAULT_KEY
-        self.n_clusters_used_: int | None = None
-        self.restart_elbos_: np.ndarray | None = None
-        self.restart_agreements_: np.ndarray | None = None
+        self._forget_fit()
         self._model_summary_string = (
             f"scvae GMVAE: {n_clusters} clusters ({prior} prior, {inference} inference), "
             f"{likelihood} likelihood, {n_latent} latent, hidden {widths}"
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def _forget_fit(self) -> None:
+        """Clear the results of a fit (clusters, their selection and sizes, restarts)."""
+        self.cluster_selection_: ClusterSelection | None = None
+        self.component_sizes_: np.ndarray | None = None
+        self.component_clusters_: np.ndarray | None = None
+        self.cluster_sizes_: np.ndarray | None = None
+        self.n_clusters_used_: int | None = None
+        self.restart_elbos_: np.ndarray | None = None
+        self.restart_agreements_: np.ndarray | None = None
 
     def _build_module(self) -> GMVAEModule | ComponentGMVAEModule:
         """A module with fresh weights (from the global random state)."""
@@ -302,7 +306,6 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
             check_cells_fill_clusters(self.module.n_clusters, n_train, "training cells")
-        self.restart_elbos_ = self.restart_agreements_ = None
         schedule = GMVAESchedule.default(
             n_cells,
             max_epochs=max_epochs,
@@ -312,9 +315,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             batch_size=batch_size,
             plan_kwargs=plan_kwargs,
         )
-        # An earlier fit's selection and cluster sizes no longer apply (also if this one fails).
-        self.component_clusters_ = self.cluster_selection_ = self.component_sizes_ = None
-        self.cluster_sizes_ = self.n_clusters_used_ = None
+        self._forget_fit()  # an earlier fit's results no longer apply, also if this one fails
         fit_gmvae(
             self,
             super().train,
