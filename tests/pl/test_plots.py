@@ -140,8 +140,10 @@ def test_cluster_probabilities(trained, tmp_path):
         scvae.pl.cluster_probabilities(synthetic_counts(n_cells=10, n_genes=5))
     renamed = adata.copy()
     renamed.obsm["run2_cluster_probabilities"] = renamed.obsm.pop("scvae_cluster_probabilities")
-    with pytest.raises(KeyError, match=r"pass key= one of \['run2_cluster_probabilities'\]"):
+    with pytest.raises(KeyError, match=r"pass key_added= one of \['run2'\]"):
         scvae.pl.cluster_probabilities(renamed)
+    image = scvae.pl.cluster_probabilities(renamed, key_added="run2").images[0].get_array()
+    np.testing.assert_array_equal(image, ax.images[0].get_array())
     model = trained[0]  # the model draws its own AnnData's probabilities
     image = scvae.pl.cluster_probabilities(model).images[0].get_array()
     np.testing.assert_array_equal(image, ax.images[0].get_array())

@@ -7,7 +7,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 
 from scvae._arguments import whole_number
-from scvae._constants import CLUSTER_PROBABILITIES_KEY
+from scvae._constants import DEFAULT_KEY, result_keys
 from scvae.model import GMVAE
 
 from ._utils import finish, new_axes, require_gmvae
@@ -90,7 +90,7 @@ def cluster_probabilities(
     adata: AnnData | GMVAE,
     *,
     ax: Axes | None = None,
-    key: str = CLUSTER_PROBABILITIES_KEY,
+    key_added: str | None = None,
     cmap: str = "viridis",
     show: bool | None = None,
     save: str | PathLike | None = None,
@@ -105,8 +105,10 @@ def cluster_probabilities(
         or the GMVAE itself: its registered AnnData.
     ax
         Axes to draw on; by default a new figure.
-    key
-        ``adata.obsm`` key of the cells x clusters probabilities.
+    key_added
+        The ``key_added`` the clusters were written with (the probabilities are in
+        ``obsm[f"{key_added}_cluster_probabilities"]``): by default ``"scvae"``, or for a
+        GMVAE where it last wrote them (``model.key_added_``).
     cmap
         Colour map of the probabilities.
     show
@@ -119,17 +121,20 @@ def cluster_probabilities(
     The axes.
     """
     if isinstance(adata, GMVAE):
+        key_added = adata.key_added_ if key_added is None else key_added
         adata = adata.adata
+    key = result_keys(DEFAULT_KEY if key_added is None else key_added)["probabilities"]
     if not isinstance(adata, AnnData):
         raise TypeError(
             f"scvae.pl.cluster_probabilities draws an AnnData annotated by a GMVAE (or the "
             f"GMVAE), not a {type(adata).__name__}."
         )
     if key not in adata.obsm:
-        found = [name for name in adata.obsm if name.endswith("_cluster_probabilities")]
+        suffix = "_cluster_probabilities"
+        found = [name.removesuffix(suffix) for name in adata.obsm if name.endswith(suffix)]
         raise KeyError(
             f"adata.obsm has no {key!r}: train or annotate with a GMVAE first"
-            + (f", or pass key= one of {found} (a key_added of yours)." if found else ".")
+            + (f", or pass key_added= one of {found}." if found else ".")
         )
     probabilities = np.asarray(adata.obsm[key])
     cluster, confidence = probabilities.argmax(1), probabilities.max(1)
