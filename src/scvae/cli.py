@@ -149,9 +149,9 @@ def _train(args: argparse.Namespace) -> dict:
     source, output = _existing_file(args.input), Path(args.output)
     if output.resolve() == source.resolve():
         raise ValueError("the output would overwrite the input; choose another -o")
-    _check_writable(output, args.overwrite, "output", is_directory=False)
-    if output.suffix != ".h5ad":
+    if output.suffix != ".h5ad" and not output.is_dir():
         raise ValueError(f"-o {output} is written as an AnnData: give it the suffix .h5ad")
+    _check_writable(output, args.overwrite, "output", is_directory=False)
     if args.save_model is not None:
         if Path(args.save_model).resolve() == output.resolve():
             raise ValueError("--save-model and -o name the same path; give two")

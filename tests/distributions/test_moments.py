@@ -81,5 +81,8 @@ def test_negative_binomial_samples_keep_means_above_1e8(zero_inflated):
         distribution = NegativeBinomial(log_mu, log_theta)
     samples = distribution.sample((4000,)).double()
     standard_error = (distribution.variance.double() / 4000).sqrt()
+    huge = NegativeBinomial(torch.tensor([50.0]), torch.tensor([0.0])).sample((3,))
+    # Drawn at the capped rate, where torch's sampler overflowed to -9e18.
+    assert ((huge - 2.0**31).abs() < 1e6).all()
     assert ((samples.mean(0) - distribution.mean) <= 5 * standard_error).all()
     assert ((samples.mean(0) - distribution.mean) >= -5 * standard_error).all()

@@ -243,8 +243,8 @@ def test_log_prob_sum_is_the_sum_over_genes(
 @pytest.mark.parametrize("zero_inflated", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.int64])
 def test_counts_of_another_dtype_than_the_parameters(zero_inflated, dtype):
-    """float64 counts (``torch.from_numpy``) or integer ones with float32 parameters give the
-    float32 values."""
+    """float64 counts (``torch.from_numpy``; they crashed the kernel) or integer ones with
+    float32 parameters give the float32 values."""
     log_mu, log_theta = torch.randn(2, 3), torch.zeros(3)
     args = (log_mu, log_theta, torch.zeros(2, 3)) if zero_inflated else (log_mu, log_theta)
     cls = ZeroInflatedNegativeBinomial if zero_inflated else NegativeBinomial

@@ -249,3 +249,26 @@ def test_normalised_counts_in_x_name_the_layers_there_are(adata):
     del adata.layers["counts"]
     with pytest.raises(InvalidCountsError, match="adata has no layers: put the raw counts in"):
         scvae.setup_anndata(adata)
+
+
+def test_integer_cell_and_gene_names_are_set_up(adata):
+    adata.obs_names = pd.Index(np.arange(adata.n_obs))
+    adata.var_names = pd.Index(np.arange(adata.n_vars))
+    assert _warnings_of(scvae.setup_anndata, adata) == []
+
+
+def test_setup_warnings_are_said_once_on_every_path(adata, tmp_path):
+    """A class's own setup, a load onto a CSC AnnData and rare labels: scvae's message once,
+    none of scvi-tools' own (which named its _scvi_ columns and repeated itself)."""
+    adata.obs["cell_id"] = adata.obs_names
+    said = _warnings_of(scvae.VAE.setup_anndata, adata, batch_key="cell_id")
+    assert len(said) == 1 and said[0].startswith("batch_key='cell_id'")
+    adata.obs["rare"] = ["a"] * (adata.n_obs - 1) + ["b"]
+    assert _warnings_of(scvae.setup_anndata, adata, labels_key="rare") == []
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    model.save(tmp_path / "model")
+    csc = adata.copy()
+    csc.X = sp.csc_matrix(csc.X)
+    said = _warnings_of(scvae.VAE.load, tmp_path / "model", adata=csc)
+    assert len(said) == 1 and "adata.X = adata.X.tocsr()" in said[0]

@@ -7,7 +7,7 @@ from ._count_rows import CountRows
 from ._dataset import RegisteredTensors
 from ._fields import CountLayerField, registered_layer
 from ._loader import TensorDataLoader
-from ._obs_fields import BatchField, LabelsField
+from ._obs_fields import BatchField, LabelsField, count_fields
 from ._registration import (
     check_own_registration,
     registering,
@@ -41,6 +41,7 @@ __all__ = [
     "check_obs_key",
     "check_obs_sortable",
     "check_own_registration",
+    "count_fields",
     "count_matrix",
     "counts_are_sparse",
     "registered_layer",

@@ -1,10 +1,13 @@
 """The registered batch and labels columns: scvi-tools' categorical fields, adapted to what
-scvae's models do with them."""
+scvae's models do with them; and the fields every model registers."""
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scvi import REGISTRY_KEYS
 from scvi.data.fields import CategoricalObsField
+
+from ._fields import CountLayerField
 
 
 class LabelsField(CategoricalObsField):
@@ -98,3 +101,19 @@ class BatchField(CategoricalObsField):
             adata.obs[self.attr_key] = np.searchsorted(present, codes)
             state[self.CATEGORICAL_MAPPING_KEY] = mapping[present]
         return state
+
+
+def count_fields(
+    layer: str | None,
+    batch_key: str | None,
+    labels_key: str | None,
+    *,
+    allow_non_integer: bool = False,
+) -> list:
+    """The fields every scvae model registers: the raw counts (``layer``), the batch and the
+    labels columns, under scvi-tools' registry keys."""
+    return [
+        CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer=allow_non_integer),
+        BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+        LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
+    ]

@@ -16,7 +16,7 @@ SCVI_UUID_KEY = f"{SCVI_PRIVATE_PREFIX}uuid"
 #: scvi-tools' warnings at registration that scvae gives in its own words (at setup).
 SCVI_SETUP_WARNINGS = (
     r"Training will be faster when sparse matrix is formatted as CSR",
-    r"Category .* in adata\.obs\['_scvi_batch'\] has fewer than 3 cells",
+    r"Category .* in adata\.obs\['_scvi_(batch|labels)'\] has fewer than 3 cells",
 )
 
 #: The AnnData registered under each identity, while it exists.

@@ -130,14 +130,15 @@ _BARCODE = r"(.*[_:-])?[ACGTN]{8,}(-\d+)?"
 def _warn_if_transposed(adata: AnnData, n_names: int = 100) -> None:
     """Warn when the cells' names look like genes' (Ensembl identifiers) or the genes' like
     cell barcodes: the matrix is most likely genes x cells."""
-    obs, var = adata.obs_names[:n_names], adata.var_names[:n_names]
+    obs = pd.Index(adata.obs_names[:n_names]).astype(str)  # names may be integers
+    var = pd.Index(adata.var_names[:n_names]).astype(str)
     if obs.str.fullmatch(_GENE_ID).mean() > 0.5 or var.str.fullmatch(_BARCODE).mean() > 0.5:
         warnings.warn(
             f"The AnnData's cells are named like genes or its genes like cell barcodes (cells "
             f"{list(obs[:2])}, genes {list(var[:2])}): scvae reads cells x genes. If it holds "
             "genes x cells, transpose it first: adata = adata.T.copy().",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

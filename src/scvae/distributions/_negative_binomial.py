@@ -13,6 +13,10 @@ from ._base import CountDistribution
 from ._negative_binomial_log_prob import broadcast_shape, negative_binomial_log_prob
 from ._utils import normalized_expression
 
+#: Largest Poisson rate :meth:`NegativeBinomial.sample` draws from: 2^31, below the overflow
+#: of torch's samplers (int64 on the CPU, 32-bit integers on CUDA).
+MAX_SAMPLED_RATE = 2.0**31
+
 
 class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
     r"""Negative binomial with mean :math:`\mu` and inverse dispersion :math:`\theta`.
@@ -95,13 +99,16 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
         r"""Counts :math:`x \sim \operatorname{Poisson}(\lambda)` with
-        :math:`\lambda \sim \operatorname{Gamma}(\theta, \text{rate}=\theta/\mu)`."""
+        :math:`\lambda \sim \operatorname{Gamma}(\theta, \text{rate}=\theta/\mu)`; a
+        :math:`\lambda` above :data:`MAX_SAMPLED_RATE` is capped there (torch's Poisson
+        samplers overflow beyond; no count of a gene in a cell comes near)."""
         log_rate = (self.log_theta - self.log_mu).expand(self.batch_shape)
         device = log_rate.device
         if device.type == "mps":  # torch has no gamma or Poisson sampler on MPS
             log_rate = log_rate.cpu()
         gamma = Gamma(self.theta.to(log_rate.device), log_rate.exp(), validate_args=False)
-        return torch.poisson(gamma.sample(torch.Size(sample_shape))).to(device)
+        rates = gamma.sample(torch.Size(sample_shape)).clamp(max=MAX_SAMPLED_RATE)
+        return torch.poisson(rates).to(device)
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: :math:`\\mu`; ``"dispersions"``: :math:`\\theta`."""

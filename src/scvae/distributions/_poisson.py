@@ -18,8 +18,10 @@ def _log_factorial(value: Tensor) -> Tensor:
 
 def poisson_log_prob(value: Tensor, log_rate: Tensor) -> Tensor:
     r""":math:`\log p(x) = x \log\lambda - \lambda - \log\Gamma(x + 1)`, computed from log-rates."""
-    # x log(lambda) is 0 at x = 0 even for a rate of 0 (log_rate = -inf).
-    x_log_rate = torch.where(value == 0, 0.0, value * log_rate)
+    # log_rate clamped to the dtype's lowest value, so that a rate of 0 (log_rate = -inf)
+    # gives x log(lambda) = 0 at x = 0 (not 0 * -inf = nan) and about -3e38 (float32) or
+    # -inf at x > 0; cheaper than a mask over every count.
+    x_log_rate = value * log_rate.clamp(min=torch.finfo(log_rate.dtype).min)
     return x_log_rate - log_rate.exp() - on_nonzero_counts(value, _log_factorial)
 
 

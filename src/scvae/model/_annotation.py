@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib import rcParams
-from matplotlib.colors import to_hex
+from matplotlib.colors import to_hex, to_rgba
 
 from ._cluster_selection import ClusterSelection
 
@@ -54,5 +54,10 @@ def cluster_palette(n_clusters: int) -> list[str]:
     cycle = rcParams["axes.prop_cycle"].by_key()["color"]
     for palette in (cycle, palettes.default_20, palettes.default_28, palettes.default_102):
         if n_clusters <= len(palette):
-            return [to_hex(colour, keep_alpha=True) for colour in palette[:n_clusters]]
-    return [to_hex("grey", keep_alpha=True)] * n_clusters
+            return [_hex(colour) for colour in palette[:n_clusters]]
+    return [_hex("grey")] * n_clusters
+
+
+def _hex(colour) -> str:
+    """``colour`` as scanpy writes colours: ``#rrggbb``, with the alpha only when not 1."""
+    return to_hex(colour, keep_alpha=to_rgba(colour)[3] < 1)

@@ -10,17 +10,17 @@ from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMix
 
 from scvae._constants import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
-    BatchField,
     CountLayerField,
-    LabelsField,
     TensorDataLoader,
     TensorDataSplitter,
     check_own_registration,
+    count_fields,
     counts_are_sparse,
     registered_layer,
     registering,
     registration_of,
     validate_counts,
+    warn_small_batches,
     without_scvi_setup_warnings,
 )
 from scvae.train import (
@@ -86,6 +86,7 @@ class ScvaeModel(
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
             validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
+            warn_small_batches(adata, batch_key)
         cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
 
     @classmethod
@@ -107,13 +108,9 @@ class ScvaeModel(
             labels_key=labels_key,
             allow_non_integer=allow_non_integer,
         )
-        fields = [
-            CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer=allow_non_integer),
-            BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),
-            LabelsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
-        ]
+        fields = count_fields(layer, batch_key, labels_key, allow_non_integer=allow_non_integer)
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        with registering(adata):
+        with registering(adata), without_scvi_setup_warnings():  # scvae gives them itself
             adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 

@@ -9,7 +9,6 @@ from scvae.data import (
     registering,
     validate_counts,
     warn_small_batches,
-    without_scvi_setup_warnings,
 )
 
 from ._base import ScvaeModel
@@ -76,8 +75,7 @@ def setup_anndata(
         check_obs_sortable(adata, key, name)
     validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
     warn_small_batches(adata, batch_key)
-    # All classes or, if one fails, the registration as it was.
-    with registering(adata), without_scvi_setup_warnings():
+    with registering(adata):  # all classes or, if one fails, the registration as it was
         for model_cls in _model_classes(ScvaeModel):
             model_cls._register_counts(
                 adata,

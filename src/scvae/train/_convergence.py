@@ -121,14 +121,16 @@ class ClusterConvergence(Callback):
             self.stopped_epoch = trainer.current_epoch + 1
             trainer.should_stop = True
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Say, under the progress bar (where one is shown), why training ended early."""
-        if self.stopped_epoch is not None and trainer.progress_bar_callback is not None:
-            trainer.progress_bar_callback.print(
-                f"Training stopped after epoch {self.stopped_epoch} of {trainer.max_epochs}: "
-                "the clusters and the ELBO have settled (stop_when_converged=False trains "
-                "to max_epochs)."
-            )
+    @property
+    def stop_message(self) -> str | None:
+        """Why training ended before ``max_epochs``, once it has (``None`` otherwise): shown
+        under the progress bar (:class:`~scvae.train.EpochProgressBar`)."""
+        if self.stopped_epoch is None:
+            return None
+        return (
+            f"Training stopped after epoch {self.stopped_epoch}: the clusters and the ELBO "
+            "have settled (stop_when_converged=False trains to max_epochs)."
+        )
 
     def settled(self) -> bool:
         """Whether the last ``patience`` epochs are settled (see the class docstring)."""

@@ -1,5 +1,7 @@
 """A progress bar with one step per epoch that shows the training and validation ELBO."""
 
+import sys
+
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from tqdm.auto import tqdm
@@ -45,11 +47,16 @@ class EpochProgressBar(ProgressBar):
             self._advance(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Show the last epoch's ELBOs and close the bar."""
+        """Show the last epoch's ELBOs, close the bar, and under it say why training stopped
+        early (a callback's ``stop_message``, e.g. :class:`~scvae.train.ClusterConvergence`)."""
         if self.bar is not None:
             self._advance(trainer)
             self.bar.close()
             self.bar = None
+            if self._enabled:
+                for callback in trainer.callbacks:
+                    if message := getattr(callback, "stop_message", None):
+                        tqdm.write(message, file=sys.stderr)
 
     def _advance(self, trainer: Trainer) -> None:
         metrics = trainer.progress_bar_metrics
