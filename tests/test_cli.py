@@ -24,7 +24,9 @@ from scvae._cli_options import GMVAE_DEFAULT_CLUSTERS, LIKELIHOOD_NAMES
 from scvae.cli import main
 from scvae.datasets import synthetic_counts
 from scvae.distributions import LIKELIHOODS
+from scvae.model import SEPARABILITY_THRESHOLD
 from scvae.module._networks import BATCH_NORM_PLACES
+from scvae.tl._demo import DEMO_N_CLUSTERS, DEMO_N_GENES
 
 FAST = ["--max-epochs", "2", "--no-progress-bar", "--n-latent", "4"]
 
@@ -551,3 +553,25 @@ def test_the_help_texts_defaults_are_the_librarys():
     assert LIKELIHOOD_NAMES == tuple(LIKELIHOODS)
     assert set(CLI_BATCH_NORM_PLACES) == set(BATCH_NORM_PLACES)
     assert inspect.signature(scvae.GMVAE).parameters["use_batch_norm"].default == "encoder"
+
+
+@pytest.mark.parametrize(
+    ("command", "stated"),
+    [
+        ("train", f"(default: {SEPARABILITY_THRESHOLD}"),
+        ("demo", f"K is by default the {DEMO_N_CLUSTERS} "),
+        ("demo", f"model choose (default: {DEMO_N_CLUSTERS})"),
+        ("demo", f"0 for all (default: {DEMO_N_GENES})"),
+        (
+            "evaluate",
+            "importance samples per cell (default: {})".format(
+                inspect.signature(scvae.tl.evaluate_model).parameters["n_mc_samples"].default
+            ),
+        ),
+    ],
+)
+def test_the_help_states_the_librarys_defaults(command, stated, capsys):
+    """The help is written without torch, so its numbers are literals: each must be the
+    library's."""
+    assert main([command, "--help"]) == 0
+    assert stated in " ".join(capsys.readouterr().out.split())
