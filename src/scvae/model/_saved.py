@@ -15,10 +15,17 @@ from scvi import REGISTRY_KEYS
 
 from ._checks import check_known_batches, check_same_genes
 
+#: File name (after the prefix) of the model scvi-tools saves.
+MODEL_FILE = "model.pt"
 #: File name (after the prefix) of the AnnData scvi-tools saves beside a model.
 SAVED_ADATA_NAME = "adata.h5ad"
 #: Entry of a saved ``model.pt`` that records whether the model's AnnData was saved with it.
 SAVED_ADATA_KEY = "scvae_saved_anndata"
+
+
+def saved_model_file(dir_path: str | Path, prefix: str | None) -> Path:
+    """The ``model.pt`` that ``model.save(dir_path, prefix=prefix)`` writes."""
+    return Path(dir_path) / f"{prefix or ''}{MODEL_FILE}"
 
 
 def saved_adata_path(dir_path: str | Path, prefix: str | None) -> Path:
@@ -104,7 +111,7 @@ def save_whole(
     try:
         with tempfile.TemporaryDirectory(dir=target, prefix=".saving-") as staging:
             save(staging)
-            model_file = Path(staging) / f"{prefix or ''}model.pt"
+            model_file = saved_model_file(staging, prefix)
             saved = torch.load(model_file, map_location="cpu", weights_only=False)
             saved[SAVED_ADATA_KEY] = bool(save_anndata)
             torch.save(saved, model_file)
@@ -132,9 +139,11 @@ def read_saved_model(
         No such file, one torch cannot read as a saved model, or a model of another class
         than ``model_cls`` (the message names it).
     """
-    path = Path(dir_path) / f"{prefix or ''}model.pt"
+    path = saved_model_file(dir_path, prefix)
     if not path.is_file():
-        prefixes = sorted(other.name[: -len("model.pt")] for other in path.parent.glob("*model.pt"))
+        prefixes = sorted(
+            other.name[: -len(MODEL_FILE)] for other in path.parent.glob(f"*{MODEL_FILE}")
+        )
         hint = f" It holds models saved with prefix={prefixes}." if prefixes else ""
         raise SavedModelError(
             f"No saved model at {path}: pass the directory and prefix given to save().{hint}"
@@ -178,9 +187,10 @@ def migrated(dir_path: str | Path, prefix: str | None, saved: dict, defaults: di
         return
     saved_init_params(saved).update(missing)
     with tempfile.TemporaryDirectory(prefix="scvae-migrated-") as copy:
-        torch.save(saved, Path(copy) / f"{prefix or ''}model.pt")
+        migrated = saved_model_file(copy, prefix)
+        torch.save(saved, migrated)
         for other in Path(dir_path).iterdir():  # the saved AnnData, if any
-            if other.name != f"{prefix or ''}model.pt" and other.is_file():
+            if other.name != migrated.name and other.is_file():
                 try:
                     (Path(copy) / other.name).symlink_to(other.resolve())
                 except OSError:  # no symbolic links on this file system
