@@ -38,6 +38,7 @@ def fit_gmvae(
     as given, so that a stateful one (``EarlyStopping``) does not carry one fit's state into
     the next.
     """
+    kwargs = dict(kwargs)  # the caller's options stay as given
     user_callbacks = as_callback_list(kwargs.pop("callbacks", None))
     check_components_placed(model.module, schedule, user_callbacks)
     as_given = copies_for_restarts(user_callbacks) if n_restarts > 1 else []
@@ -60,10 +61,10 @@ def fit_gmvae(
         history = model.history_ if model.is_trained_ else None
         first_epoch = len(history["elbo_train"]) if history and "elbo_train" in history else 0
         model.schedule_ = dataclasses.replace(schedule, first_epoch=first_epoch)
-        callbacks = user_callbacks
+        callbacks, options = user_callbacks, kwargs
         if split is not None:  # a restart: the first fit's cells, the callbacks as given
             splitter = {**(kwargs.get("datasplitter_kwargs") or {}), "external_indexing": split}
-            kwargs["datasplitter_kwargs"] = splitter
+            options = {**kwargs, "datasplitter_kwargs": splitter}
             callbacks = copy.deepcopy(as_given)
         train_once(
             schedule.max_epochs,
@@ -71,7 +72,7 @@ def fit_gmvae(
             annotate=False,
             key_added=key_added,
             callbacks=[*callbacks, *own_callbacks],
-            **kwargs,
+            **options,
         )
 
     if n_restarts == 1:
