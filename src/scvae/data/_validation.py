@@ -154,6 +154,30 @@ def _values(chunk) -> np.ndarray:
     return np.asarray(chunk).ravel()
 
 
+def _fix_hint(adata: AnnData, layer: str | None, where: str, query: bool) -> str:
+    """What to do when the counts in ``where`` are not raw counts: where the raw counts may
+    be in this AnnData (a layer it has, ``adata.raw``), or for a ``query`` where the model
+    reads them."""
+    if query:
+        return f"Put the raw counts in {where}, where the model reads them."
+    if adata.raw is not None and layer is None:
+        return (
+            "If adata.raw holds the raw counts, copy them into a layer and pass it: "
+            "adata.layers['counts'] = adata.raw[:, adata.var_names].X, then layer='counts'."
+        )
+    if layer is None and adata.layers:
+        return (
+            f"Pass the layer with the raw counts, one of {list(adata.layers)}: "
+            f"layer={next(iter(adata.layers))!r}."
+        )
+    if layer is None:
+        return (
+            "adata has no layers: put the raw counts in adata.X, or in a layer "
+            "(adata.layers['counts'] = ...) and pass layer='counts'."
+        )
+    return f"Pass the layer with the raw counts instead of {layer!r}."
+
+
 def validate_counts(
     adata: AnnData,
     *,
@@ -185,25 +209,7 @@ def validate_counts(
         The layer does not exist.
     """
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    if query:
-        fix = f"Put the raw counts in {where}, where the model reads them."
-    elif adata.raw is not None and layer is None:
-        fix = (
-            "If adata.raw holds the raw counts, copy them into a layer and pass it: "
-            "adata.layers['counts'] = adata.raw[:, adata.var_names].X, then layer='counts'."
-        )
-    elif layer is None and adata.layers:
-        fix = (
-            f"Pass the layer with the raw counts, one of {list(adata.layers)}: "
-            f"layer={next(iter(adata.layers))!r}."
-        )
-    elif layer is None:
-        fix = (
-            "adata has no layers: put the raw counts in adata.X, or in a layer "
-            "(adata.layers['counts'] = ...) and pass layer='counts'."
-        )
-    else:
-        fix = f"Pass the layer with the raw counts instead of {layer!r}."
+    fix = _fix_hint(adata, layer, where, query)
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InvalidCountsError(
             f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): "
