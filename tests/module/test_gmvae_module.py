@@ -20,7 +20,7 @@ def _tensors(n_cells=16, n_genes=30, seed=0):
 def _shared(cluster_posterior, **kwargs):
     torch.manual_seed(0)
     module = GMVAEModule(
-        30, n_clusters=3, n_latent=2, n_hidden=[8], cluster_posterior=cluster_posterior, **kwargs
+        30, n_components=3, n_latent=2, n_hidden=[8], cluster_posterior=cluster_posterior, **kwargs
     )
     with torch.no_grad():  # components apart, unequal scales and weights
         module.prior.means.copy_(torch.tensor([[0.0, 0.0], [2.0, -1.0], [-1.5, 1.0]]))
@@ -33,7 +33,7 @@ MODULES = {
     "classifier": lambda: _shared("classifier"),
     "per_component": lambda: (
         torch.manual_seed(0),
-        ComponentGMVAEModule(30, n_clusters=3, n_latent=2, n_hidden=[8], prior="learned"),
+        ComponentGMVAEModule(30, n_components=3, n_latent=2, n_hidden=[8], prior="learned"),
     )[1],
 }
 
@@ -58,7 +58,7 @@ def _explicit_shared_elbo(module, inference, generative, x):
     qz, prior = inference["qz"], module.prior
     log_qy = torch.log_softmax(inference["qy_logits"], -1)
     elbo = generative["px"].log_prob(x).sum(-1)
-    for k in range(module.n_clusters):
+    for k in range(module.n_components):
         pz_k = Normal(prior.means[k], prior.scales[k])
         kl_k = kl_divergence(Normal(qz.loc, qz.scale), pz_k).sum(-1)
         log_pi_k = prior.log_weights()[k]
@@ -97,7 +97,7 @@ def test_responsibilities_maximise_the_elbo_over_q_y_and_sum_to_a_log_sum_exp():
 
 def test_components_at_the_origin_make_the_gmvae_a_vae_with_a_standard_normal_prior():
     torch.manual_seed(0)
-    module = GMVAEModule(30, n_clusters=4, n_latent=2, n_hidden=[8]).eval()  # spread 0
+    module = GMVAEModule(30, n_components=4, n_latent=2, n_hidden=[8]).eval()  # spread 0
     inference, _, loss_output = module(_tensors())
     qy = torch.softmax(inference["qy_logits"], -1)
     torch.testing.assert_close(qy, torch.full_like(qy, 0.25))

@@ -188,7 +188,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             component_spread = 1.0 if inference == "per_component" else 0.0
         self._module_kwargs = dict(
             n_input=self.summary_stats.n_vars,
-            n_clusters=int(max_clusters if auto else n_clusters),
+            n_components=int(max_clusters if auto else n_clusters),
             n_batch=self.summary_stats.n_batch,
             n_latent=n_latent,
             n_hidden=widths,
@@ -305,7 +305,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         )[2]
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
-            check_cells_fill_clusters(self.module.n_clusters, n_train, "training cells")
+            check_cells_fill_clusters(self.module.n_components, n_train, "training cells")
         schedule = GMVAESchedule.default(
             n_cells,
             max_epochs=max_epochs,
@@ -340,7 +340,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         the component (argmax q(y|x)) of each training cell, evaluated on up to
         ``cells_per_component`` cells of each; with ``n_clusters="auto"`` the merged groups
         become the model's clusters, with a fixed K the selection is cut at the K components."""
-        sizes = np.bincount(components, minlength=self.module.n_clusters)
+        sizes = np.bincount(components, minlength=self.module.n_components)
         self.component_sizes_ = sizes
         chosen = cells_to_evaluate(components, len(sizes), cells_per_component, settings.seed or 0)
         indices = np.asarray(self.train_indices)[chosen]
@@ -354,7 +354,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         if self.auto_clusters:
             self.component_clusters_ = selection.component_clusters
         else:  # the clusters are the components: the hierarchy cut where the model is
-            selection = selection.cut(n_clusters=self.module.n_clusters)
+            selection = selection.cut(n_clusters=self.module.n_components)
         self.cluster_selection_ = selection
 
     def summary(self) -> dict[str, Any]:
@@ -379,10 +379,10 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
     def n_clusters(self) -> int:
         """Number of clusters: K, or with ``n_clusters="auto"`` the number chosen."""
         if self.component_clusters_ is None:
-            return self.module.n_clusters
+            return self.module.n_components
         return int(self.component_clusters_.max() + 1)
 
     @property
     def n_components(self) -> int:
         """Number of mixture components: K, or ``max_clusters`` with ``n_clusters="auto"``."""
-        return self.module.n_clusters
+        return self.module.n_components

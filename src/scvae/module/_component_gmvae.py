@@ -37,7 +37,7 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
     ----------
     n_input
         Number of genes.
-    n_clusters
+    n_components
         Number of mixture components K.
     n_batch
         Number of batches.
@@ -73,7 +73,7 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
     def __init__(
         self,
         n_input: int,
-        n_clusters: int = 10,
+        n_components: int = 10,
         n_batch: int = 1,
         n_latent: int = 10,
         n_hidden: Sequence[int] = (128,),
@@ -89,20 +89,20 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
         component_spread: float = 1.0,
     ):
         super().__init__(n_input, n_batch, n_latent, encode_batch)
-        self.n_clusters = n_clusters
+        self.n_components = n_components
         self.marginal_cluster_kl = marginal_cluster_kl
         categories = (n_batch,) if encode_batch else ()
         encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
         self.cluster_encoder = MLP(
             n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
         )
-        self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
+        self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_components)
         self.latent_encoder = GaussianEncoder(
             n_input, n_hidden, n_latent, categories, encoder_norm, dropout_rate
         )
         # One-hot y entering q(z|x,y)'s first layer, stored as the rows of that layer's weight.
-        self.cluster_embedding = nn.Parameter(torch.randn(n_clusters, n_hidden[0]) * 0.1)
-        self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
+        self.cluster_embedding = nn.Parameter(torch.randn(n_components, n_hidden[0]) * 0.1)
+        self.prior = MixturePrior(n_components, n_latent, prior == "learned", component_spread)
         self.decoder = self._count_decoder(
             n_hidden, likelihood, dispersion, scale_by_library, piecewise_cutoff, decoder_norm
         )

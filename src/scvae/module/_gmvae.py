@@ -43,7 +43,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
     ----------
     n_input
         Number of genes.
-    n_clusters
+    n_components
         Number of mixture components K.
     n_batch
         Number of batches.
@@ -73,7 +73,7 @@ class GMVAEModule(MixtureQueries, VAEModule):
     def __init__(
         self,
         n_input: int,
-        n_clusters: int = 10,
+        n_components: int = 10,
         n_batch: int = 1,
         n_latent: int = 10,
         n_hidden: Sequence[int] = (128,),
@@ -105,16 +105,16 @@ class GMVAEModule(MixtureQueries, VAEModule):
             dropout_rate=dropout_rate,
             encode_batch=encode_batch,
         )
-        self.n_clusters = n_clusters
+        self.n_components = n_components
         self.cluster_posterior = cluster_posterior
-        self.prior = MixturePrior(n_clusters, n_latent, prior == "learned", component_spread)
+        self.prior = MixturePrior(n_components, n_latent, prior == "learned", component_spread)
         if cluster_posterior == "classifier":
             categories = (n_batch,) if encode_batch else ()
             encoder_norm, _ = batch_norm_places(use_batch_norm)
             self.cluster_encoder = MLP(
                 n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
             )
-            self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_clusters)
+            self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_components)
 
     def _classifier_logits(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         categories = self._encoder_categories(batch_index)

@@ -11,7 +11,7 @@ from ._base import batch_codes
 class MixtureQueries:
     """Decoding of the mixture prior, shared by :class:`~scvae.module.GMVAEModule` and
     :class:`~scvae.module.ComponentGMVAEModule` (which provide ``prior``, ``decoder`` and
-    ``n_clusters``)."""
+    ``n_components``)."""
 
     @torch.inference_mode()
     def component_profiles(
@@ -22,8 +22,8 @@ class MixtureQueries:
         ``library_size`` total counts (which only the piecewise-categorical likelihood's
         shape depends on)."""
         means = self.prior.means.detach()
-        library = torch.full((self.n_clusters, 1), float(library_size), device=means.device)
-        batch = torch.full((self.n_clusters,), transform_batch, device=means.device)
+        library = torch.full((self.n_components, 1), float(library_size), device=means.device)
+        batch = torch.full((self.n_components,), transform_batch, device=means.device)
         profile = self.decoder(means, library, batch).get_normalized("scale")
         return profile / profile.sum(-1, keepdim=True)
 

@@ -90,7 +90,9 @@ class ComponentInitialization(Callback):
         # identical on every DDP rank; rank 0's copy is broadcast to rule out float drift.
         means, variances = latent_posteriors(module, loader.dataset, batch_size)
         current = module.prior.means.detach().cpu().numpy()
-        fitted = match_components(self.fit(means, module.n_clusters, variances=variances), current)
+        fitted = match_components(
+            self.fit(means, module.n_components, variances=variances), current
+        )
         assignment, centres, scales, weights = trainer.strategy.broadcast(fitted, src=0)
         module.prior.set(centres, scales, weights)
         if hasattr(module, "cluster_encoder"):  # q(y|x) has a network of its own
