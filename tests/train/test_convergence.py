@@ -44,11 +44,33 @@ def test_a_converged_fit_stops_before_max_epochs_and_says_so(adata, capsys):
     bar, message = err.rsplit("\n", 2)[:2]
     assert f"{epochs - 1}/400" in bar or f"{epochs}/400" in bar
     assert message == (
-        f"Training stopped after epoch {epochs}: the clusters and the ELBO have settled "
-        "(stop_when_converged=False trains to max_epochs)."
+        f"Training stopped after epoch {epochs} of 400: the clusters and the ELBO have settled."
     )
     changed = model.history["clusters_changed"]["clusters_changed"].to_numpy()
     assert changed[-10:].mean() <= 0.02
+
+
+def test_the_validation_cells_assignments_are_followed(adata, monkeypatch):
+    """The training plan hands each validation pass's q(y | x) to the callback; the training
+    cells' are computed only without validation cells."""
+
+    def not_expected(*args, **kwargs):
+        raise AssertionError("followed the training cells although there were validation cells")
+
+    monkeypatch.setattr(ClusterConvergence, "_training_clusters", not_expected)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(6, warmup_epochs=1, component_init_epochs=(2,), **QUIET)
+    assert len(model.history["clusters_changed"]) >= 2
+
+
+def test_a_fit_that_settles_only_at_its_last_epoch_did_not_stop_early():
+    convergence = ClusterConvergence()
+    convergence.on_train_start(SimpleNamespace(max_epochs=5), None)
+    convergence.stopped_epoch = 5
+    assert convergence.stop_message is None
+    convergence.stopped_epoch = 3
+    assert convergence.stop_message.startswith("Training stopped after epoch 3 of 5:")
 
 
 def test_without_early_stopping_a_fit_runs_to_max_epochs(adata):

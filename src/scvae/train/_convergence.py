@@ -73,11 +73,12 @@ class ClusterConvergence(Callback):
         #: q(y | x) of this process's validation cells at the last validation pass.
         self._validated: torch.Tensor | None = None
         self._batches: list[torch.Tensor] = []
+        self._max_epochs: int | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Forget any earlier fit."""
         self.changed, self.elbos, self.stopped_epoch, self._previous = [], [], None, None
-        self._validated = None
+        self._validated, self._max_epochs = None, trainer.max_epochs
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start collecting the validation pass's q(y | x)."""
@@ -125,11 +126,11 @@ class ClusterConvergence(Callback):
     def stop_message(self) -> str | None:
         """Why training ended before ``max_epochs``, once it has (``None`` otherwise): shown
         under the progress bar (:class:`~scvae.train.EpochProgressBar`)."""
-        if self.stopped_epoch is None:
-            return None
+        if self.stopped_epoch is None or self.stopped_epoch >= (self._max_epochs or 0):
+            return None  # settled at the last epoch, or kept going (min_epochs): not early
         return (
-            f"Training stopped after epoch {self.stopped_epoch}: the clusters and the ELBO "
-            "have settled (stop_when_converged=False trains to max_epochs)."
+            f"Training stopped after epoch {self.stopped_epoch} of {self._max_epochs}: the "
+            "clusters and the ELBO have settled."
         )
 
     def settled(self) -> bool:
