@@ -95,9 +95,9 @@ def _as_options(message: str, command: str) -> str:
     demo``'s) options."""
     if command == "evaluate":
         return message
-    for library, command_line in CLI_HINTS.items() if command == "train" else ():
-        message = message.replace(library, command_line)
     if command == "train":
+        for library, command_line in CLI_HINTS.items():
+            message = message.replace(library, command_line)
         message = re.sub(r"(?<![.\w])layer='([^']*)'", r"--layer \1", message)
     for name in CLI_OPTIONS:  # n_clusters=5 as --n-clusters 5, not model.n_clusters_used_
         option = f"--{name.replace('_', '-')}"

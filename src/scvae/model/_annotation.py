@@ -34,7 +34,8 @@ def write_clusters(
     adata.obs[cluster_key] = clusters
     adata.obs[keys["confidence"]] = probabilities.max(1)
     present = [int(name) for name in clusters.categories]
-    adata.uns[f"{cluster_key}_colors"] = [cluster_palette(n_clusters)[k] for k in present]
+    palette = cluster_palette(n_clusters)
+    adata.uns[f"{cluster_key}_colors"] = [palette[k] for k in present]
     if hierarchy is None:  # no hierarchy of these clusters: an earlier model's would be theirs
         adata.uns.pop(f"dendrogram_{cluster_key}", None)
         return
