@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
-from scvae._constants import (
+from scvae._result_keys import (
     CLUSTER_CONFIDENCE_KEY,
     CLUSTER_KEY,
     CLUSTER_PROBABILITIES_KEY,

@@ -9,7 +9,7 @@ from lightning.pytorch import Callback
 from scvi import REGISTRY_KEYS
 
 import scvae
-from scvae._constants import LATENT_KEY
+from scvae._result_keys import LATENT_KEY
 from scvae.datasets import synthetic_counts
 from tests.helpers import QUIET, KLWeights
 

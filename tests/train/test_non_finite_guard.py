@@ -5,7 +5,7 @@ import torch
 from lightning.pytorch import Callback
 
 import scvae
-from scvae._constants import LATENT_KEY
+from scvae._result_keys import LATENT_KEY
 from scvae.module import VAEModule
 from scvae.train import NonFiniteLossError, NonFiniteLossGuard
 from tests.helpers import QUIET

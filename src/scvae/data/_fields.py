@@ -68,64 +68,80 @@ class CountLayerField(LayerField):
         if recorded is None:
             return
         adata, layer = adata_manager.adata, registered_layer(adata_manager)
-        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
         setup = "scvae.setup_anndata(adata" + ("" if layer is None else f", layer={layer!r}") + ")"
         again = (
             f"Run {setup} again on the data as they are now and build the model anew, or undo "
             "the change."
         )
-        n_obs, n_vars = recorded["shape"]
-        if adata.n_vars != n_vars:
-            raise ValueError(
-                f"The AnnData has {adata.n_vars} genes, but {n_vars} were registered by "
-                f"scvae.setup_anndata: genes were removed or added in place after setup (e.g. "
-                f"by sc.pp.filter_genes). {again}"
-            )
-        if adata.n_obs != n_obs:
-            raise ValueError(
-                f"The AnnData has {adata.n_obs} cells, but {n_obs} were registered by "
-                f"scvae.setup_anndata: cells were removed or added in place after setup (e.g. "
-                f"by sc.pp.filter_cells). {again}"
-            )
-        gene_names = _gene_names_hash(adata)
-        if recorded.get("gene_names", gene_names) != gene_names:
-            raise ValueError(
-                "The gene names of the AnnData (adata.var_names) changed after "
-                "scvae.setup_anndata: the model reads the genes by position, under the names "
-                f"it was trained with. {again}"
-            )
+        _check_same_cells_and_genes(adata, recorded, again)
         now = fingerprint(adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY), adata)
-        changed = ~np.isclose(now["totals"], recorded["totals"], rtol=1e-6, atol=1e-6)
-        changed |= ~np.isclose(now["squares"], recorded["squares"], rtol=1e-6, atol=1e-6)
-        if changed.any():
-            i = int(np.flatnonzero(changed)[0])
-            cell = adata.obs_names[int(recorded["rows"][i])]
-            if not np.isfinite(now["totals"][i]):
-                raise ValueError(
-                    f"The registered counts in {where} hold NaN or infinite values since "
-                    f"scvae.setup_anndata (cell {cell!r}): restore the raw counts, or remove "
-                    f"the cells without finite counts, run {setup} again and build the model "
-                    "anew."
-                )
-            if layer is None:
-                keep = (
-                    "sc.pp.log1p change adata.X unless given a layer). scvae models raw counts: "
-                    "keep them in a layer before normalising, adata.layers['counts'] = "
-                    "adata.X.copy(), and register that layer with "
-                    "scvae.setup_anndata(adata, layer='counts')."
-                )
-            else:
-                keep = (
-                    f"sc.pp.log1p change the layer they are given, here layer={layer!r}). scvae "
-                    f"models raw counts: put them back in {where} and normalise adata.X or "
-                    "another layer instead."
-                )
-            raise ValueError(
-                f"The registered counts in {where} changed after scvae.setup_anndata (cell "
-                f"{cell!r} had a total of {recorded['totals'][i]:g}, now {now['totals'][i]:g}): "
-                f"they look normalised or log-transformed in place (sc.pp.normalize_total and "
-                f"{keep}"
-            )
+        _check_same_counts(adata, recorded, now, layer, setup)
+
+
+def _check_same_cells_and_genes(adata: AnnData, recorded: dict, again: str) -> None:
+    """Raise a :class:`ValueError` if cells or genes were added, removed or renamed since
+    setup (``recorded``: the fingerprint taken then; ``again``: how to start over)."""
+    n_obs, n_vars = recorded["shape"]
+    if adata.n_vars != n_vars:
+        raise ValueError(
+            f"The AnnData has {adata.n_vars} genes, but {n_vars} were registered by "
+            f"scvae.setup_anndata: genes were removed or added in place after setup (e.g. "
+            f"by sc.pp.filter_genes). {again}"
+        )
+    if adata.n_obs != n_obs:
+        raise ValueError(
+            f"The AnnData has {adata.n_obs} cells, but {n_obs} were registered by "
+            f"scvae.setup_anndata: cells were removed or added in place after setup (e.g. "
+            f"by sc.pp.filter_cells). {again}"
+        )
+    gene_names = _gene_names_hash(adata)
+    if recorded.get("gene_names", gene_names) != gene_names:
+        raise ValueError(
+            "The gene names of the AnnData (adata.var_names) changed after "
+            "scvae.setup_anndata: the model reads the genes by position, under the names "
+            f"it was trained with. {again}"
+        )
+
+
+def _check_same_counts(
+    adata: AnnData, recorded: dict, now: dict, layer: str | None, setup: str
+) -> None:
+    """Raise a :class:`ValueError` if the sampled cells' totals or sums of squares moved
+    between the ``recorded`` fingerprint and ``now``: the counts became NaN, or were
+    normalised or log-transformed in place (``setup``: the setup call to run again)."""
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    changed = ~np.isclose(now["totals"], recorded["totals"], rtol=1e-6, atol=1e-6)
+    changed |= ~np.isclose(now["squares"], recorded["squares"], rtol=1e-6, atol=1e-6)
+    if not changed.any():
+        return
+    i = int(np.flatnonzero(changed)[0])
+    cell = adata.obs_names[int(recorded["rows"][i])]
+    if not np.isfinite(now["totals"][i]):
+        raise ValueError(
+            f"The registered counts in {where} hold NaN or infinite values since "
+            f"scvae.setup_anndata (cell {cell!r}): restore the raw counts, or remove "
+            f"the cells without finite counts, run {setup} again and build the model "
+            "anew."
+        )
+    if layer is None:
+        keep = (
+            "sc.pp.log1p change adata.X unless given a layer). scvae models raw counts: "
+            "keep them in a layer before normalising, adata.layers['counts'] = "
+            "adata.X.copy(), and register that layer with "
+            "scvae.setup_anndata(adata, layer='counts')."
+        )
+    else:
+        keep = (
+            f"sc.pp.log1p change the layer they are given, here layer={layer!r}). scvae "
+            f"models raw counts: put them back in {where} and normalise adata.X or "
+            "another layer instead."
+        )
+    raise ValueError(
+        f"The registered counts in {where} changed after scvae.setup_anndata (cell "
+        f"{cell!r} had a total of {recorded['totals'][i]:g}, now {now['totals'][i]:g}): "
+        f"they look normalised or log-transformed in place (sc.pp.normalize_total and "
+        f"{keep}"
+    )
 
 
 def fingerprint(matrix, adata: AnnData) -> dict:

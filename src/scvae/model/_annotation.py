@@ -18,7 +18,7 @@ def write_clusters(
 ) -> None:
     """Write every cell's latent mean, cluster probabilities (cells x clusters), cluster
     (categorical, unused clusters dropped) and confidence under ``keys``
-    (:func:`scvae._constants.result_keys`), the clusters' colours and, given their
+    (:func:`scvae._result_keys.result_keys`), the clusters' colours and, given their
     ``hierarchy``, their dendrogram for scanpy.
 
     The colours are scanpy's default palette for all the model's clusters, so that a

@@ -8,7 +8,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from scvae._constants import DEFAULT_KEY, drop_cluster_results, result_keys
+from scvae._result_keys import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
     CountLayerField,
     TensorDataLoader,
@@ -32,18 +32,12 @@ from scvae.train import (
     quiet_training,
 )
 
-from ._checks import (
-    cell_positions,
-    check_known_batches,
-    check_piecewise_counts,
-    check_plan_kwargs,
-    check_same_genes,
-    check_training_options,
-    check_validation_needs,
-)
 from ._likelihood_queries import LikelihoodQueriesMixin
+from ._option_checks import check_piecewise_counts
+from ._query_checks import cell_positions, check_known_batches, check_same_genes
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
+from ._training_checks import check_plan_kwargs, check_training_options, check_validation_needs
 
 
 class ScvaeModel(

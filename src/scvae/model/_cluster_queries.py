@@ -13,8 +13,8 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
 from scvae._arguments import integer_at_least
-from scvae._constants import DEFAULT_KEY, check_key_added, result_keys
 from scvae._random import random_state_kept, seeded
+from scvae._result_keys import DEFAULT_KEY, check_key_added, result_keys
 
 from ._annotation import write_clusters
 from ._cluster_selection import cluster_use

@@ -7,16 +7,10 @@ import numpy as np
 from anndata import AnnData
 from scvi import settings
 
-from scvae._constants import DEFAULT_KEY
+from scvae._result_keys import DEFAULT_KEY
 from scvae.module import ComponentGMVAEModule, GMVAEModule
 
 from ._base import ScvaeModel
-from ._checks import (
-    check_architecture,
-    check_cells_fill_clusters,
-    check_n_clusters,
-    check_training_options,
-)
 from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
@@ -25,8 +19,10 @@ from ._cluster_selection import (
     select_clusters,
 )
 from ._gmvae_training import fit_gmvae
+from ._option_checks import check_architecture, check_cells_fill_clusters, check_n_clusters
 from ._restarts import check_restart_options
 from ._schedule import GMVAESchedule
+from ._training_checks import check_training_options
 
 #: The GMVAE's inference models (see :class:`GMVAE`).
 INFERENCES = ("responsibilities", "classifier", "per_component")

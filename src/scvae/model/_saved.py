@@ -13,7 +13,7 @@ import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
 
-from ._checks import check_known_batches, check_same_genes
+from ._query_checks import check_known_batches, check_same_genes
 
 #: File name (after the prefix) of the model scvi-tools saves.
 MODEL_FILE = "model.pt"

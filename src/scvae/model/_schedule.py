@@ -25,7 +25,7 @@ import numpy as np
 
 from scvae._arguments import integer_at_least
 
-from ._checks import training_cells
+from ._training_checks import training_cells
 
 #: scvi-tools' rule for the default number of epochs: 400 up to 20,000 cells, then fewer in
 #: proportion, so that large data sets get about 8 million cell visits.

@@ -10,7 +10,7 @@ from scvae._random import random_state_kept
 from scvae.module import VAEModule
 
 from ._base import ScvaeModel
-from ._checks import check_architecture
+from ._option_checks import check_architecture
 
 
 class VAE(ScvaeModel):

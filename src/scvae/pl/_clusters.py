@@ -7,7 +7,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 
 from scvae._arguments import whole_number
-from scvae._constants import DEFAULT_KEY, result_keys
+from scvae._result_keys import DEFAULT_KEY, result_keys
 from scvae.model import GMVAE
 
 from ._utils import finish, new_axes, require_gmvae

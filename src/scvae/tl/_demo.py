@@ -11,8 +11,8 @@ import scanpy as sc
 from anndata import AnnData
 
 from scvae import datasets, pl
-from scvae._constants import CLUSTER_KEY, LATENT_KEY
 from scvae._files import write_whole
+from scvae._result_keys import CLUSTER_KEY, LATENT_KEY
 from scvae.data import strip_registration
 from scvae.model import check_cells_fill_clusters, check_max_epochs, check_n_clusters
 
@@ -100,7 +100,25 @@ def run_demo(
         model, unregistered_copy(adata, heldout_idx), n_mc_samples=DEMO_N_MC_SAMPLES, seed=seed
     )
     model.annotate(adata)
-    metrics = {
+    metrics = _demo_metrics(model, adata, heldout, n_dropped, len(train_idx))
+    metrics["training_seconds"] = round(training_seconds, 1)
+    _write_demo_figures(model, adata, output, seed=seed, chosen=n_clusters == "auto")
+    adata = strip_registration(adata)
+    write_whole(
+        output / "paul15_scvae.h5ad", lambda path: adata.write_h5ad(path, compression="gzip")
+    )
+    metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
+    text = json.dumps(metrics, indent=2) + "\n"
+    write_whole(output / "metrics.json", lambda path: path.write_text(text))
+    return metrics
+
+
+def _demo_metrics(
+    model, adata: AnnData, heldout: dict[str, Any], n_dropped: int, n_train: int
+) -> dict[str, Any]:
+    """The demo's scores: the model's size and fit, its held-out ELBO and log-likelihood,
+    and its clusters against the published ones (``adata`` annotated by ``model``)."""
+    return {
         "model": heldout["model"],
         "likelihood": "nb",
         "n_clusters": model.n_clusters,
@@ -108,26 +126,29 @@ def run_demo(
         "n_cells": int(adata.n_obs),
         "n_cells_dropped": n_dropped,
         "n_genes": int(adata.n_vars),
-        "n_train": len(train_idx),
+        "n_train": n_train,
         "n_heldout": heldout["n_cells"],
         "heldout_elbo": heldout["elbo"],
         "heldout_log_likelihood": heldout["log_likelihood"],
         # Clusters holding at least 1% of an even share of the training cells (and 3 cells).
         "n_clusters_used": model.n_clusters_used_,
         **clustering_scores(adata.obs["label"], adata.obs[CLUSTER_KEY]),
-        "training_seconds": round(training_seconds, 1),
     }
+
+
+def _write_demo_figures(model, adata: AnnData, output: Path, *, seed: int, chosen: bool) -> None:
+    """Write ``umap.png`` (a UMAP of the latent space, added to ``adata``, by GMVAE cluster
+    and by published label) and ``training_curves.png`` into ``output``, each whole or not
+    at all: a demo stopped while it writes leaves no partial file."""
     sc.pp.neighbors(adata, use_rep=LATENT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
-    chosen = ", chosen" if n_clusters == "auto" else ""
     titles = (
-        f"GMVAE clusters (K={model.n_clusters}{chosen})",
+        f"GMVAE clusters (K={model.n_clusters}{', chosen' if chosen else ''})",
         "published clusters (Paul et al. 2015)",
     )
     for ax, key, title in zip(axes, (CLUSTER_KEY, "label"), titles, strict=True):
         sc.pl.umap(adata, color=key, ax=ax, show=False, title=title, legend_fontsize=7)
-    # Each file whole or not at all: a demo stopped while it writes leaves no partial file.
     write_whole(
         output / "umap.png", lambda path: figure.savefig(path, dpi=150, bbox_inches="tight")
     )
@@ -138,14 +159,6 @@ def run_demo(
         lambda path: curves.savefig(path, dpi=150, bbox_inches="tight"),
     )
     plt.close(curves)
-    adata = strip_registration(adata)
-    write_whole(
-        output / "paul15_scvae.h5ad", lambda path: adata.write_h5ad(path, compression="gzip")
-    )
-    metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(metrics, indent=2) + "\n"
-    write_whole(output / "metrics.json", lambda path: path.write_text(text))
-    return metrics
 
 
 def _check_demo_options(n_clusters: int | str, max_epochs: int | None, n_genes: int) -> None:

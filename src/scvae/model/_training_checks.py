@@ -1,0 +1,126 @@
+"""Checks of the options of ``train()``, run before anything trains."""
+
+import inspect
+import math
+
+from scvae._arguments import whole_number
+from scvae._result_keys import check_key_added
+
+#: scvi-tools' share of the cells that trains when ``train_size`` is not given.
+DEFAULT_TRAIN_SIZE = 0.9
+
+
+def training_cells(n_cells: int, train_size: float | None) -> int:
+    """The cells scvi-tools' split of ``n_cells`` trains on (``ceil(train_size * n_cells)``)."""
+    return math.ceil((DEFAULT_TRAIN_SIZE if train_size is None else train_size) * n_cells)
+
+
+def check_max_epochs(max_epochs: int | None) -> None:
+    """Refuse a training length that cannot train: ``None`` or a positive integer."""
+    if max_epochs is not None and whole_number(max_epochs, 1) is None:
+        raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}.")
+
+
+def check_training_options(
+    max_epochs: int | None,
+    batch_size: int,
+    key_added: str,
+    n_cells: int,
+    train_size: float | None = None,
+) -> tuple[int | None, int, int]:
+    """Refuse a training length, minibatch size, result key, number of cells or training
+    share that cannot work, before anything runs; return the length and size as Python
+    integers (Lightning takes no other) and the number of training cells."""
+    if n_cells < 3:
+        raise ValueError(
+            f"Training needs at least 3 cells, the AnnData has {n_cells}: batch normalisation "
+            "estimates statistics over the cells of a minibatch, and a split of fewer cells "
+            "leaves no minibatch of two."
+        )
+    check_max_epochs(max_epochs)
+    check_key_added(key_added)
+    if whole_number(batch_size, 2) is None:
+        raise ValueError(
+            f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
+            f"per minibatch), got {batch_size!r}."
+        )
+    if train_size is not None and not 0 < train_size <= 1:
+        raise ValueError(
+            f"train_size is the share of cells to train on, in (0, 1]; got {train_size!r}."
+        )
+    n_train = training_cells(n_cells, train_size)
+    if n_train < 2:
+        raise ValueError(
+            f"train_size={train_size} leaves {n_train} of the {n_cells} cells for training: "
+            "batch normalisation needs two per minibatch. Raise train_size."
+        )
+    return (None if max_epochs is None else int(max_epochs)), int(batch_size), n_train
+
+
+def check_validation_needs(
+    train_size: float | None,
+    validation_size: float | None,
+    early_stopping: bool,
+    plan_kwargs: dict | None,
+    trainer_kwargs: dict,
+) -> None:
+    """Refuse early stopping or a plateau schedule on a validation metric when no cells are
+    held out for validation, and a plateau schedule on one computed only every few epochs:
+    Lightning would fail only after the first epoch's steps."""
+    held_out = f"train_size={train_size}"
+    if validation_size is None:
+        validation_size = 1.0 - (DEFAULT_TRAIN_SIZE if train_size is None else train_size)
+    else:
+        held_out = f"validation_size={validation_size}"
+    plan_kwargs = plan_kwargs or {}
+    plateau = "plan_kwargs={'reduce_lr_on_plateau': True}"
+    needs = {
+        "early_stopping=True": early_stopping
+        and trainer_kwargs.get("early_stopping_monitor", "elbo_validation"),
+        plateau: plan_kwargs.get("reduce_lr_on_plateau")
+        and plan_kwargs.get("lr_scheduler_metric", "elbo_validation"),
+    }
+    every = trainer_kwargs.get("check_val_every_n_epoch", 1)
+    for option, metric in needs.items():
+        if not (metric and str(metric).endswith("_validation")):
+            continue
+        if validation_size <= 0:
+            raise ValueError(
+                f"{option} follows {metric}, but {held_out} holds out no cells for "
+                "validation: hold out some (by default train_size=0.9 holds out 10%)."
+            )
+        if option == plateau and every != 1:
+            raise ValueError(
+                f"{option} follows {metric} every epoch, but check_val_every_n_epoch={every} "
+                "computes it every few: validate every epoch, or follow a training metric "
+                "(lr_scheduler_metric='elbo_train')."
+            )
+
+
+def check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type, module) -> None:
+    """Refuse ``plan_kwargs`` that neither the training plan nor the module's loss takes.
+
+    Such an option would otherwise fail only inside the first training step, after the
+    step had already moved the encoder's batch-normalisation statistics.
+    """
+    if not plan_kwargs:
+        return
+    known = set()
+    for function in [
+        cls.__dict__["__init__"] for cls in plan_cls.__mro__ if "__init__" in cls.__dict__
+    ]:
+        known |= _named_parameters(function)
+    known |= _named_parameters(module.loss) - {"tensors", "inference_outputs", "generative_outputs"}
+    unknown = sorted(set(plan_kwargs) - known)
+    if unknown:
+        raise TypeError(
+            f"plan_kwargs {unknown} are options of neither the training plan nor the model's "
+            f"loss; they take {sorted(known)}."
+        )
+
+
+def _named_parameters(function) -> set[str]:
+    """The names a callable takes as keywords (not ``self``, ``*args`` or ``**kwargs``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if p.kind in kinds} - {"self", "module"}
