@@ -259,3 +259,11 @@ def test_training_reads_the_minibatches_in_the_chosen_layout(adata, load_sparse_
     model.train(max_epochs=1, load_sparse_tensor=load_sparse_tensor, callbacks=[Layouts()], **QUIET)
     expected = torch.strided if load_sparse_tensor is False else torch.sparse_csr
     assert layouts and set(layouts) == {expected}
+
+
+def test_the_loader_ignores_scvi_tools_options_and_refuses_misspelt_ones(adata):
+    manager = _manager(adata)
+    loader = TensorDataLoader(manager, batch_size=16, num_workers=4, iter_ndarray=True)
+    assert sum(len(batch[REGISTRY_KEYS.X_KEY]) for batch in loader) == adata.n_obs
+    with pytest.raises(TypeError, match=r"\['batch_sizes'\] are not options of TensorDataLoader"):
+        TensorDataLoader(manager, batch_sizes=16)

@@ -164,18 +164,29 @@ def test_bad_architecture_options_fail_before_training(adata, options, message):
         ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": "run/1"}, ValueError, "holds a '/', which h5ad files read as a path"),
+        (
+            {"datasplitter_kwargs": {"blocks_size": 64}},
+            TypeError,
+            r"datasplitter_kwargs \['blocks_size'\] are options of neither",
+        ),
+        (
+            {"datasplitter_kwargs": {"shuffle_set_split": False}},
+            TypeError,
+            r"\['shuffle_set_split'\] are arguments of train\(\) itself",
+        ),
     ],
 )
 def test_bad_training_options_fail_before_any_step(adata, model_cls, options, error, message):
     """A refused option leaves a trained model exactly as it was (no step, no batch
-    statistics moved)."""
+    statistics moved, a GMVAE's clusters kept)."""
     scvae.setup_anndata(adata)
     model = model_cls(adata, n_latent=2, n_hidden=8)
     model.train(max_epochs=1, **QUIET)
-    latent = model.get_latent_representation()
+    latent, summary = model.get_latent_representation(), model.summary()
     with pytest.raises(error, match=message):
         model.train(**options, **QUIET)
     np.testing.assert_array_equal(model.get_latent_representation(), latent)
+    assert model.summary() == summary
 
 
 def test_batch_conditioned_decoder_with_per_batch_dispersion():

@@ -17,6 +17,7 @@ from ._registration import registration_of as registration_of
 from ._registration import without_scvi_setup_warnings as without_scvi_setup_warnings
 from ._samplers import BlockShuffleSampler
 from ._splitter import TensorDataSplitter, counts_are_sparse
+from ._splitter import check_splitter_options as check_splitter_options
 from ._validation import (
     InvalidCountsError,
     check_obs_complete,

@@ -1,9 +1,11 @@
 """A drop-in replacement of scvi-tools' ``AnnDataLoader`` serving tensors converted once."""
 
+import inspect
+
 import numpy as np
 import torch
 from scvi.data import AnnDataManager
-from scvi.dataloaders import BatchDistributedSampler
+from scvi.dataloaders import AnnDataLoader, BatchDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._dataset import RegisteredTensors
@@ -42,7 +44,10 @@ class TensorDataLoader(DataLoader):
         Backed data only: how :class:`BlockShuffleSampler` reads the file (not used with
         ``distributed_sampler``, where each minibatch is read row by row).
     **kwargs
-        Accepted for compatibility and ignored.
+        Other options of scvi-tools' ``AnnDataLoader`` and torch's ``DataLoader``
+        (:data:`UNUSED_LOADER_OPTIONS`: ``num_workers``, ``data_and_attributes``, ...) are
+        accepted and ignored: the tensors are converted once and sliced in this process.
+        Any other name is refused (a misspelt option would otherwise change nothing).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class TensorDataLoader(DataLoader):
         blocks_per_buffer: int = 16,
         **kwargs,
     ):
+        _check_unused_options(kwargs)
         if indices is None:
             indices = np.arange(adata_manager.adata.n_obs)
         indices = np.asarray(indices)
@@ -89,3 +95,27 @@ class TensorDataLoader(DataLoader):
             pin_memory and torch.cuda.is_available() and dataset.counts.device.type == "cpu"
         )
         super().__init__(dataset, sampler=sampler, batch_size=None, pin_memory=pin_memory)
+
+
+def _parameter_names(function) -> set[str]:
+    return set(inspect.signature(function).parameters) - {"self", "args", "kwargs"}
+
+
+#: Options of scvi-tools' ``AnnDataLoader`` and torch's ``DataLoader`` that
+#: :class:`TensorDataLoader` takes and has no use for.
+UNUSED_LOADER_OPTIONS = frozenset(
+    (_parameter_names(AnnDataLoader.__init__) | _parameter_names(DataLoader.__init__))
+    - _parameter_names(TensorDataLoader.__init__)
+    - {"adata_manager", "dataset"}
+)
+
+
+def _check_unused_options(options: dict) -> None:
+    """Refuse ``options`` (the loader's ``**kwargs``) outside :data:`UNUSED_LOADER_OPTIONS`."""
+    unknown = sorted(set(options) - UNUSED_LOADER_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{unknown} are not options of TensorDataLoader, which takes "
+            f"{sorted(_parameter_names(TensorDataLoader.__init__))} (and ignores scvi-tools' "
+            "and torch's other loader options)."
+        )

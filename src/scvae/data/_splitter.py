@@ -1,5 +1,6 @@
 """scvi-tools' data splitter serving scvae's loaders, with tensors on the GPU when they fit."""
 
+import inspect
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
 from torch.utils.data import DataLoader
 
-from ._loader import TensorDataLoader
+from ._loader import UNUSED_LOADER_OPTIONS, TensorDataLoader
 
 #: Counts with at most this share of non-zero entries are served as sparse CSR minibatches,
 #: for which the encoders' sparse input layer beats a dense matrix product (see
@@ -18,6 +19,17 @@ from ._loader import TensorDataLoader
 SPARSE_DENSITY_LIMIT = 0.3
 #: What scvi-tools' warning of a last training minibatch of one cell says.
 ONE_CELL_MINIBATCH = "Last batch will have a small size of 1 samples"
+#: The data splitter's arguments that scvi-tools' ``train()`` sets from its own.
+TRAIN_SPLITTER_ARGUMENTS = frozenset(
+    {
+        "train_size",
+        "validation_size",
+        "batch_size",
+        "shuffle_set_split",
+        "distributed_sampler",
+        "load_sparse_tensor",
+    }
+)
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5
 
@@ -107,3 +119,29 @@ def counts_are_sparse(adata_manager: AnnDataManager) -> bool:
     n_entries = counts.shape[0] * counts.shape[1]
     n_nonzero = counts.nnz if sp.issparse(counts) else np.count_nonzero(counts)
     return n_entries > 0 and n_nonzero <= SPARSE_DENSITY_LIMIT * n_entries
+
+
+def check_splitter_options(options: dict | None) -> None:
+    """Refuse ``datasplitter_kwargs`` (``options``) that the data splitter and its loader do
+    not take from there, before training starts: scvi-tools' splitter hands the names it
+    does not know to the loader, where a misspelt option would otherwise change nothing."""
+    options = set(options or {})
+    given_by_train = sorted(options & TRAIN_SPLITTER_ARGUMENTS)
+    if given_by_train:
+        raise TypeError(
+            f"datasplitter_kwargs {given_by_train} are arguments of train() itself (the "
+            "distributed sampler follows the strategy): give them there, not in "
+            "datasplitter_kwargs."
+        )
+    splitter = set(inspect.signature(DataSplitter.__init__).parameters)
+    taken = (splitter - TRAIN_SPLITTER_ARGUMENTS - {"self", "adata_manager", "kwargs"}) | {
+        "block_size",
+        "blocks_per_buffer",
+    }
+    unknown = sorted(options - taken - UNUSED_LOADER_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"datasplitter_kwargs {unknown} are options of neither the data splitter nor "
+            f"its loader: they take {sorted(taken)} (and ignore scvi-tools' and torch's other "
+            "loader options, such as num_workers)."
+        )

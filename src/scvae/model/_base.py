@@ -37,7 +37,7 @@ from ._option_checks import check_piecewise_counts
 from ._query_checks import cell_positions, check_known_batches, check_same_genes
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
-from ._training_checks import check_plan_kwargs, check_training_options, check_validation_needs
+from ._training_checks import check_training_options
 
 
 class ScvaeModel(
@@ -200,16 +200,22 @@ class ScvaeModel(
             Fewer than three cells (batch normalisation needs two per minibatch), counts
             changed since :func:`scvae.setup_anndata`, or early stopping without validation.
         TypeError
-            A ``plan_kwargs`` key that neither the training plan nor the module takes.
+            A ``plan_kwargs`` key that neither the training plan nor the module takes, or a
+            ``datasplitter_kwargs`` key that neither the data splitter nor its loader takes.
         scvae.train.NonFiniteLossError
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        max_epochs, batch_size, _ = check_training_options(
-            max_epochs, batch_size, key_added, self.adata.n_obs, train_size
+        options = dict(
+            kwargs,
+            batch_size=batch_size,
+            train_size=train_size,
+            validation_size=validation_size,
+            early_stopping=early_stopping,
         )
-        check_plan_kwargs(plan_kwargs, self._training_plan_cls, self.module)
-        check_validation_needs(train_size, validation_size, early_stopping, plan_kwargs, kwargs)
+        max_epochs, batch_size, _ = check_training_options(
+            self, max_epochs, plan_kwargs, key_added, options
+        )
         plan_kwargs = kl_warmup_within(plan_kwargs, max_epochs, self.adata.n_obs)
         self._validate_anndata()  # also replays its setup if another replaced it
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]

@@ -5,6 +5,7 @@ import math
 
 from scvae._arguments import whole_number
 from scvae._result_keys import check_key_added
+from scvae.data import check_splitter_options
 
 #: scvi-tools' share of the cells that trains when ``train_size`` is not given.
 DEFAULT_TRAIN_SIZE = 0.9
@@ -22,6 +23,30 @@ def check_max_epochs(max_epochs: int | None) -> None:
 
 
 def check_training_options(
+    model, max_epochs: int | None, plan_kwargs: dict | None, key_added: str, options: dict
+) -> tuple[int | None, int, int]:
+    """Refuse options of ``model.train()`` that cannot work, before anything runs (or
+    anything of an earlier fit is forgotten): :func:`check_sizes`, :func:`check_plan_kwargs`,
+    :func:`check_validation_needs` and the ``datasplitter_kwargs``. ``options`` are the other
+    keywords of the call (``batch_size``, ``train_size``, ...). Returns what
+    :func:`check_sizes` does."""
+    train_size = options.get("train_size")
+    checked = check_sizes(
+        max_epochs, options.get("batch_size", 128), key_added, model.adata.n_obs, train_size
+    )
+    check_plan_kwargs(plan_kwargs, model._training_plan_cls, model.module)
+    check_validation_needs(
+        train_size,
+        options.get("validation_size"),
+        options.get("early_stopping", False),
+        plan_kwargs,
+        options,
+    )
+    check_splitter_options(options.get("datasplitter_kwargs"))
+    return checked
+
+
+def check_sizes(
     max_epochs: int | None,
     batch_size: int,
     key_added: str,
@@ -29,8 +54,8 @@ def check_training_options(
     train_size: float | None = None,
 ) -> tuple[int | None, int, int]:
     """Refuse a training length, minibatch size, result key, number of cells or training
-    share that cannot work, before anything runs; return the length and size as Python
-    integers (Lightning takes no other) and the number of training cells."""
+    share that cannot work; return the length and size as Python integers (Lightning takes
+    no other) and the number of training cells."""
     if n_cells < 3:
         raise ValueError(
             f"Training needs at least 3 cells, the AnnData has {n_cells}: batch normalisation "
