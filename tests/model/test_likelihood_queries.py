@@ -116,6 +116,24 @@ def test_importance_weights_are_refused_before_any_work(adata):
     assert model.get_normalized_expression(weights="uniform").shape == adata.shape
 
 
+def test_draws_over_all_cells_are_a_frame_of_draws_by_gene(adata):
+    """``n_samples_overall`` draws rows from the cells' posteriors (scvi-tools 1.4 indexed
+    them by the cells and failed)."""
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=3, n_hidden=16)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    draws = model.get_normalized_expression(n_samples_overall=7)
+    assert draws.shape == (7, adata.n_vars)
+    assert list(draws.columns) == list(adata.var_names)
+    genes = list(adata.var_names[[4, 1]])
+    subset = model.get_normalized_expression(n_samples_overall=5, gene_list=genes, indices=[0, 2])
+    assert list(subset.columns) == list(adata.var_names[[1, 4]])  # in the AnnData's order
+    assert model.get_normalized_expression(n_samples_overall=3, return_numpy=True).shape == (
+        3,
+        adata.n_vars,
+    )
+
+
 @pytest.mark.parametrize(
     ("model_cls", "options", "reason"),
     [

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from anndata import AnnData
 from scvi import REGISTRY_KEYS
@@ -113,15 +114,28 @@ class LikelihoodQueriesMixin:
         """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_normalized_expression` (same
         arguments), except ``weights="importance"``, which is refused before any work.
 
+        With ``n_samples_overall`` the rows are that many draws from the cells' posteriors,
+        not cells: a :class:`~pandas.DataFrame` of them has the genes as columns and the
+        draws numbered (scvi-tools 1.4 fails there, indexing the draws by the cells).
+
         Raises
         ------
         NotImplementedError
             ``weights="importance"``.
         """
         bound = inspect.signature(super().get_normalized_expression).bind(*args, **kwargs)
-        if bound.arguments.get("weights") == "importance":
+        options = bound.arguments
+        if options.get("weights") == "importance":
             raise NotImplementedError(NO_IMPORTANCE_WEIGHTS)
-        return super().get_normalized_expression(*args, **kwargs)
+        if options.get("n_samples_overall") is None or options.get("return_numpy"):
+            return super().get_normalized_expression(*args, **kwargs)
+        draws = super().get_normalized_expression(**{**options, "return_numpy": True})
+        if options.get("dataloader") is not None:
+            return draws  # scvi-tools returns arrays for a dataloader's cells
+        genes = self._validate_anndata(options.get("adata")).var_names
+        if options.get("gene_list") is not None:
+            genes = genes[genes.isin(options["gene_list"])]
+        return pd.DataFrame(draws, columns=genes)
 
     def get_importance_weights(self, *args, **kwargs):
         """Not available for scvae's models (see :data:`NO_IMPORTANCE_WEIGHTS`).
