@@ -5,6 +5,7 @@ import re
 
 import pytest
 import scvi
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 import scvae
 from scvae.datasets import synthetic_counts
@@ -33,6 +34,20 @@ def test_without_the_progress_bar_a_fit_prints_nothing(adata, capfd, recwarn, tr
     model.train(max_epochs=2, enable_progress_bar=False, train_size=train_size)
     assert capfd.readouterr() == ("", "")
     assert not [str(w.message) for w in recwarn]  # none without validation cells either
+
+
+@pytest.mark.parametrize("enable_progress_bar", [True, False])
+def test_a_progress_bar_of_ones_own_replaces_scvaes(adata, capfd, enable_progress_bar):
+    """Lightning allows one bar: a user's ``TQDMProgressBar`` is shown instead of scvae's
+    (it failed with both, and with ``enable_progress_bar=False``)."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=8)
+    capfd.readouterr()
+    bar = TQDMProgressBar()
+    model.train(max_epochs=2, callbacks=[bar], enable_progress_bar=enable_progress_bar)
+    printed = "".join(capfd.readouterr())
+    assert "Epoch 1" in printed  # Lightning's bar, by epoch
+    assert "ELBO train=" not in printed  # not scvae's
 
 
 def test_results_for_a_new_anndata_print_nothing(adata, capfd, monkeypatch):

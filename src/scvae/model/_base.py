@@ -4,6 +4,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from anndata import AnnData
+from lightning.pytorch.callbacks import ProgressBar
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
@@ -188,7 +189,8 @@ class ScvaeModel(
             Serve minibatches as torch sparse CSR tensors (the encoders and the NB read only
             the non-zero counts); by default when the counts are (<= 30% non-zero, or backed).
         enable_progress_bar
-            Show a progress bar over the epochs with the training and validation ELBO.
+            Show a progress bar over the epochs with the training and validation ELBO. A
+            Lightning progress bar among the ``callbacks`` is shown instead.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
             Lightning trainer (``strategy``, ``early_stopping_patience``, ``callbacks``,
@@ -219,7 +221,8 @@ class ScvaeModel(
         plan_kwargs = kl_warmup_within(plan_kwargs, max_epochs, self.adata.n_obs)
         self._validate_anndata()  # also replays its setup if another replaced it
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
-        if enable_progress_bar:
+        own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
+        if enable_progress_bar and not own_bar:
             callbacks.append(EpochProgressBar())
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
         kwargs.setdefault("simple_progress_bar", False)  # scvae's own bar, on stderr
@@ -240,7 +243,7 @@ class ScvaeModel(
                     plan_kwargs=plan_kwargs,
                     load_sparse_tensor=load_sparse_tensor,
                     callbacks=callbacks,
-                    enable_progress_bar=enable_progress_bar,
+                    enable_progress_bar=enable_progress_bar or own_bar,
                     **kwargs,
                 )
         finally:
