@@ -12,6 +12,9 @@ QUIET = {"enable_progress_bar": False}
 #: Marks a test that needs a CUDA GPU (skipped on CPU-only machines such as CI).
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
+#: Options of ``scvae train`` for tests: two epochs, no progress bar, 4 latent dimensions.
+FAST = ["--max-epochs", "2", "--no-progress-bar", "--n-latent", "4"]
+
 
 def mostly_zeros(adata):
     """``adata`` with about 85% of its counts set to zero, as CSR (the synthetic counts have
