@@ -16,6 +16,7 @@ from scvae.data import (
     TensorDataLoader,
     TensorDataSplitter,
     _count_rows,
+    check_splitter_options,
     counts_are_sparse,
 )
 from scvae.data._count_rows import csr_rows
@@ -267,3 +268,23 @@ def test_the_loader_ignores_scvi_tools_options_and_refuses_misspelt_ones(adata):
     assert sum(len(batch[REGISTRY_KEYS.X_KEY]) for batch in loader) == adata.n_obs
     with pytest.raises(TypeError, match=r"\['batch_sizes'\] are not options of TensorDataLoader"):
         TensorDataLoader(manager, batch_sizes=16)
+
+
+@pytest.mark.parametrize(
+    ("options", "refusal"),
+    [
+        ({"drop_last": True, "pin_memory": False, "block_size": 64, "num_workers": 4}, None),
+        ({"external_indexing": None, "persistent_workers": True}, None),
+        ({"sampler": None}, r"\['sampler'\] are options of neither the data splitter"),
+        ({"blocks_size": 64}, r"\['blocks_size'\] are options of neither"),
+        ({"shuffle": False}, r"\['shuffle'\] are set by the data splitter for each"),
+        ({"batch_size": 64}, r"\['batch_size'\] are arguments of train\(\) itself"),
+        ({"distributed_sampler": True}, r"set from the trainer's strategy"),
+    ],
+)
+def test_datasplitter_options_are_taken_or_refused_by_name(options, refusal):
+    if refusal is None:
+        check_splitter_options(options)
+    else:
+        with pytest.raises(TypeError, match=refusal):
+            check_splitter_options(options)

@@ -189,6 +189,19 @@ def test_bad_training_options_fail_before_any_step(adata, model_cls, options, er
     assert model.summary() == summary
 
 
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+def test_latents_take_scvi_tools_loader_options(adata, model_cls):
+    """scvi-tools' ``get_latent_representation(..., **data_loader_kwargs)``: fetching
+    options are taken (and change nothing), a misspelt one is refused."""
+    scvae.setup_anndata(adata)
+    model = model_cls(adata, n_latent=2, n_hidden=8)
+    model.train(max_epochs=1, **QUIET)
+    latent = model.get_latent_representation(num_workers=2, persistent_workers=False)
+    np.testing.assert_array_equal(latent, model.get_latent_representation())
+    with pytest.raises(TypeError, match=r"\['num_worker'\] are not options"):
+        model.get_latent_representation(num_worker=2)
+
+
 def test_batch_conditioned_decoder_with_per_batch_dispersion():
     adata = synthetic_counts(n_cells=200, n_genes=30, n_batches=3, batch_effect=0.5, seed=2)
     scvae.setup_anndata(adata, batch_key="batch")

@@ -110,6 +110,23 @@ UNUSED_LOADER_OPTIONS = frozenset(
 )
 
 
+#: Options of torch's ``DataLoader`` that only tune how minibatches are fetched (worker
+#: processes, prefetching): :class:`TensorDataLoader` slices tensors converted once, in the
+#: training process, and has no use for them.
+FETCHING_OPTIONS = frozenset(
+    {
+        "num_workers",
+        "persistent_workers",
+        "prefetch_factor",
+        "pin_memory_device",
+        "timeout",
+        "worker_init_fn",
+        "multiprocessing_context",
+        "in_order",
+    }
+)
+
+
 def _check_unused_options(options: dict) -> None:
     """Refuse ``options`` (the loader's ``**kwargs``) outside :data:`UNUSED_LOADER_OPTIONS`."""
     unknown = sorted(set(options) - UNUSED_LOADER_OPTIONS)

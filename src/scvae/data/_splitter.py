@@ -11,7 +11,7 @@ from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
 from torch.utils.data import DataLoader
 
-from ._loader import UNUSED_LOADER_OPTIONS, TensorDataLoader
+from ._loader import FETCHING_OPTIONS, TensorDataLoader
 
 #: Counts with at most this share of non-zero entries are served as sparse CSR minibatches,
 #: for which the encoders' sparse input layer beats a dense matrix product (see
@@ -26,10 +26,11 @@ TRAIN_SPLITTER_ARGUMENTS = frozenset(
         "validation_size",
         "batch_size",
         "shuffle_set_split",
-        "distributed_sampler",
         "load_sparse_tensor",
     }
 )
+#: The loader's arguments that the data splitter sets for each loader it makes.
+SPLITTER_LOADER_ARGUMENTS = frozenset({"indices", "shuffle", "device"})
 #: Share of free GPU memory the counts may take to be kept on the device.
 DEVICE_MEMORY_SHARE = 0.5
 
@@ -124,24 +125,27 @@ def counts_are_sparse(adata_manager: AnnDataManager) -> bool:
 def check_splitter_options(options: dict | None) -> None:
     """Refuse ``datasplitter_kwargs`` (``options``) that the data splitter and its loader do
     not take from there, before training starts: scvi-tools' splitter hands the names it
-    does not know to the loader, where a misspelt option would otherwise change nothing."""
+    does not know to the loader, where a misspelt option, or one of torch's that changes
+    what is sampled (``sampler``, ``collate_fn``, ...), would otherwise change nothing.
+    Options that only tune fetching (:data:`FETCHING_OPTIONS`, e.g. ``num_workers``) are
+    accepted and have no effect."""
     options = set(options or {})
-    given_by_train = sorted(options & TRAIN_SPLITTER_ARGUMENTS)
-    if given_by_train:
-        raise TypeError(
-            f"datasplitter_kwargs {given_by_train} are arguments of train() itself (the "
-            "distributed sampler follows the strategy): give them there, not in "
-            "datasplitter_kwargs."
-        )
+    for refused, why in [
+        (TRAIN_SPLITTER_ARGUMENTS, "arguments of train() itself: give them there"),
+        (SPLITTER_LOADER_ARGUMENTS, "set by the data splitter for each of its loaders"),
+        ({"distributed_sampler"}, "set from the trainer's strategy (e.g. strategy='ddp')"),
+    ]:
+        if given := sorted(options & refused):
+            raise TypeError(f"datasplitter_kwargs {given} are {why}, not in datasplitter_kwargs.")
     splitter = set(inspect.signature(DataSplitter.__init__).parameters)
     taken = (splitter - TRAIN_SPLITTER_ARGUMENTS - {"self", "adata_manager", "kwargs"}) | {
+        "drop_last",
         "block_size",
         "blocks_per_buffer",
     }
-    unknown = sorted(options - taken - UNUSED_LOADER_OPTIONS)
-    if unknown:
+    if unknown := sorted(options - taken - FETCHING_OPTIONS):
         raise TypeError(
             f"datasplitter_kwargs {unknown} are options of neither the data splitter nor "
-            f"its loader: they take {sorted(taken)} (and ignore scvi-tools' and torch's other "
-            "loader options, such as num_workers)."
+            f"its loader: they take {sorted(taken)} (and ignore those that only tune "
+            "fetching, such as num_workers: the counts are sliced in memory)."
         )

@@ -4,8 +4,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from anndata import AnnData
-from lightning.pytorch.callbacks import ProgressBar
-from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
@@ -25,17 +23,17 @@ from scvae.data import (
     without_scvi_setup_warnings,
 )
 from scvae.train import (
-    EpochProgressBar,
     NonFiniteLossGuard,
     ScvaeTrainingPlan,
     as_callback_list,
     metric_mode,
     quiet_training,
+    with_progress_report,
 )
 
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._option_checks import check_piecewise_counts
-from ._query_checks import cell_positions, check_known_batches, check_same_genes
+from ._query_checks import cell_positions, check_registered_batches, check_same_genes
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
 from ._training_checks import check_training_options
@@ -110,7 +108,11 @@ class ScvaeModel(
         cls.register_manager(adata_manager)
 
     def _query_loader(
-        self, adata: AnnData, indices: Sequence[int] | None = None, batch_size: int | None = None
+        self,
+        adata: AnnData,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        **loader_options,
     ):
         """The loader of scvae's own passes over cells after training (latent means, clusters,
         the cluster selection; ``adata`` validated): sparse counts come as sparse CSR
@@ -118,7 +120,7 @@ class ScvaeModel(
         heap over a million cells; scvi-tools' queries read the counts densely."""
         sparse = counts_are_sparse(self.get_anndata_manager(adata, required=True))
         return self._make_data_loader(
-            adata, indices=indices, batch_size=batch_size, load_sparse_tensor=sparse
+            adata, indices, batch_size=batch_size, load_sparse_tensor=sparse, **loader_options
         )
 
     def _make_data_loader(self, adata: AnnData, indices: Sequence[int] | None = None, **kwargs):
@@ -133,10 +135,12 @@ class ScvaeModel(
         indices: Sequence[int] | None,
         batch_size: int | None,
         dataloader: Iterable[dict] | None,
+        **loader_options,
     ) -> Iterable[dict]:
         """A query's minibatches: ``dataloader``, or :meth:`_query_loader`'s over ``adata``."""
         if dataloader is None:
-            return self._query_loader(self._validate_anndata(adata), indices, batch_size)
+            adata = self._validate_anndata(adata)
+            return self._query_loader(adata, indices, batch_size, **loader_options)
         if adata is not None:
             raise ValueError("Give adata or a dataloader, not both.")
         return dataloader
@@ -190,7 +194,8 @@ class ScvaeModel(
             the non-zero counts); by default when the counts are (<= 30% non-zero, or backed).
         enable_progress_bar
             Show a progress bar over the epochs with the training and validation ELBO. A
-            Lightning progress bar among the ``callbacks`` is shown instead.
+            Lightning progress bar among the ``callbacks`` (or scvi-tools',
+            ``simple_progress_bar=True``) is shown instead.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
             Lightning trainer (``strategy``, ``early_stopping_patience``, ``callbacks``,
@@ -221,11 +226,11 @@ class ScvaeModel(
         plan_kwargs = kl_warmup_within(plan_kwargs, max_epochs, self.adata.n_obs)
         self._validate_anndata()  # also replays its setup if another replaced it
         callbacks = [*as_callback_list(kwargs.pop("callbacks", None)), NonFiniteLossGuard()]
-        own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
-        if enable_progress_bar and not own_bar:
-            callbacks.append(EpochProgressBar())
         kwargs.setdefault("check_val_every_n_epoch", 1)  # validation ELBO in the history
         kwargs.setdefault("simple_progress_bar", False)  # scvae's own bar, on stderr
+        callbacks, show_progress = with_progress_report(
+            callbacks, enable_progress_bar, kwargs["simple_progress_bar"]
+        )
         if early_stopping:  # the history's ELBOs rise, its losses fall
             monitor = kwargs.get("early_stopping_monitor", "elbo_validation")
             kwargs.setdefault("early_stopping_mode", metric_mode(monitor))
@@ -243,7 +248,7 @@ class ScvaeModel(
                     plan_kwargs=plan_kwargs,
                     load_sparse_tensor=load_sparse_tensor,
                     callbacks=callbacks,
-                    enable_progress_bar=enable_progress_bar or own_bar,
+                    enable_progress_bar=show_progress,
                     **kwargs,
                 )
         finally:
@@ -368,30 +373,22 @@ class ScvaeModel(
     def _require_integer_counts(self, piecewise_cutoff: int | None) -> None:
         """The piecewise-categorical likelihood indexes classes by count: it needs integers."""
         if self.adata is not None:
-            check_piecewise_counts(self.adata, self._registered_layer(), piecewise_cutoff)
-
-    def _registered_layer(self) -> str | None:
-        return registered_layer(self.adata_manager)
+            layer = registered_layer(self.adata_manager)
+            check_piecewise_counts(self.adata, layer, piecewise_cutoff)
 
     def _check_registered_data(self, adata: AnnData | None = None) -> None:
         """Refuse counts that changed in place since they were registered (see
-        :func:`scvae.data.check_unchanged`)."""
+        :meth:`scvae.data.CountLayerField.check_unchanged`)."""
         manager = self.adata_manager if adata is None else self.get_anndata_manager(adata)
         if manager is not None:
             CountLayerField.check_unchanged(manager)
-
-    def _check_known_batches(self, adata: AnnData) -> None:
-        """Refuse a new AnnData with cells of batches the model was not trained on."""
-        batch_key = self.adata_manager.registry["setup_args"].get("batch_key")
-        state = self.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
-        check_known_batches(adata, batch_key, state.categorical_mapping)
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         own = adata is None or adata is self.adata
         if not own:  # also a copy or view of a registered AnnData (its uuid kept), to which
             # scvi-tools transfers the setup checking only the number of genes.
             check_same_genes(adata.var_names, self.adata.var_names)
-            self._check_known_batches(adata)
+            check_registered_batches(adata, self.adata_manager)
         # scvi-tools announces a transfer and repeats the warnings scvae gave at setup.
         with quiet_training(), without_scvi_setup_warnings():
             if own or self.get_anndata_manager(adata) is not None:

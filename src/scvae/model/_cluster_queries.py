@@ -65,6 +65,7 @@ class ClusterQueriesMixin:
         batch_size: int | None = None,
         return_dist: bool = False,
         dataloader: Iterable[dict] | None = None,
+        **data_loader_kwargs,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
         :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
@@ -90,6 +91,9 @@ class ClusterQueriesMixin:
             the mixture :math:`\\sum_k q(k \\mid x) q(z \\mid x, k)`).
         dataloader
             Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
+        **data_loader_kwargs
+            scvi-tools' loader options; those that only tune fetching (``num_workers``)
+            are taken and ignored, others refused (:class:`~scvae.data.TensorDataLoader`).
 
         Returns
         -------
@@ -99,7 +103,10 @@ class ClusterQueriesMixin:
         latents, variances = [], []
         keep = random_state_kept(self.device) if give_mean or return_dist else nullcontext()
         with keep:  # a fixed answer leaves the session's random state as it was
-            for tensors in self._query_minibatches(adata, indices, batch_size, dataloader):
+            minibatches = self._query_minibatches(
+                adata, indices, batch_size, dataloader, **data_loader_kwargs
+            )
+            for tensors in minibatches:
                 if give_mean or return_dist:
                     mean, variance, _ = self.module.posterior_summary(tensors)
                     latents.append(mean.cpu())

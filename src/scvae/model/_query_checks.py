@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from anndata import AnnData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
 
 from scvae.data import check_obs_complete, check_obs_key
 
@@ -76,6 +78,14 @@ def cell_positions(indices, n_cells: int) -> np.ndarray | None:
             f"indices has positions outside the AnnData's {n_cells} cells (e.g. {outside[0]})."
         )
     return positions
+
+
+def check_registered_batches(adata: AnnData, adata_manager: AnnDataManager) -> None:
+    """Refuse a new AnnData with cells of batches other than those registered in a model's
+    ``adata_manager`` (:func:`check_known_batches`)."""
+    batch_key = adata_manager.registry["setup_args"].get("batch_key")
+    state = adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
+    check_known_batches(adata, batch_key, state.categorical_mapping)
 
 
 def check_known_batches(adata: AnnData, batch_key: str | None, known: Sequence) -> None:

@@ -119,6 +119,7 @@ class VAE(ScvaeModel):
         batch_size: int | None = None,
         return_dist: bool = False,
         dataloader: Iterable[dict] | None = None,
+        **data_loader_kwargs,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent), or with ``return_dist`` its mean and variance.
 
@@ -133,5 +134,7 @@ class VAE(ScvaeModel):
                 give_mean=give_mean,
                 mc_samples=mc_samples,
                 return_dist=return_dist,
-                dataloader=self._query_minibatches(adata, indices, batch_size, dataloader),
+                dataloader=self._query_minibatches(
+                    adata, indices, batch_size, dataloader, **data_loader_kwargs
+                ),
             )

@@ -4,7 +4,8 @@ from ._agreement import mean_agreements
 from ._callbacks import NonFiniteLossError, NonFiniteLossGuard, as_callback_list
 from ._component_initialization import ComponentInitialization
 from ._convergence import ClusterConvergence
-from ._progress import EpochProgressBar
+from ._progress import EpochProgressBar, StopReport
+from ._progress import with_progress_report as with_progress_report
 from ._quiet import quiet_training
 from ._training_plan import ScvaeTrainingPlan, metric_mode
 
@@ -15,6 +16,7 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "ScvaeTrainingPlan",
+    "StopReport",
     "as_callback_list",
     "mean_agreements",
     "metric_mode",

@@ -125,7 +125,7 @@ class ClusterConvergence(Callback):
     @property
     def stop_message(self) -> str | None:
         """Why training ended before ``max_epochs``, once it has (``None`` otherwise): shown
-        under the progress bar (:class:`~scvae.train.EpochProgressBar`)."""
+        under the progress bar (:class:`~scvae.train.StopReport`)."""
         if self.stopped_epoch is None or self.stopped_epoch >= (self._max_epochs or 0):
             return None  # settled at the last epoch, or kept going (min_epochs): not early
         return (

@@ -1,9 +1,10 @@
-"""A progress bar with one step per epoch that shows the training and validation ELBO."""
+"""A progress bar with one step per epoch that shows the training and validation ELBO, and
+the report under it of why training stopped early."""
 
 import sys
 
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from tqdm.auto import tqdm
 
 #: Metrics shown after the bar, with their labels.
@@ -47,16 +48,11 @@ class EpochProgressBar(ProgressBar):
             self._advance(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Show the last epoch's ELBOs, close the bar, and under it say why training stopped
-        early (a callback's ``stop_message``, e.g. :class:`~scvae.train.ClusterConvergence`)."""
+        """Show the last epoch's ELBOs and close the bar."""
         if self.bar is not None:
             self._advance(trainer)
             self.bar.close()
             self.bar = None
-            if self._enabled:
-                for callback in trainer.callbacks:
-                    if message := getattr(callback, "stop_message", None):
-                        tqdm.write(message, file=sys.stderr)
 
     def _advance(self, trainer: Trainer) -> None:
         metrics = trainer.progress_bar_metrics
@@ -65,3 +61,32 @@ class EpochProgressBar(ProgressBar):
             refresh=False,
         )
         self.bar.update(trainer.current_epoch - self.bar.n)
+
+
+class StopReport(Callback):
+    """Says, under the progress bar (on stderr, from the first process only), why training
+    ended before ``max_epochs``: the ``stop_message`` of each callback that has one, such
+    as :class:`~scvae.train.ClusterConvergence`. Put it after the bar among the callbacks."""
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write the messages."""
+        if trainer.is_global_zero:
+            for callback in trainer.callbacks:
+                if message := getattr(callback, "stop_message", None):
+                    tqdm.write(message, file=sys.stderr)
+
+
+def with_progress_report(
+    callbacks: list[Callback], enable_progress_bar: bool, simple_progress_bar: bool
+) -> tuple[list[Callback], bool]:
+    """``callbacks`` with the fit's progress report, and whether the trainer shows a bar.
+
+    The bar is an :class:`EpochProgressBar` unless ``callbacks`` hold a Lightning progress
+    bar of the user's (shown whatever ``enable_progress_bar`` says), or scvi-tools adds its
+    own (``simple_progress_bar``); under whichever bar is shown, a :class:`StopReport`.
+    """
+    own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
+    if enable_progress_bar and not (own_bar or simple_progress_bar):
+        callbacks = [*callbacks, EpochProgressBar()]
+    shown = enable_progress_bar or own_bar
+    return ([*callbacks, StopReport()] if shown else callbacks), shown
