@@ -64,3 +64,18 @@ def test_docs_build_without_warnings(tmp_path):
     assert result.returncode == 0, f"sphinx -W failed (exit {result.returncode}):\n{log}"
     assert (out / "index.html").is_file(), log
     assert (out / "generated" / "scvae.GMVAE.html").is_file(), log
+
+
+@pytest.mark.slow  # trains a VAE and several GMVAEs on paul15 (about a minute and a half)
+def test_the_tutorial_runs_with_the_current_code(tmp_path):
+    """Every code cell of the tutorial runs. The documentation renders the outputs it was
+    saved with, so a renamed attribute or option in its code would otherwise go unnoticed."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(DOCS / "tutorial.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=BUILD_TIMEOUT_S, resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()  # raises CellExecutionError naming the cell that failed
+    printed = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    assert not [output for output in printed if output.get("output_type") == "error"]
