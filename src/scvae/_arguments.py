@@ -1,4 +1,4 @@
-"""Checks of integer arguments, shared by every package (torch-free)."""
+"""Checks of integer and true-or-false arguments, shared by every package (torch-free)."""
 
 import numpy as np
 
@@ -18,3 +18,12 @@ def integer_at_least(value, minimum: int) -> bool:
     """Whether ``value`` is an integer (Python or NumPy, not a float or ``True``) of at least
     ``minimum``."""
     return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
+
+
+def check_flag(value, name: str, *, none: bool = False) -> None:
+    """Refuse ``value`` for the option ``name`` unless it is ``True`` or ``False`` (or
+    ``None`` where ``none``): a string such as ``"False"`` would otherwise count as true."""
+    if isinstance(value, bool | np.bool_) or (none and value is None):
+        return
+    allowed = "True, False or None" if none else "True or False"
+    raise TypeError(f"{name} must be {allowed}, got {value!r}.")

@@ -319,6 +319,26 @@ def test_a_failed_new_fit_leaves_consistent_clusters():
     assert "dendrogram_scvae_cluster" not in adata.uns
 
 
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_epoch": 3}, TypeError),  # Lightning refuses the misspelt option
+        ({"accelerator": "tpu"}, Exception),  # no such device here
+    ],
+)
+def test_a_new_fit_failing_before_its_first_step_keeps_the_earlier_fit(options, error):
+    """The weights have not changed, so the earlier fit's clusters still describe them."""
+    adata = synthetic_counts(n_cells=150, n_genes=30, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.GMVAE(adata, n_clusters="auto", max_clusters=6, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, **QUIET)
+    summary, clusters = model.summary(), model.predict()
+    with pytest.raises(error):
+        model.train(**options, **QUIET)
+    assert model.summary() == summary and model.cluster_selection_ is not None
+    np.testing.assert_array_equal(model.predict(), clusters)
+
+
 def test_a_saved_auto_model_keeps_its_clusters(auto_model, tmp_path):
     model, adata = auto_model
     model.save(tmp_path / "auto")

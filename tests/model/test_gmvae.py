@@ -92,6 +92,11 @@ def test_bad_options_fail_before_training(adata):
             scvae.GMVAE(adata, n_clusters=bad)
     with pytest.raises(ValueError, match="prior"):
         scvae.GMVAE(adata, prior="dirichlet")
+    for spread in (-1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match=r"component_spread .* must be a finite number"):
+            scvae.GMVAE(adata, component_spread=spread)
+    with pytest.raises(TypeError, match="marginal_cluster_kl must be True or False"):
+        scvae.GMVAE(adata, inference="per_component", marginal_cluster_kl="no")
     too_many = scvae.GMVAE(adata, n_clusters=adata.n_obs + 1)
     with pytest.raises(ValueError, match=r"more than the \d+ training cells"):
         too_many.train(max_epochs=1, **QUIET)

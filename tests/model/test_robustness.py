@@ -162,6 +162,19 @@ def test_a_save_that_fails_leaves_the_saved_model_whole(adata, tmp_path):
     assert not (tmp_path / "deeper").exists()  # and its parents
 
 
+def test_a_model_whose_counts_changed_in_place_is_not_saved_over_a_good_one(adata, tmp_path):
+    """Genes filtered in place after setup: the model's weights are for the genes it was
+    set up with, so a save would write genes it cannot be loaded with."""
+    model = _trained(adata)
+    model.save(tmp_path / "model")
+    adata._inplace_subset_var(np.arange(adata.n_vars - 10))  # as sc.pp.filter_genes does
+    with pytest.raises(ValueError, match="genes were removed or added in place"):
+        model.save(tmp_path / "model", overwrite=True)
+    with pytest.raises(ValueError, match="genes were removed or added in place"):
+        model.get_latent_representation()  # as every query
+    assert len(scvae.tl.saved_genes(tmp_path / "model")) == adata.n_vars + 10
+
+
 def test_a_model_saved_with_a_prefix_is_named_when_the_prefix_is_forgotten(adata, tmp_path):
     _trained(adata).save(tmp_path, prefix="run1_", overwrite=True)
     with pytest.raises(SavedModelError, match=r"prefix=\['run1_'\]"):

@@ -140,11 +140,24 @@ def test_non_integer_counts_can_be_allowed_explicitly(adata):
         ({"labels_key": "type"}, "labels_key='type' is not a column"),
     ],
 )
-def test_missing_layer_or_column_is_named(adata, kwargs, message):
+@pytest.mark.parametrize("setup", [scvae.setup_anndata, scvae.GMVAE.setup_anndata])
+def test_missing_layer_or_column_is_named(adata, kwargs, message, setup):
+    """Also by a model class's own setup (scvi-tools' way), which runs the same checks."""
     snapshot = _snapshot(adata)
     with pytest.raises(KeyError, match=message):
-        scvae.setup_anndata(adata, **kwargs)
+        setup(adata, **kwargs)
     _assert_unchanged(adata, snapshot)
+
+
+def test_a_model_on_an_anndata_not_set_up_names_scvaes_setup(adata):
+    with pytest.raises(ValueError, match=r"not been set up for scvae.*scvae\.setup_anndata"):
+        scvae.VAE(adata)
+
+
+def test_a_flag_given_as_a_string_is_refused(adata):
+    """``"False"`` is a true value: taken as it is, it would do the opposite."""
+    with pytest.raises(TypeError, match="allow_non_integer must be True or False"):
+        scvae.setup_anndata(adata, allow_non_integer="False")
 
 
 def test_cells_without_a_batch_are_counted_and_named(adata):

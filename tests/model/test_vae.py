@@ -127,12 +127,31 @@ def test_deep_scvae_style_encoder_trains_and_learns(adata):
         ({"n_hidden": [64, 32], "n_layers": 3}, "n_layers"),
         ({"n_latent": 0}, "n_latent"),
         ({"use_batch_norm": "latent"}, "use_batch_norm='latent' is not one of"),
+        ({"n_hidden": "128"}, r"n_hidden must be a positive integer or a list .* got '128'"),
+        ({"n_hidden": [64.7, 32]}, r"n_hidden must be .* got \[64\.7, 32\]"),
+        ({"n_layers": -1}, "n_layers must be a positive integer, got -1"),
+        ({"n_latent": 4.0}, "n_latent must be a positive integer, got 4.0"),
+        ({"dropout_rate": "0.1"}, "dropout_rate must be a number in"),
     ],
 )
 def test_bad_architecture_options_fail_before_training(adata, options, message):
     scvae.setup_anndata(adata)
     with pytest.raises(ValueError, match=message):
         scvae.VAE(adata, **options)
+
+
+@pytest.mark.parametrize("option", ["scale_by_library", "encode_batch"])
+def test_a_flag_given_as_a_string_is_refused(adata, option):
+    """``"False"`` is a true value: taken as it is, it would do the opposite."""
+    scvae.setup_anndata(adata)
+    with pytest.raises(TypeError, match=rf"{option} must be True(,| or) False"):
+        scvae.VAE(adata, **{option: "False"})
+
+
+def test_widths_may_be_numpy_integers(adata):
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_hidden=np.int64(16), n_layers=2)
+    assert "hidden [16, 16]" in model._model_summary_string
 
 
 @pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])

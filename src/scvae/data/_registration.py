@@ -96,15 +96,21 @@ def registering(adata: AnnData) -> Iterator[None]:
     _registered[adata.uns[SCVI_UUID_KEY]] = adata
 
 
-def check_own_registration(adata: AnnData) -> None:
-    """Raise a :class:`ValueError` if ``adata`` is a copy of an AnnData registered by
-    :func:`scvae.setup_anndata` (it kept the original's identity) and not registered itself:
-    a model cannot be built on it until it is."""
+def check_own_registration(adata: AnnData, model_cls: type) -> None:
+    """Raise a :class:`ValueError` unless ``adata`` is set up for ``model_cls``, saying how:
+    not set up at all, or a copy of an AnnData registered by :func:`scvae.setup_anndata`
+    (it kept the original's identity) and not registered itself."""
     if _copy_of_registered(adata):
         raise ValueError(
             "This AnnData is a copy of one set up for scvae (it kept that one's registration) "
             "and has not been set up itself: run scvae.setup_anndata on it (with the same "
             "arguments) before building a model on it."
+        )
+    if registration_of(model_cls, adata) is None:
+        raise ValueError(
+            "This AnnData has not been set up for scvae: register its raw counts first, "
+            "scvae.setup_anndata(adata), or scvae.setup_anndata(adata, layer='counts') when "
+            "they are in a layer."
         )
 
 

@@ -8,6 +8,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from scvae._arguments import check_flag
+
 #: Rows checked at a time, so that a backed or very large matrix is never densified whole.
 CHUNK_ROWS = 10_000
 #: Largest count accepted: 2^24, above which float32 (the models' precision) no longer holds
@@ -283,3 +285,23 @@ def validate_counts(
             "they carry no information and break the library-size scaling. Remove them first, "
             "e.g. scanpy.pp.filter_cells(adata, min_counts=1)."
         )
+
+
+def check_setup(
+    adata: AnnData,
+    layer: str | None,
+    batch_key: str | None,
+    labels_key: str | None,
+    allow_non_integer: bool,
+) -> None:
+    """The checks of a setup before anything is registered: the batch and label columns
+    exist and sort, every cell has a batch (cells without a label are allowed), the counts
+    are raw counts (:func:`validate_counts`); warns of batches of fewer than 3 cells."""
+    check_flag(allow_non_integer, "allow_non_integer")
+    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
+        check_obs_key(adata, key, name)
+    check_obs_complete(adata, batch_key, "batch_key")
+    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
+        check_obs_sortable(adata, key, name)
+    validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
+    warn_small_batches(adata, batch_key)

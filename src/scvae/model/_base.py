@@ -7,19 +7,19 @@ from anndata import AnnData
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
+from scvae._arguments import check_flag
 from scvae._result_keys import DEFAULT_KEY, drop_cluster_results, result_keys
 from scvae.data import (
     CountLayerField,
     TensorDataLoader,
     TensorDataSplitter,
     check_own_registration,
+    check_setup,
     count_fields,
     counts_are_sparse,
     registered_layer,
     registering,
     registration_of,
-    validate_counts,
-    warn_small_batches,
     without_scvi_setup_warnings,
 )
 from scvae.train import (
@@ -58,7 +58,7 @@ class ScvaeModel(
 
     def __init__(self, adata: AnnData | None = None, registry: object | None = None):
         if adata is not None:
-            check_own_registration(adata)
+            check_own_registration(adata, type(self))
         super().__init__(adata, registry)
 
     @classmethod
@@ -78,8 +78,7 @@ class ScvaeModel(
         :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
-            validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
-            warn_small_batches(adata, batch_key)
+            check_setup(adata, layer, batch_key, labels_key, allow_non_integer)
         cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
 
     @classmethod
@@ -312,8 +311,11 @@ class ScvaeModel(
         **kwargs,
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
-        arguments), whole or not at all (written in a hidden folder, then moved in): :meth:`load`
-        reads an AnnData there only if this save wrote it; no other file there is removed."""
+        arguments), whole or not at all (written in a hidden folder, then moved in), unless its
+        counts changed in place: :meth:`load` reads an AnnData there only if this save wrote
+        it; no other file there is removed."""
+        check_flag(save_anndata, "save_anndata")
+        self._check_registered_data()
 
         def save(path: str) -> None:
             with backed_file_kept(self.adata if save_anndata else None):

@@ -103,10 +103,9 @@ class ClusterQueriesMixin:
         latents, variances = [], []
         keep = random_state_kept(self.device) if give_mean or return_dist else nullcontext()
         with keep:  # a fixed answer leaves the session's random state as it was
-            minibatches = self._query_minibatches(
+            for tensors in self._query_minibatches(
                 adata, indices, batch_size, dataloader, **data_loader_kwargs
-            )
-            for tensors in minibatches:
+            ):
                 if give_mean or return_dist:
                     mean, variance, _ = self.module.posterior_summary(tensors)
                     latents.append(mean.cpu())
@@ -316,6 +315,7 @@ class ClusterQueriesMixin:
             The registered batch to decode as, by name or code.
         """
         self._check_if_trained(warn=False)
+        self._check_registered_data()  # the columns are the registered genes
         batch = self._batch_code(transform_batch)
         # Only the piecewise-categorical likelihood's shape depends on the total count.
         piecewise = self.module.decoder.piecewise_cutoff is not None

@@ -18,8 +18,13 @@ from ._cluster_selection import (
     cells_to_evaluate,
     select_clusters,
 )
-from ._gmvae_training import fit_gmvae
-from ._option_checks import check_architecture, check_cells_fill_clusters, check_n_clusters
+from ._gmvae_training import earlier_fit_kept_on_failure, fit_gmvae
+from ._option_checks import (
+    check_architecture,
+    check_cells_fill_clusters,
+    check_mixture_options,
+    check_n_clusters,
+)
 from ._restarts import check_restart_options
 from ._schedule import GMVAESchedule
 from ._training_checks import check_training_options
@@ -167,15 +172,11 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             n_layers,
             dropout_rate,
             use_batch_norm,
+            encode_batch,
         )
         check_n_clusters(n_clusters, max_clusters)
+        check_mixture_options(inference, INFERENCES, prior, marginal_cluster_kl, component_spread)
         auto = n_clusters == "auto"
-        if inference not in INFERENCES:
-            raise ValueError(f"inference={inference!r} is not one of {INFERENCES}.")
-        if prior not in ("uniform", "learned"):
-            raise ValueError(f"prior={prior!r} is not one of ('uniform', 'learned').")
-        if marginal_cluster_kl and inference != "per_component":
-            raise ValueError("marginal_cluster_kl=True is an option of inference='per_component'.")
         super().__init__(adata)
         self._require_integer_counts(piecewise_cutoff)
         if encode_batch is None:
@@ -309,19 +310,19 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             batch_size=batch_size,
             plan_kwargs=plan_kwargs,
         )
-        self._forget_fit()  # an earlier fit's results no longer apply, also if this one fails
-        fit_gmvae(
-            self,
-            super().train,
-            schedule,
-            n_restarts=n_restarts,
-            restart_selection=restart_selection,
-            component_init_method=component_init_method,
-            stop_when_converged=stop_when_converged,
-            plan_kwargs=plan_kwargs,
-            key_added=key_added,
-            kwargs=kwargs,
-        )
+        with earlier_fit_kept_on_failure(self):
+            fit_gmvae(
+                self,
+                super().train,
+                schedule,
+                n_restarts=n_restarts,
+                restart_selection=restart_selection,
+                component_init_method=component_init_method,
+                stop_when_converged=stop_when_converged,
+                plan_kwargs=plan_kwargs,
+                key_added=key_added,
+                kwargs=kwargs,
+            )
         # One pass over the cells serves the cluster selection and the annotation.
         posterior = self._posterior(None, None, None, components=True)
         self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))

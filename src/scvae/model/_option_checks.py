@@ -1,10 +1,12 @@
 """Checks of a model's construction options, run before any module is built."""
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 from anndata import AnnData
 
-from scvae._arguments import whole_number
+from scvae._arguments import check_flag, integer_at_least, whole_number
 from scvae.data import InvalidCountsError, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
 from scvae.module import DISPERSIONS, batch_norm_places, hidden_widths
@@ -20,12 +22,15 @@ def check_architecture(
     n_layers: int,
     dropout_rate: float,
     use_batch_norm: bool | str = "encoder",
+    encode_batch: bool | None = False,
 ) -> list[int]:
     """Validate the architecture options of a model and return the hidden layer widths.
 
-    Raises a :class:`ValueError` naming the bad option and the accepted values, before any
-    module is built.
+    Raises a :class:`ValueError` (:class:`TypeError` for a flag that is not ``True`` or
+    ``False``) naming the bad option and the accepted values, before any module is built.
     """
+    check_flag(scale_by_library, "scale_by_library")
+    check_flag(encode_batch, "encode_batch", none=True)
     row = get_likelihood(likelihood)
     if dispersion not in DISPERSIONS:
         raise ValueError(f"dispersion={dispersion!r} is not one of {DISPERSIONS}.")
@@ -41,16 +46,47 @@ def check_architecture(
                 f"The piecewise-categorical variant exists for {wrappable}, "
                 f"not likelihood={likelihood!r}."
             )
-        if whole_number(piecewise_cutoff, 1) is None:
+        if not integer_at_least(piecewise_cutoff, 1):
             raise ValueError(
                 f"piecewise_cutoff must be a positive integer, got {piecewise_cutoff}."
             )
-    if whole_number(n_latent, 1) is None:
-        raise ValueError(f"n_latent must be a positive integer, got {n_latent}.")
-    if not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    if not integer_at_least(n_latent, 1):
+        raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
+    if not _real(dropout_rate) or not 0 <= dropout_rate < 1:
+        raise ValueError(f"dropout_rate must be a number in [0, 1), got {dropout_rate!r}.")
     batch_norm_places(use_batch_norm)
     return hidden_widths(n_hidden, n_layers)
+
+
+def check_mixture_options(
+    inference: str,
+    inferences: Sequence[str],
+    prior: str,
+    marginal_cluster_kl: bool,
+    component_spread: float | None,
+) -> None:
+    """Refuse a GMVAE's mixture options that cannot be built: an ``inference`` not among
+    ``inferences``, a ``prior`` other than ``"uniform"`` or ``"learned"``,
+    ``marginal_cluster_kl`` without per-component inference, or a ``component_spread``
+    that is not a finite number of at least 0."""
+    if inference not in inferences:
+        raise ValueError(f"inference={inference!r} is not one of {tuple(inferences)}.")
+    if prior not in ("uniform", "learned"):
+        raise ValueError(f"prior={prior!r} is not one of ('uniform', 'learned').")
+    check_flag(marginal_cluster_kl, "marginal_cluster_kl")
+    if marginal_cluster_kl and inference != "per_component":
+        raise ValueError("marginal_cluster_kl=True is an option of inference='per_component'.")
+    spread = component_spread
+    if spread is not None and not (_real(spread) and math.isfinite(spread) and spread >= 0):
+        raise ValueError(
+            "component_spread (the scale of the components' random initial means) must be a "
+            f"finite number of at least 0, or None for the default; got {spread!r}."
+        )
+
+
+def _real(value) -> bool:
+    """Whether ``value`` is a real number (not ``True``/``False`` or a string)."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def check_n_clusters(n_clusters: int | str, max_clusters: int | None = None) -> None:

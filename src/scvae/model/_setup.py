@@ -2,14 +2,7 @@
 
 from anndata import AnnData
 
-from scvae.data import (
-    check_obs_complete,
-    check_obs_key,
-    check_obs_sortable,
-    registering,
-    validate_counts,
-    warn_small_batches,
-)
+from scvae.data import check_setup, registering
 
 from ._base import ScvaeModel
 
@@ -68,13 +61,7 @@ def setup_anndata(
         that suggest a genes x cells matrix (cells named like Ensembl gene IDs, or genes like
         cell barcodes), or batches of fewer than 3 cells (a column that is not a batch?).
     """
-    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
-        check_obs_key(adata, key, name)
-    check_obs_complete(adata, batch_key, "batch_key")  # cells without a label are allowed
-    for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
-        check_obs_sortable(adata, key, name)
-    validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
-    warn_small_batches(adata, batch_key)
+    check_setup(adata, layer, batch_key, labels_key, allow_non_integer)
     with registering(adata):  # all classes or, if one fails, the registration as it was
         for model_cls in _model_classes(ScvaeModel):
             model_cls._register_counts(

@@ -88,6 +88,7 @@ class VAE(ScvaeModel):
             n_layers,
             dropout_rate,
             use_batch_norm,
+            encode_batch,
         )
         super().__init__(adata)
         self._require_integer_counts(piecewise_cutoff)

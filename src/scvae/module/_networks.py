@@ -1,11 +1,13 @@
 """Fully connected building blocks shared by the encoders and decoders."""
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from scvae._arguments import integer_at_least
 
 from ._input_layer import CountInputLinear
 
@@ -128,15 +130,19 @@ def hidden_widths(n_hidden: int | Sequence[int], n_layers: int) -> list[int]:
     ``n_hidden`` may be one width repeated ``n_layers`` times (scvi-tools style) or the list of
     widths itself (scVAE style), in which case ``n_layers`` must be 1 or its length.
     """
-    if isinstance(n_hidden, int):
-        widths = [n_hidden] * n_layers
-    else:
-        widths = [int(w) for w in n_hidden]
-        if n_layers not in (1, len(widths)):
-            raise ValueError(
-                f"n_layers={n_layers} contradicts n_hidden={list(n_hidden)}: give the list of "
-                "layer widths alone (n_layers is then its length)."
-            )
-    if not widths or any(w < 1 for w in widths):
-        raise ValueError(f"Hidden layer widths must be positive integers, got {n_hidden!r}.")
+    if not integer_at_least(n_layers, 1):
+        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}.")
+    scalar = isinstance(n_hidden, str) or not isinstance(n_hidden, Iterable)
+    given = [n_hidden] * int(n_layers) if scalar else list(n_hidden)
+    widths = [int(width) if integer_at_least(width, 1) else None for width in given]
+    if not widths or None in widths:
+        raise ValueError(
+            f"n_hidden must be a positive integer or a list of them (the widths of the hidden "
+            f"layers), got {n_hidden!r}."
+        )
+    if not scalar and n_layers not in (1, len(widths)):
+        raise ValueError(
+            f"n_layers={n_layers} contradicts n_hidden={list(n_hidden)}: give the list of "
+            "layer widths alone (n_layers is then its length)."
+        )
     return widths
