@@ -8,6 +8,8 @@ the tensors live on the device when they fit, so a minibatch never crosses the b
 a handful of contiguous row blocks of the file (see :class:`~scvae.data.BlockShuffleSampler`).
 """
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -35,7 +37,7 @@ class CountRows:
         Serve rows as torch sparse CSR tensors (of float32 counts) instead of dense ones.
     """
 
-    def __init__(self, matrix, *, device: torch.device | str = "cpu", sparse: bool = False):
+    def __init__(self, matrix: Any, *, device: torch.device | str = "cpu", sparse: bool = False):
         self.n_cols = matrix.shape[1]
         self.backed = not isinstance(matrix, np.ndarray | sp.spmatrix | sp.sparray)
         self.device = torch.device(device)

@@ -1,6 +1,7 @@
 """The registered count matrix, with a fingerprint that tells when it changed in place."""
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,15 +46,31 @@ class CountLayerField(LayerField):
         super().__init__(registry_key, layer, is_count_data=False)
         self.allow_non_integer = allow_non_integer
 
-    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
-        """Check the target's counts, then register them as scvi-tools does."""
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs: Any) -> dict:
+        """Check the target's counts, then register them as scvi-tools does.
+
+        Parameters
+        ----------
+        state_registry
+            The field's state recorded at registration.
+        adata_target
+            AnnData the setup is transferred to.
+        **kwargs
+            Passed to scvi-tools' :meth:`~scvi.data.fields.LayerField.transfer_field`.
+        """
         validate_counts(
             adata_target, layer=self.attr_key, allow_non_integer=self.allow_non_integer, query=True
         )
         return super().transfer_field(state_registry, adata_target, **kwargs)
 
     def register_field(self, adata: AnnData) -> dict:
-        """Register the counts and record their fingerprint."""
+        """Register the counts and record their fingerprint.
+
+        Parameters
+        ----------
+        adata
+            AnnData to register.
+        """
         state = super().register_field(adata)
         state[self.FINGERPRINT_KEY] = fingerprint(self.get_field_data(adata), adata)
         return state
@@ -62,7 +79,13 @@ class CountLayerField(LayerField):
     def check_unchanged(cls, adata_manager: AnnDataManager) -> None:
         """Raise a :class:`ValueError` naming what changed if the registered counts are no
         longer those that were registered (nothing to check for a model saved without a
-        fingerprint)."""
+        fingerprint).
+
+        Parameters
+        ----------
+        adata_manager
+            Manager of the registered AnnData.
+        """
         state = adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY)
         recorded = state.get(cls.FINGERPRINT_KEY)
         if recorded is None:
@@ -171,6 +194,12 @@ def _gene_names_hash(adata: AnnData) -> str:
 
 
 def registered_layer(adata_manager: AnnDataManager) -> str | None:
-    """The layer the counts were registered from, ``None`` for ``adata.X``."""
+    """The layer the counts were registered from, ``None`` for ``adata.X``.
+
+    Parameters
+    ----------
+    adata_manager
+        Manager of the registered AnnData.
+    """
     field = adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
     return field.attr_key if field.attr_name == "layers" else None

@@ -1,6 +1,8 @@
 """A drop-in replacement of scvi-tools' ``AnnDataLoader`` serving tensors converted once."""
 
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +56,7 @@ class TensorDataLoader(DataLoader):
         self,
         adata_manager: AnnDataManager,
         *,
-        indices=None,
+        indices: Sequence[int] | np.ndarray | None = None,
         batch_size: int = 128,
         shuffle: bool = False,
         drop_last: bool = False,
@@ -64,7 +66,7 @@ class TensorDataLoader(DataLoader):
         load_sparse_tensor: bool = False,
         block_size: int = 1024,
         blocks_per_buffer: int = 16,
-        **kwargs,
+        **kwargs: Any,
     ):
         _check_unused_options(kwargs)
         if indices is None:

@@ -1,6 +1,8 @@
 """The registered batch and labels columns: scvi-tools' categorical fields, adapted to what
 scvae's models do with them; and the fields every model registers."""
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -37,14 +39,31 @@ class LabelsField(CategoricalObsField):
 
     def register_field(self, adata: AnnData) -> dict:
         """Register the labels as scvi-tools does; if some cells have none, as text with
-        :data:`UNLABELLED` for those cells."""
+        :data:`UNLABELLED` for those cells.
+
+        Parameters
+        ----------
+        adata
+            AnnData to register.
+        """
         if self.labels_key is None or not adata.obs[self.labels_key].isna().any():
             return super().register_field(adata)
         return self._register_as_text(adata, [])
 
-    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs: Any) -> dict:
         """Register the target's labels under the registered categories, extended by its
-        own and by :data:`UNLABELLED` where needed."""
+        own and by :data:`UNLABELLED` where needed.
+
+        Parameters
+        ----------
+        state_registry
+            The field's state recorded at registration.
+        adata_target
+            AnnData the setup is transferred to.
+        **kwargs
+            Without ``labels_key``, passed to scvi-tools' field (``extend_categories``); unused
+            with it: labels not registered always extend the categories.
+        """
         if self.labels_key is None:
             return super().transfer_field(state_registry, adata_target, **kwargs)
         # As text, so that registered labels of any type (integers, say) and new ones, or
@@ -92,7 +111,13 @@ class BatchField(CategoricalObsField):
         self.batch_key = batch_key
 
     def register_field(self, adata: AnnData) -> dict:
-        """Register the batches as scvi-tools does, then drop those without cells."""
+        """Register the batches as scvi-tools does, then drop those without cells.
+
+        Parameters
+        ----------
+        adata
+            AnnData to register.
+        """
         state = super().register_field(adata)
         codes = adata.obs[self.attr_key].to_numpy()
         present = np.unique(codes)
@@ -110,8 +135,20 @@ def count_fields(
     *,
     allow_non_integer: bool = False,
 ) -> list:
-    """The fields every scvae model registers: the raw counts (``layer``), the batch and the
-    labels columns, under scvi-tools' registry keys."""
+    """The fields every scvae model registers (the raw counts, the batch and the labels
+    columns), under scvi-tools' registry keys.
+
+    Parameters
+    ----------
+    layer
+        Layer holding the raw counts, ``None`` for ``adata.X``.
+    batch_key
+        ``adata.obs`` column of the batches, or ``None``.
+    labels_key
+        ``adata.obs`` column of the labels, or ``None``.
+    allow_non_integer
+        Accept non-negative non-integer counts in the AnnData a setup is transferred to.
+    """
     return [
         CountLayerField(REGISTRY_KEYS.X_KEY, layer, allow_non_integer=allow_non_integer),
         BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),

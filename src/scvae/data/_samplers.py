@@ -1,5 +1,7 @@
 """Minibatch samplers that read a backed (on-disk) count matrix in long contiguous pieces."""
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch.utils.data import Sampler
@@ -40,7 +42,7 @@ class BlockShuffleSampler(Sampler):
         self,
         rows: np.ndarray,
         batch_size: int,
-        load,
+        load: Callable[[np.ndarray], None],
         *,
         block_size: int = 1024,
         blocks_per_buffer: int = 16,

@@ -2,6 +2,7 @@
 
 import inspect
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,10 +46,18 @@ class TensorDataSplitter(DataSplitter):
     put on the GPU once and minibatches are sliced there; otherwise minibatches are served in
     pinned memory for asynchronous copies.
 
-    ``load_sparse_tensor`` (an argument of the models' ``train``) chooses between sparse CSR
-    and dense training and validation minibatches; by default (``None``) they are sparse when
-    the counts are (at most :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read
-    from a backed file).
+    Parameters
+    ----------
+    adata_manager
+        Manager of the registered AnnData.
+    *args, **kwargs
+        As for :class:`~scvi.dataloaders.DataSplitter` (``train_size``, ``validation_size``,
+        ...); the keywords it does not take (``batch_size``, ...) go to each
+        :class:`TensorDataLoader`.
+    load_sparse_tensor
+        An argument of the models' ``train``: sparse CSR or dense training and validation
+        minibatches; by default (``None``) they are sparse when the counts are (at most
+        :data:`SPARSE_DENSITY_LIMIT` of the entries non-zero, or read from a backed file).
     """
 
     data_loader_cls = TensorDataLoader
@@ -56,9 +65,9 @@ class TensorDataSplitter(DataSplitter):
     def __init__(
         self,
         adata_manager: AnnDataManager,
-        *args,
+        *args: Any,
         load_sparse_tensor: bool | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         sparse = bool(load_sparse_tensor)
         with warnings.catch_warnings(record=True) as caught:
@@ -76,7 +85,13 @@ class TensorDataSplitter(DataSplitter):
             self.load_sparse_tensor = counts_are_sparse(adata_manager)
 
     def setup(self, stage: str | None = None) -> None:
-        """Split the cells and choose where the tensors live."""
+        """Split the cells and choose where the tensors live.
+
+        Parameters
+        ----------
+        stage
+            Lightning's stage (``"fit"``, ...); the split is the same for all.
+        """
         super().setup(stage)
         device = self._device()
         self.data_loader_kwargs["device"] = device
@@ -84,7 +99,15 @@ class TensorDataSplitter(DataSplitter):
         self.pin_memory = self.pin_memory or on_gpu_from_host
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """The minibatch as it is: scvi-tools densifies sparse counts here, scvae reads them."""
+        """The minibatch as it is: scvi-tools densifies sparse counts here, scvae reads them.
+
+        Parameters
+        ----------
+        batch
+            The minibatch, on the training device.
+        dataloader_idx
+            Index of the loader it came from.
+        """
         return batch
 
     def val_dataloader(self) -> DataLoader | list:
@@ -110,7 +133,8 @@ class TensorDataSplitter(DataSplitter):
 
 
 def counts_are_sparse(adata_manager: AnnDataManager) -> bool:
-    """Whether the registered counts are sparse enough to be served as sparse CSR minibatches.
+    """Whether the counts registered in ``adata_manager`` are sparse enough to be served as
+    sparse CSR minibatches.
 
     Backed counts always are: they are read from the file as CSR rows.
     """

@@ -73,7 +73,7 @@ def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
     """Raise a :class:`ValueError` if the values of the ``adata.obs`` column ``key`` (NaN
     aside; a categorical column's categories) mix types that cannot be ordered, such as
     integers and strings: scvi-tools sorts them into category codes, and fails after writing
-    some of them into ``adata``."""
+    some of them into ``adata``; ``name`` is the argument's name in the message."""
     if key is None:
         return
     column = adata.obs[key]

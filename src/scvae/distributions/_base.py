@@ -46,7 +46,13 @@ class CountDistribution(Distribution):
     def get_normalized(self, key: str) -> Tensor:
         """``"mu"``: the mean count parameter (``likelihood_parameters()["mean"]``: the mean,
         except for the zero-inflated likelihoods, whose rate or :math:`\\mu` leaves the extra
-        zeros out); ``"scale"``: the normalised expression (scvi-tools' convention)."""
+        zeros out); ``"scale"``: the normalised expression (scvi-tools' convention).
+
+        Parameters
+        ----------
+        key
+            ``"mu"`` or ``"scale"``.
+        """
         if key == "mu":
             return self.likelihood_parameters()["mean"]
         if key == "scale":

@@ -64,7 +64,13 @@ class ComponentMixture(CountDistribution):
     def get_normalized(self, key: str) -> torch.Tensor:
         """``"mu"``: the mixture of the components' mean count parameters (for zero-inflated
         components their :math:`\\mu`, which leaves the extra zeros out, as for one
-        distribution); ``"scale"``: the mixture of their normalised expression."""
+        distribution); ``"scale"``: the mixture of their normalised expression.
+
+        Parameters
+        ----------
+        key
+            ``"mu"`` or ``"scale"``.
+        """
         if key == "mu":
             return (self._weights() * self.components.get_normalized("mu")).sum(-3)
         return super().get_normalized(key)
@@ -75,20 +81,39 @@ class ComponentMixture(CountDistribution):
         return (self._weights() * self.components.get_normalized("scale")).sum(-3)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Per-gene log-likelihood :math:`\\log \\sum_k w_k p_k(x)` (genes treated apart)."""
+        """Per-gene log-likelihood :math:`\\log \\sum_k w_k p_k(x)` (genes treated apart).
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         value = dense_counts(value)
         log_probs = self.components.log_prob(value.unsqueeze(-3))
         return torch.logsumexp(self.log_weights.T.unsqueeze(-1) + log_probs, dim=-3)
 
     def log_prob_sum(self, value: torch.Tensor) -> torch.Tensor:
         """Log-likelihood of each cell under the mixture, :math:`\\log \\sum_k w_k \\prod_g
-        p_k(x_g)`: one component for all of a cell's genes."""
+        p_k(x_g)`: one component for all of a cell's genes.
+
+        Parameters
+        ----------
+        value
+            Counts, dense or a torch sparse CSR ``(cells, genes)`` matrix.
+        """
         log_probs = self.components.log_prob_sum(value)  # (..., K, cells)
         return torch.logsumexp(self.log_weights.T + log_probs, dim=-2)
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        """Draw a component per cell from the weights, then counts from that component."""
+        """Draw a component per cell from the weights, then counts from that component.
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         counts = self.components.sample(sample_shape)  # (*sample, ..., K, cells, genes)
         n_leading = counts.dim() - 3
         cluster = torch.distributions.Categorical(logits=self.log_weights).sample(

@@ -37,7 +37,16 @@ class ConstrainedPoisson(Poisson):
     def from_logits(
         cls, logits: Tensor, library: Tensor, validate_args: bool = False
     ) -> "ConstrainedPoisson":
-        """The constrained Poisson with gene logits ``logits`` (``(..., cells, genes)``) and
-        positive library sizes ``library`` (``(..., cells, 1)``)."""
+        """The constrained Poisson of gene logits :math:`\\ell` and library sizes :math:`L`.
+
+        Parameters
+        ----------
+        logits
+            Gene logits, ``(..., cells, genes)``.
+        library
+            Positive library sizes, ``(..., cells, 1)``.
+        validate_args
+            Check arguments and values against the constraints.
+        """
         log_scale, log_rate = library_scaled(logits, library)
         return cls(log_rate, log_scale=log_scale, validate_args=validate_args)

@@ -101,7 +101,13 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         r"""Counts :math:`x \sim \operatorname{Poisson}(\lambda)` with
         :math:`\lambda \sim \operatorname{Gamma}(\theta, \text{rate}=\theta/\mu)`; a
         :math:`\lambda` above :data:`MAX_SAMPLED_RATE` is capped there (torch's Poisson
-        samplers overflow beyond; no count of a gene in a cell comes near)."""
+        samplers overflow beyond; no count of a gene in a cell comes near).
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         log_rate = (self.log_theta - self.log_mu).expand(self.batch_shape)
         device = log_rate.device
         if device.type == "mps":  # torch has no gamma or Poisson sampler on MPS
@@ -115,7 +121,14 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         return {"mean": self.mu, "dispersions": self.theta}
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Exact log-pmf, see the class docstring; ``value`` dense or torch sparse CSR."""
+        """Exact log-pmf, see the class docstring.
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         if self._validate_args:
             self._validate_sample(dense_counts(value))
         return negative_binomial_log_prob(value, self.log_mu, self.log_theta)

@@ -115,7 +115,13 @@ class PiecewiseCategorical(CountDistribution):
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
-        """Draw the class; the tail class draws :math:`k + Y` with :math:`Y \\sim q`."""
+        """Draw the class; the tail class draws :math:`k + Y` with :math:`Y \\sim q`.
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         shape = self._extended_shape(sample_shape)
         k = self.cutoff
         logits = self.log_class_probs.expand(*self.batch_shape, k + 1)
@@ -124,7 +130,14 @@ class PiecewiseCategorical(CountDistribution):
         return torch.where(classes == k, tail.expand(shape), classes.to(tail.dtype))
 
     def log_prob(self, value: Tensor) -> Tensor:
-        r""":math:`\log p_x` for :math:`x < k`, else :math:`\log p_k + \log q(x - k)`."""
+        r""":math:`\log p_x` for :math:`x < k`, else :math:`\log p_k + \log q(x - k)`.
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)

@@ -87,11 +87,24 @@ class Poisson(CountDistribution):
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
-        """Draw counts (float tensor of shape ``sample_shape + batch_shape``)."""
+        """Draw counts (float tensor of shape ``sample_shape + batch_shape``).
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         return torch.poisson(self.rate.expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, value: Tensor) -> Tensor:
-        r""":math:`x \log\lambda - \lambda - \log\Gamma(x + 1)`."""
+        r""":math:`x \log\lambda - \lambda - \log\Gamma(x + 1)`.
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)

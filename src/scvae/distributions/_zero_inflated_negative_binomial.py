@@ -74,7 +74,13 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
-        """A negative binomial draw, replaced by 0 with probability :math:`\\pi`."""
+        """A negative binomial draw, replaced by 0 with probability :math:`\\pi`.
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         counts = super().sample(sample_shape)
         return counts.masked_fill(torch.rand_like(counts) <= self.zi_probs, 0.0)
 
@@ -104,7 +110,14 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
         )
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Exact log-pmf, see the class docstring."""
+        """Exact log-pmf, see the class docstring.
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)
@@ -117,5 +130,11 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial, ScviZeroInflatedNegativeBin
 
     def log_prob_sum(self, value: Tensor) -> Tensor:
         """Log-likelihood of each cell: the per-gene :meth:`log_prob` summed (not the NB's
-        shortcut, which has no zero inflation)."""
+        shortcut, which has no zero inflation).
+
+        Parameters
+        ----------
+        value
+            Counts, dense or a torch sparse CSR ``(cells, genes)`` matrix.
+        """
         return self.log_prob(value).sum(-1)

@@ -89,13 +89,26 @@ class ZeroInflatedPoisson(Poisson):
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:  # noqa: B008
-        """Draw Poisson counts, then zero each with probability :math:`\\pi`."""
+        """Draw Poisson counts, then zero each with probability :math:`\\pi`.
+
+        Parameters
+        ----------
+        sample_shape
+            Leading shape of the draws (torch's ``sample_shape``).
+        """
         counts = super().sample(sample_shape)
         inflated = torch.rand_like(counts) < self.zi_probs
         return counts.masked_fill(inflated, 0.0)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Exact log-pmf, see the class docstring."""
+        """Exact log-pmf, see the class docstring.
+
+        Parameters
+        ----------
+        value
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
+        """
         value = dense_counts(value)
         if self._validate_args:
             self._validate_sample(value)

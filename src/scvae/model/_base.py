@@ -44,10 +44,15 @@ class ScvaeModel(
 ):
     """Base class of the scvae models (:class:`~scvae.VAE`, :class:`~scvae.GMVAE`).
 
-    Registration, save/load, the training loop (KL warm-up, early stopping, accelerators) and
-    the generic posterior queries come from scvi-tools' mixins; this class adds input
-    validation, a faster data path (:class:`~scvae.data.TensorDataLoader`) and writes results
-    where scanpy expects them.
+    Registration, save/load, the training loop (KL warm-up, early stopping, accelerators) and the
+    generic posterior queries come from scvi-tools' mixins; this class adds input validation, a
+    faster data path (:class:`~scvae.data.TensorDataLoader`) and results where scanpy expects them.
+
+    Parameters
+    ----------
+    adata, registry
+        Where the model's data come from: an AnnData registered with
+        :func:`scvae.setup_anndata`, or without one scvi-tools' registry of its setup.
     """
 
     _data_loader_cls = TensorDataLoader
@@ -69,13 +74,16 @@ class ScvaeModel(
         batch_key: str | None = None,
         labels_key: str | None = None,
         allow_non_integer: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """Validate and register the raw counts (and batch and label columns) for this class.
 
-        Prefer :func:`scvae.setup_anndata`, which registers ``adata`` for every scvae model at
-        once and documents the arguments, which are the same; ``**kwargs`` go to
-        :meth:`scvi.data.AnnDataManager.register_fields`.
+        Parameters
+        ----------
+        adata, layer, batch_key, labels_key, allow_non_integer
+            As for :func:`scvae.setup_anndata` (prefer it: it registers for every model).
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
             check_setup(adata, layer, batch_key, labels_key, allow_non_integer)
@@ -159,7 +167,7 @@ class ScvaeModel(
         key_added: str = DEFAULT_KEY,
         load_sparse_tensor: bool | None = None,
         enable_progress_bar: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """Train the model with scvi-tools' training plan and Lightning trainer.
 
@@ -168,14 +176,11 @@ class ScvaeModel(
         max_epochs
             Number of passes through the training cells; by default scvi-tools' rule (400
             epochs for up to 20,000 cells, proportionally fewer for more).
-        accelerator
-            ``"auto"`` uses a GPU when there is one, else the CPU.
-        devices
-            Devices to train on, e.g. ``2`` for two GPUs (with ``strategy="ddp"``).
-        train_size
-            Fraction of cells for training; the rest is the validation set (default 0.9).
-        validation_size
-            Fraction of cells for validation; defaults to ``1 - train_size``.
+        accelerator, devices
+            Where to train: ``"auto"`` uses a GPU when there is one, else the CPU; ``devices=2``
+            trains on two GPUs (with ``strategy="ddp"``).
+        train_size, validation_size
+            Fractions of the cells for training (default 0.9) and validation (default: the rest).
         batch_size
             Cells per minibatch.
         early_stopping
@@ -192,9 +197,8 @@ class ScvaeModel(
             Serve minibatches as torch sparse CSR tensors (the encoders and the NB read only
             the non-zero counts); by default when the counts are (<= 30% non-zero, or backed).
         enable_progress_bar
-            Show a progress bar over the epochs with the training and validation ELBO. A
-            Lightning progress bar among the ``callbacks`` (or scvi-tools',
-            ``simple_progress_bar=True``) is shown instead.
+            Show a bar over the epochs with the training and validation ELBO; a Lightning progress
+            bar among the ``callbacks`` (or scvi-tools', ``simple_progress_bar=True``) replaces it.
         **kwargs
             Passed to :meth:`scvi.model.base.UnsupervisedTrainingMixin.train` and on to the
             Lightning trainer (``strategy``, ``early_stopping_patience``, ``callbacks``,
@@ -212,13 +216,8 @@ class ScvaeModel(
             The loss or a gradient became NaN or infinite; the model keeps the weights of the
             last finite step and the AnnData is left as it was.
         """
-        options = dict(
-            kwargs,
-            batch_size=batch_size,
-            train_size=train_size,
-            validation_size=validation_size,
-            early_stopping=early_stopping,
-        )
+        sizes = dict(batch_size=batch_size, train_size=train_size, validation_size=validation_size)
+        options = dict(kwargs, **sizes, early_stopping=early_stopping)
         max_epochs, batch_size, _ = check_training_options(
             self, max_epochs, plan_kwargs, key_added, options
         )
@@ -281,10 +280,8 @@ class ScvaeModel(
         batch_size: int | None = None,
         key_added: str = DEFAULT_KEY,
     ) -> None:
-        """Write the model's results into ``adata`` for scanpy to take over.
-
-        Writes the posterior mean of z to ``adata.obsm["X_scvae"]``, so that
-        ``sc.pp.neighbors(adata, use_rep="X_scvae")`` works directly.
+        """Write the posterior mean of z into ``adata.obsm["X_scvae"]``, for scanpy to take
+        over: ``sc.pp.neighbors(adata, use_rep="X_scvae")`` reads it.
 
         Parameters
         ----------
@@ -308,12 +305,18 @@ class ScvaeModel(
         prefix: str | None = None,
         overwrite: bool = False,
         save_anndata: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
-        """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does (same
-        arguments), whole or not at all (written in a hidden folder, then moved in), unless its
-        counts changed in place: :meth:`load` reads an AnnData there only if this save wrote
-        it; no other file there is removed."""
+        """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does, whole or not at
+        all (written in a hidden folder, then moved in), unless its counts changed in place:
+        :meth:`load` reads an AnnData there only if this save wrote it; no other file there is
+        removed.
+
+        Parameters
+        ----------
+        dir_path, prefix, overwrite, save_anndata, **kwargs
+            As for :meth:`scvi.model.base.BaseModelClass.save`.
+        """
         check_flag(save_anndata, "save_anndata")
         self._check_registered_data()
 
@@ -331,24 +334,21 @@ class ScvaeModel(
         accelerator: str = "auto",
         device: int | str = "auto",
         prefix: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> Self:
         """Load a model saved with :meth:`save`, checking the file and the genes first (a
         GMVAE saved by scvae 0.1.0 loads as the ``inference="per_component"`` model it is).
 
         Parameters
         ----------
-        dir_path
-            Directory the model was saved to.
+        dir_path, prefix
+            Where the model was saved: the directory and the file name prefix given to :meth:`save`.
         adata
             AnnData to attach; must have the training genes in the training order. Without it,
             the AnnData saved with the model (``save(..., save_anndata=True)``) is used.
         accelerator, device
-            Where the model goes, as in :meth:`scvi.model.base.BaseModelClass.load` (whose
-            order of arguments this keeps): a model saved on a GPU loads on a CPU with the
-            default ``"auto"``.
-        prefix
-            File name prefix given to :meth:`save`.
+            Where the model goes, as in :meth:`scvi.model.base.BaseModelClass.load` (in its order of
+            arguments); with the default ``"auto"``, a model saved on a GPU loads on a CPU.
         **kwargs
             Passed to :meth:`scvi.model.base.BaseModelClass.load`.
 
@@ -379,8 +379,7 @@ class ScvaeModel(
             check_piecewise_counts(self.adata, layer, piecewise_cutoff)
 
     def _check_registered_data(self, adata: AnnData | None = None) -> None:
-        """Refuse counts that changed in place since they were registered (see
-        :meth:`scvae.data.CountLayerField.check_unchanged`)."""
+        """Refuse registered counts changed in place (:meth:`CountLayerField.check_unchanged`)."""
         manager = self.adata_manager if adata is None else self.get_anndata_manager(adata)
         if manager is not None:
             CountLayerField.check_unchanged(manager)

@@ -5,6 +5,7 @@ import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ class ClusterQueriesMixin:
         batch_size: int | None = None,
         return_dist: bool = False,
         dataloader: Iterable[dict] | None = None,
-        **data_loader_kwargs,
+        **data_loader_kwargs: Any,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent); for ``"per_component"`` inference,
         :math:`\\sum_k q(k \\mid x) E[z \\mid x, k]`.
@@ -250,10 +251,9 @@ class ClusterQueriesMixin:
         key_added: str,
         posterior: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use.
-
-        ``posterior``: every registered cell's latent mean and q(y|x) over the components,
-        when already computed (otherwise one pass over the cells computes them)."""
+        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use;
+        ``posterior``: every registered cell's latent mean and q(y|x) over the components, when
+        already computed (otherwise one pass over the cells computes them)."""
         if posterior is None:
             posterior = self._posterior(None, None, None, components=True)
         latent, probabilities = posterior[0], self._cluster_probabilities(posterior[1])

@@ -242,7 +242,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
         plan_kwargs: dict | None = None,
         annotate: bool = True,
         key_added: str = DEFAULT_KEY,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """Train the model; see :meth:`scvae.model.ScvaeModel.train` for all options.
 
@@ -272,7 +272,7 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             highest ELBO on the training cells.
         warmup_epochs
             Epochs over which the KL weight rises from 0 to 1 (at most ``max_epochs``); by
-            default those of :data:`~scvae.model.GMVAESchedule`'s warm-up steps. A warm-up
+            default those of :class:`~scvae.model.GMVAESchedule`'s warm-up steps. A warm-up
             in ``plan_kwargs`` (``n_epochs_kl_warmup`` or ``n_steps_kl_warmup``) is taken
             as this one; giving both is refused.
         component_init_epochs

@@ -4,6 +4,7 @@ assumptions do not hold."""
 
 import inspect
 from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,26 @@ class LikelihoodQueriesMixin:
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         return_mean: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> float | np.ndarray:
         """Evidence lower bound per cell (higher is better), on the CPU whatever the device.
 
         scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_elbo` (same arguments), whose result
         stays on the device the model is on; on a GPU that is a CUDA tensor, which numpy
         cannot read.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use, as positions or a boolean mask; all by default.
+        batch_size
+            Cells per forward pass.
+        return_mean
+            Return the mean over the cells; ``False``: one value per cell.
+        **kwargs
+            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
 
         Returns
         -------
@@ -62,7 +76,7 @@ class LikelihoodQueriesMixin:
         n_mc_samples: int = 1000,
         batch_size: int | None = None,
         return_mean: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> float | np.ndarray:
         """Importance-weighted estimate of each cell's log-likelihood :math:`\\log p(x)`, on
         the CPU (higher is better; see :doc:`/gmvae` for the estimator).
@@ -71,6 +85,21 @@ class LikelihoodQueriesMixin:
         except that the mean is taken over cells: scvi-tools averages the means of the
         minibatches, which weighs the cells of a short last minibatch more and makes the
         result depend on ``batch_size``.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use, as positions or a boolean mask; all by default.
+        n_mc_samples
+            Importance samples per cell.
+        batch_size
+            Cells per forward pass.
+        return_mean
+            Return the mean over the cells; ``False``: one value per cell.
+        **kwargs
+            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
 
         Returns
         -------
@@ -93,12 +122,25 @@ class LikelihoodQueriesMixin:
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         return_mean: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> dict[str, float | np.ndarray]:
         """Reconstruction error (negative log-likelihood of the counts) per cell, on the CPU.
 
         scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_reconstruction_error` (same
         arguments), with its values moved off the model's device.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use, as positions or a boolean mask; all by default.
+        batch_size
+            Cells per forward pass.
+        return_mean
+            Return the means over the cells; ``False``: one value per cell.
+        **kwargs
+            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
 
         Returns
         -------
@@ -110,13 +152,19 @@ class LikelihoodQueriesMixin:
         )
         return {key: _on_host(value, return_mean) for key, value in errors.items()}
 
-    def get_normalized_expression(self, *args, **kwargs):
+    def get_normalized_expression(self, *args: Any, **kwargs: Any) -> np.ndarray | pd.DataFrame:
         """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_normalized_expression` (same
         arguments), except ``weights="importance"``, which is refused before any work.
 
         With ``n_samples_overall`` the rows are that many draws from the cells' posteriors,
         not cells: a :class:`~pandas.DataFrame` of them has the genes as columns and the
         draws numbered (scvi-tools 1.4 fails there, indexing the draws by the cells).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of scvi-tools' method (``adata``, ``indices``, ``n_samples``,
+            ``library_size``, ``return_mean``, ...).
 
         Raises
         ------
@@ -137,8 +185,13 @@ class LikelihoodQueriesMixin:
             genes = genes[genes.isin(options["gene_list"])]
         return pd.DataFrame(draws, columns=genes)
 
-    def get_importance_weights(self, *args, **kwargs):
+    def get_importance_weights(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available for scvae's models (see :data:`NO_IMPORTANCE_WEIGHTS`).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of scvi-tools' method, refused whatever they are.
 
         Raises
         ------
@@ -147,11 +200,17 @@ class LikelihoodQueriesMixin:
         """
         raise NotImplementedError(NO_IMPORTANCE_WEIGHTS)
 
-    def get_feature_correlation_matrix(self, *args, **kwargs):
+    def get_feature_correlation_matrix(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
         """scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_feature_correlation_matrix`
         (same arguments): gene-gene correlations of expression drawn from the gamma part of
         the negative binomial, so for models with an NB or ZINB likelihood and one decoder pass
         per cell.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of scvi-tools' method (``adata``, ``n_samples``,
+            ``correlation_type``, ...).
 
         Raises
         ------

@@ -116,6 +116,31 @@ class GMVAESchedule:
         (or halfway and three quarters through the epochs a longer warm-up leaves). A KL
         warm-up in ``plan_kwargs`` (scvi-tools' ``n_epochs_kl_warmup`` or
         ``n_steps_kl_warmup``) is the schedule's warm-up.
+
+        Parameters
+        ----------
+        n_obs
+            Number of cells registered (training and validation).
+        max_epochs
+            Epochs at most; ``None``: the default.
+        warmup_epochs
+            Epochs of KL warm-up; ``None``: the default (or the warm-up in ``plan_kwargs``).
+        placement_epochs
+            Epochs (counted from 1) after which the components are placed (``0`` entries are
+            dropped); ``None``: the default.
+        train_size
+            Share of the cells that trains, as :meth:`~scvae.model.ScvaeModel.train` takes it.
+        batch_size
+            Cells per minibatch.
+        plan_kwargs
+            The training plan's options, read for a KL warm-up.
+
+        Raises
+        ------
+        ValueError
+            A warm-up given twice, warm-up or placement epochs that are not integers of at
+            least 0, placements after ``max_epochs``, or a warm-up lasting all ``max_epochs``
+            with no placements given.
         """
         steps = steps_per_epoch(n_obs, train_size, batch_size)
         settle = epochs_for(SETTLE_STEPS, steps)

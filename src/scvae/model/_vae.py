@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 from anndata import AnnData
@@ -120,13 +121,37 @@ class VAE(ScvaeModel):
         batch_size: int | None = None,
         return_dist: bool = False,
         dataloader: Iterable[dict] | None = None,
-        **data_loader_kwargs,
+        **data_loader_kwargs: Any,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean of z (cells x latent), or with ``return_dist`` its mean and variance.
 
         scvi-tools' :meth:`~scvi.model.base.VAEMixin.get_latent_representation` (same
         arguments), reading sparse counts as sparse minibatches unless a ``dataloader`` is
         given, so that a pass over millions of cells does not densify each minibatch.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the registered genes; defaults to the one the model was set up with.
+        indices
+            Cells to use, as positions or a boolean mask; all by default.
+        give_mean
+            The posterior mean; ``False``: one draw of z per cell from q(z | x).
+        mc_samples
+            Not used: the posterior mean is exact (kept for scvi-tools' signature).
+        batch_size
+            Cells per forward pass.
+        return_dist
+            Return the posterior mean and variance of z.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
+        **data_loader_kwargs
+            scvi-tools' loader options; those that only tune fetching (``num_workers``)
+            are taken and ignored, others refused (:class:`~scvae.data.TensorDataLoader`).
+
+        Returns
+        -------
+        ``(cells, n_latent)``, or with ``return_dist`` the means and the variances.
         """
         # A fixed answer (its pass draws z, the loader a seed) leaves the session's state.
         keep = random_state_kept(self.device) if give_mean or return_dist else nullcontext()

@@ -118,7 +118,8 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
         }
 
     def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of q(y|x) alone, without encoding z (``(cells, K)``)."""
+        """Logits of q(y|x) of the cells of the minibatch ``tensors`` alone, without encoding z
+        (``(cells, K)``)."""
         inputs = self._get_inference_input(tensors)
         device = self.prior.means.device
         categories = self._encoder_categories(inputs["batch_index"].to(device))
@@ -131,7 +132,7 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
         self, tensors: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of z under :math:`\\sum_k q(k \\mid x) q(z \\mid x, k)`,
-        and q(y|x)."""
+        and q(y|x), of the cells of the minibatch ``tensors``."""
         outputs = self.inference(**self._get_inference_input(tensors))
         qy = torch.softmax(outputs["qy_logits"], dim=-1)  # (cells, K)
         weights, qz = qy.T.unsqueeze(-1), outputs["qz"]
@@ -148,6 +149,15 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
 
         ``z_components`` has shape ``(K, cells, n_latent)``, or
         ``(n_samples, K, cells, n_latent)``; ``z`` is one draw per cell from the mixture.
+
+        Parameters
+        ----------
+        x
+            Counts of the minibatch, ``(cells, genes)``.
+        batch_index
+            Batch code of each cell, as scvi-tools hands it over (``(cells, 1)``).
+        n_samples
+            Draws of z per cell; more than one adds a leading sample axis.
         """
         categories = self._encoder_categories(batch_index)
         log_x = torch.log1p(x)
@@ -180,6 +190,19 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
 
         Returns ``px_components`` (batch shape ``(..., K, cells, genes)``), ``px`` (their
         mixture under q(y|x), for expression queries and sampling) and ``pz`` (p(z|y)).
+
+        Parameters
+        ----------
+        z_components
+            Every component's latent samples, ``(..., K, cells, n_latent)``.
+        library
+            Observed total count of each cell, ``(cells, 1)``.
+        batch_index
+            Batch code of each cell (``(cells, 1)``).
+        qy_logits
+            Logits of q(y|x), ``(cells, K)``: the weights of ``px``.
+        transform_batch
+            Decode every cell as this batch (its code) instead of its own.
         """
         px_components = self.decoder(
             z_components, library, batch_codes(batch_index, transform_batch)
@@ -195,7 +218,19 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
         kl_weight: float = 1.0,
     ) -> LossOutput:
         """Negative ELBO with y summed out exactly; KL terms for z and y reported apart.
-        ``kl_weight`` (the warm-up) scales the KL of z only; the KL of y keeps weight 1."""
+        ``kl_weight`` (the warm-up) scales the KL of z only; the KL of y keeps weight 1.
+
+        Parameters
+        ----------
+        tensors
+            The minibatch, by scvi-tools' registry keys.
+        inference_outputs
+            What :meth:`inference` returned for it.
+        generative_outputs
+            What :meth:`generative` returned for it.
+        kl_weight
+            Weight of the KL term of z (the training plan's warm-up).
+        """
         x = tensors[REGISTRY_KEYS.X_KEY]
         log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)  # (cells, K)
         qy = log_qy.exp()

@@ -57,8 +57,18 @@ class GaussianEncoder(nn.Module):
         categories: Sequence[torch.Tensor] = (),
         first_layer_offset: torch.Tensor | None = None,
     ) -> Normal:
-        """Return q(z | x) for encoder input ``x`` (already log1p-transformed), dense or a
-        torch sparse CSR ``(cells, genes)`` matrix."""
+        """Return q(z | x) for encoder input ``x``.
+
+        Parameters
+        ----------
+        x
+            Encoder input (already log1p-transformed), ``(..., n_input)``, or a torch sparse
+            CSR ``(cells, n_input)`` matrix.
+        categories
+            One integer tensor of shape ``(cells,)`` per covariate given in ``n_categories``.
+        first_layer_offset
+            Added to the first layer's pre-activation (see :meth:`~scvae.module.MLP.forward`).
+        """
         h = self.network(x, categories, first_layer_offset)
         scale = nn.functional.softplus(self.scale(h)) + MIN_SCALE
         # Positive by construction: no argument validation (a few operations and a host sync

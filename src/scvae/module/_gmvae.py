@@ -121,7 +121,8 @@ class GMVAEModule(MixtureQueries, VAEModule):
         return self.cluster_logits(self.cluster_encoder(torch.log1p(x), categories))
 
     def qy_logits(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of the classifier's q(y|x) (``(cells, K)``); only with ``"classifier"``."""
+        """Logits of the classifier's q(y|x) (``(cells, K)``) of the cells of the minibatch
+        ``tensors``; only with ``"classifier"``."""
         device = self.prior.means.device
         x = tensors[REGISTRY_KEYS.X_KEY].to(device)
         return self._classifier_logits(x, tensors[REGISTRY_KEYS.BATCH_KEY].to(device))
@@ -131,7 +132,17 @@ class GMVAEModule(MixtureQueries, VAEModule):
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
         """q(z | x) with ``n_samples`` draws of z, the KL terms :math:`KL_k` (``kl_components``,
-        ``(cells, K)``) and the logits of q(y | x) (``(cells, K)``)."""
+        ``(cells, K)``) and the logits of q(y | x) (``(cells, K)``).
+
+        Parameters
+        ----------
+        x
+            Counts of the minibatch, ``(cells, genes)``.
+        batch_index
+            Batch code of each cell, as scvi-tools hands it over (``(cells, 1)``).
+        n_samples
+            Draws of z per cell; more than one adds a leading sample axis.
+        """
         outputs = super().inference(x, batch_index, n_samples)
         outputs["kl_components"] = self.prior.kl_from(outputs["qz"])
         if self.cluster_posterior == "classifier":
@@ -148,7 +159,19 @@ class GMVAEModule(MixtureQueries, VAEModule):
         batch_index: torch.Tensor,
         transform_batch: int | None = None,
     ) -> dict[str, Distribution]:
-        """Decode z into p(x | z) once per cell; ``transform_batch`` decodes as that batch."""
+        """Decode z into p(x | z), once per cell.
+
+        Parameters
+        ----------
+        z
+            Latent samples, ``(..., cells, n_latent)``.
+        library
+            Observed total count of each cell, ``(cells, 1)``.
+        batch_index
+            Batch code of each cell (``(cells, 1)``).
+        transform_batch
+            Decode every cell as this batch (its code) instead of its own.
+        """
         return {"px": self.decoder(z, library, batch_codes(batch_index, transform_batch))}
 
     def loss(
@@ -158,7 +181,19 @@ class GMVAEModule(MixtureQueries, VAEModule):
         generative_outputs: dict,
         kl_weight: float = 1.0,
     ) -> LossOutput:
-        """Negative ELBO; ``kl_weight`` scales the KL terms of z and y together."""
+        """Negative ELBO; ``kl_weight`` scales the KL terms of z and y together.
+
+        Parameters
+        ----------
+        tensors
+            The minibatch, by scvi-tools' registry keys.
+        inference_outputs
+            What :meth:`inference` returned for it.
+        generative_outputs
+            What :meth:`generative` returned for it.
+        kl_weight
+            Weight of the KL term (the training plan's warm-up).
+        """
         x = tensors[REGISTRY_KEYS.X_KEY]
         reconstruction_loss = -generative_outputs["px"].log_prob_sum(x)
         log_qy = torch.log_softmax(inference_outputs["qy_logits"], dim=-1)
@@ -177,7 +212,8 @@ class GMVAEModule(MixtureQueries, VAEModule):
     def posterior_summary(
         self, tensors: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Posterior mean and variance of z and q(y | x), each ``(cells, ...)``."""
+        """Posterior mean and variance of z and q(y | x) of the cells of the minibatch
+        ``tensors``, each ``(cells, ...)``."""
         outputs = self.inference(**self._get_inference_input(tensors))
         qz = outputs["qz"]
         return qz.loc, qz.scale**2, torch.softmax(outputs["qy_logits"], dim=-1)

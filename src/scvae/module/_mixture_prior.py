@@ -96,6 +96,11 @@ class MixturePrior(nn.Module):
         """:math:`KL(q(z \\mid x) \\| p(z \\mid y = k))` for every component, ``(..., cells, K)``.
 
         Closed form for diagonal Gaussians, summed over the latent dimensions.
+
+        Parameters
+        ----------
+        qz
+            The posterior q(z | x), batch shape ``(..., cells, n_latent)``.
         """
         loc, scale = qz.loc.unsqueeze(-2), qz.scale.unsqueeze(-2)  # (..., cells, 1, L)
         ratio = (scale / self.scales) ** 2

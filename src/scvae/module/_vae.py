@@ -88,7 +88,17 @@ class VAEModule(CountModule):
         self, x: torch.Tensor, batch_index: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | Distribution]:
         """Encode counts ``x`` (dense, or torch sparse CSR) into q(z | x) and draw
-        ``n_samples`` reparameterised samples."""
+        ``n_samples`` reparameterised samples.
+
+        Parameters
+        ----------
+        x
+            Counts of the minibatch, ``(cells, genes)``.
+        batch_index
+            Batch code of each cell, as scvi-tools hands it over (``(cells, 1)``).
+        n_samples
+            Draws of z per cell; more than one adds a leading sample axis.
+        """
         qz = self.encoder(torch.log1p(x), self._encoder_categories(batch_index))
         z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
         return {"qz": qz, "z": z, "library": library_size(x)}
@@ -101,7 +111,19 @@ class VAEModule(CountModule):
         batch_index: torch.Tensor,
         transform_batch: int | None = None,
     ) -> dict[str, Distribution]:
-        """Decode z into p(x | z); ``transform_batch`` decodes every cell as that batch."""
+        """Decode z into p(x | z).
+
+        Parameters
+        ----------
+        z
+            Latent samples, ``(..., cells, n_latent)``.
+        library
+            Observed total count of each cell, ``(cells, 1)``.
+        batch_index
+            Batch code of each cell (``(cells, 1)``).
+        transform_batch
+            Decode every cell as this batch (its code) instead of its own.
+        """
         px = self.decoder(z, library, batch_codes(batch_index, transform_batch))
         pz = Normal(torch.zeros_like(z), torch.ones_like(z), validate_args=False)
         return {"px": px, "pz": pz}
@@ -113,7 +135,19 @@ class VAEModule(CountModule):
         generative_outputs: dict,
         kl_weight: float = 1.0,
     ) -> LossOutput:
-        """Negative ELBO: reconstruction loss plus ``kl_weight`` times KL(q(z|x) || p(z))."""
+        """Negative ELBO: reconstruction loss plus ``kl_weight`` times KL(q(z|x) || p(z)).
+
+        Parameters
+        ----------
+        tensors
+            The minibatch, by scvi-tools' registry keys.
+        inference_outputs
+            What :meth:`inference` returned for it.
+        generative_outputs
+            What :meth:`generative` returned for it.
+        kl_weight
+            Weight of the KL term (the training plan's warm-up).
+        """
         x = tensors[REGISTRY_KEYS.X_KEY]
         reconstruction_loss = -generative_outputs["px"].log_prob_sum(x)
         kl_z = kl_divergence(inference_outputs["qz"], generative_outputs["pz"]).sum(-1)

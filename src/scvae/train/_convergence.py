@@ -1,5 +1,7 @@
 """Stop a GMVAE fit once its clustering and its ELBO have settled."""
 
+from typing import Any
+
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -24,15 +26,6 @@ class ClusterConvergence(Callback):
     ``max_changed`` or level (within ``movement_tolerance`` of the window before, relative):
     it has fallen to the level that minibatch noise alone keeps up.
 
-    Attributes
-    ----------
-    changed
-        For each epoch followed, how far the assignments moved (``nan`` first).
-    elbos
-        For each epoch followed, the ELBO per cell.
-    stopped_epoch
-        The epoch (counted from 1) after which training stopped, or ``None``.
-
     Parameters
     ----------
     start_epoch
@@ -48,6 +41,15 @@ class ClusterConvergence(Callback):
         Relative rise of the windows' mean ELBO below which the ELBO has settled.
     seed
         Seed of the choice of followed training cells (without validation cells).
+
+    Attributes
+    ----------
+    changed
+        For each epoch followed, how far the assignments moved (``nan`` first).
+    elbos
+        For each epoch followed, the ELBO per cell.
+    stopped_epoch
+        The epoch (counted from 1) after which training stopped, or ``None``.
     """
 
     def __init__(
@@ -76,34 +78,82 @@ class ClusterConvergence(Callback):
         self._max_epochs: int | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Forget any earlier fit."""
+        """Forget any earlier fit.
+
+        Parameters
+        ----------
+        trainer
+            The Lightning trainer.
+        pl_module
+            The training plan the trainer fits.
+        """
         self.changed, self.elbos, self.stopped_epoch, self._previous = [], [], None, None
         self._validated, self._max_epochs = None, trainer.max_epochs
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Start collecting the validation pass's q(y | x)."""
+        """Start collecting the validation pass's q(y | x).
+
+        Parameters
+        ----------
+        trainer
+            The Lightning trainer.
+        pl_module
+            The training plan the trainer fits.
+        """
         self._batches = []
 
     def on_validation_batch_end(
         self,
         trainer: Trainer,
         pl_module: LightningModule,
-        outputs,
-        batch,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Keep a validation minibatch's q(y | x) (``{"qy": ...}`` from the training plan)."""
+        """Keep a validation minibatch's q(y | x) (``{"qy": ...}`` from the training plan).
+
+        Parameters
+        ----------
+        trainer
+            The Lightning trainer.
+        pl_module
+            The training plan the trainer fits.
+        outputs
+            What the plan's ``validation_step`` returned.
+        batch
+            The minibatch.
+        batch_idx
+            Its index in the validation pass.
+        dataloader_idx
+            Index of its loader.
+        """
         if isinstance(outputs, dict) and "qy" in outputs:
             self._batches.append(outputs["qy"])
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """The pass's q(y | x) of every validation cell (not Lightning's sanity check)."""
+        """The pass's q(y | x) of every validation cell (not Lightning's sanity check).
+
+        Parameters
+        ----------
+        trainer
+            The Lightning trainer.
+        pl_module
+            The training plan the trainer fits.
+        """
         if not trainer.sanity_checking and self._batches:
             self._validated = torch.cat(self._batches)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Record this epoch's assignment changes and ELBO; stop if both have settled."""
+        """Record this epoch's assignment changes and ELBO; stop if both have settled.
+
+        Parameters
+        ----------
+        trainer
+            The Lightning trainer.
+        pl_module
+            The training plan the trainer fits.
+        """
         if trainer.current_epoch + 1 <= self.start_epoch:
             return
         clusters = self._validated  # this epoch's validation pass, if there was one

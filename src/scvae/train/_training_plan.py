@@ -1,7 +1,10 @@
 """scvi-tools' training plan with per-epoch metrics, ELBOs with the user's sign and fused Adam."""
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
-from scvi.module.base import LossOutput
+from scvi.module.base import BaseModuleClass, LossOutput
 from scvi.train import TrainingPlan
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
@@ -121,13 +124,13 @@ class ScvaeTrainingPlan(TrainingPlan):
         As for :class:`scvi.train.TrainingPlan`.
     """
 
-    def __init__(self, module, **kwargs):
+    def __init__(self, module: BaseModuleClass, **kwargs: Any):
         if kwargs.get("n_steps_kl_warmup") is not None:  # else scvi-tools' 400 epochs prevail
             kwargs.setdefault("n_epochs_kl_warmup", None)
         super().__init__(module, **kwargs)
         self._sums = {"train": EpochSums(), "validation": EpochSums()}
 
-    def get_optimizer_creator(self):
+    def get_optimizer_creator(self) -> Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]:
         """scvi-tools' ``"Adam"`` and ``"AdamW"`` (its ``lr``, ``eps``, ``weight_decay``) with
         the fused kernel (:func:`fused_optimizer_creator`); any other as scvi-tools makes it."""
         if self.optimizer_name in FUSED_OPTIMIZERS:
@@ -139,7 +142,7 @@ class ScvaeTrainingPlan(TrainingPlan):
             )
         return super().get_optimizer_creator()
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> dict[str, Any]:
         """scvi-tools' optimiser; the plateau scheduler, if asked for, knows the ELBO rises."""
         config = super().configure_optimizers()
         if self.reduce_lr_on_plateau:
@@ -160,7 +163,15 @@ class ScvaeTrainingPlan(TrainingPlan):
         self._sums["train"] = EpochSums()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Loss of one minibatch; its terms are added to the epoch's sums."""
+        """Loss of one minibatch; its terms are added to the epoch's sums.
+
+        Parameters
+        ----------
+        batch
+            The minibatch, by scvi-tools' registry keys.
+        batch_idx
+            Its index in the epoch.
+        """
         if "kl_weight" in self.loss_kwargs:
             self.loss_kwargs["kl_weight"] = self.kl_weight
         _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
@@ -176,7 +187,15 @@ class ScvaeTrainingPlan(TrainingPlan):
     ) -> dict[str, torch.Tensor] | None:
         """Add one validation minibatch's terms (loss with the current KL weight); for a
         module with a cluster variable, return its cells' q(y | x) as ``{"qy": ...}``, which
-        callbacks receive in ``on_validation_batch_end``."""
+        callbacks receive in ``on_validation_batch_end``.
+
+        Parameters
+        ----------
+        batch
+            The minibatch, by scvi-tools' registry keys.
+        batch_idx
+            Its index in the validation pass.
+        """
         inference_outputs, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
         self._sums["validation"].add(loss_output)
         if "qy_logits" in inference_outputs:
