@@ -20,6 +20,12 @@ def integer_at_least(value, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number (Python or NumPy; not ``True``/``False`` or a
+    string)."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
+
+
 def check_flag(value, name: str, *, none: bool = False) -> None:
     """Refuse ``value`` for the option ``name`` unless it is ``True`` or ``False`` (or
     ``None`` where ``none``): a string such as ``"False"`` would otherwise count as true."""

@@ -146,6 +146,7 @@ def test_the_hierarchy_can_be_cut_into_any_number_of_clusters_or_at_any_threshol
         ({"n_clusters": 0}, "from 1 to the 3 components"),
         ({"n_clusters": 4}, "from 1 to the 3 components"),
         ({"threshold": 1.5}, r"in \(0, 1\]"),
+        ({"threshold": "0.9"}, r"must be a number in \(0, 1\], got '0\.9'"),
     ],
 )
 def test_a_bad_cut_is_named(options, message):

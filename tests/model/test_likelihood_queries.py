@@ -2,9 +2,12 @@
 ``get_latent_library_size`` replace scvi-tools' versions (those read scVI's likelihoods and
 its latent library); what scvi-tools' assumptions do not cover is refused with the reason."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
+from scvi.model.base import VAEMixin
 
 import scvae
 from scvae.datasets import synthetic_counts
@@ -196,3 +199,14 @@ def test_the_marginal_log_likelihood_is_a_mean_over_cells_whatever_the_minibatch
         values = model.get_marginal_ll(n_mc_samples=5, batch_size=batch_size, return_mean=False)
         assert isinstance(values, np.ndarray) and values.shape == (adata.n_obs,)
         assert isinstance(mean, float) and mean == pytest.approx(values.mean(), rel=1e-6)
+
+
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+@pytest.mark.parametrize(
+    "name", ["get_elbo", "get_reconstruction_error", "get_marginal_ll", "get_latent_representation"]
+)
+def test_queries_take_scvi_tools_arguments_in_its_order(model_cls, name):
+    """Positional arguments mean what they mean in scvi-tools (a fourth one of get_elbo was
+    return_mean here and dataloader there)."""
+    ours = list(inspect.signature(getattr(model_cls, name)).parameters)
+    assert ours == list(inspect.signature(getattr(VAEMixin, name)).parameters)

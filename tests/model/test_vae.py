@@ -183,6 +183,10 @@ def test_widths_may_be_numpy_integers(adata):
         ({"key_added": None}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": ""}, ValueError, "key_added must be a non-empty string"),
         ({"key_added": "run/1"}, ValueError, "holds a '/', which h5ad files read as a path"),
+        ({"train_size": "0.9"}, ValueError, r"train_size is the share .* got '0\.9'"),
+        ({"validation_size": "0.1"}, ValueError, r"validation_size is the share .* got '0\.1'"),
+        ({"early_stopping": "no"}, TypeError, "early_stopping must be True or False"),
+        ({"annotate": "no"}, TypeError, "annotate must be True or False"),
         (
             {"datasplitter_kwargs": {"blocks_size": 64}},
             TypeError,

@@ -217,7 +217,7 @@ class ScvaeModel(
             last finite step and the AnnData is left as it was.
         """
         sizes = dict(batch_size=batch_size, train_size=train_size, validation_size=validation_size)
-        options = dict(kwargs, **sizes, early_stopping=early_stopping)
+        options = dict(kwargs, **sizes, early_stopping=early_stopping, annotate=annotate)
         max_epochs, batch_size, _ = check_training_options(
             self, max_epochs, plan_kwargs, key_added, options
         )

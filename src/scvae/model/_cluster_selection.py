@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import cophenet, dendrogram, linkage
 from scipy.special import logsumexp
 
-from scvae._arguments import whole_number
+from scvae._arguments import is_real, whole_number
 
 #: Separability two groups of components need to count as two clusters: about this share of
 #: the cells of each (Laplace's estimate, (preferring + 1) / (cells + 2)) is better explained
@@ -85,8 +85,10 @@ class ClusterSelection:
             given = "neither" if n_clusters is None else "both"
             raise ValueError(f"Give one of n_clusters and a separability threshold, not {given}.")
         if threshold is not None:
-            if not 0 < threshold <= 1:
-                raise ValueError(f"The separability threshold must be in (0, 1], got {threshold}.")
+            if not is_real(threshold) or not 0 < threshold <= 1:
+                raise ValueError(
+                    f"The separability threshold must be a number in (0, 1], got {threshold!r}."
+                )
             return _cut(self.merges, n_components, threshold)
         if whole_number(n_clusters, 1) is None or n_clusters > n_components:
             raise ValueError(

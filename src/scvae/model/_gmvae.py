@@ -297,7 +297,9 @@ class GMVAE(ClusterQueriesMixin, ScvaeModel):
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
         n_cells, batch_size = self.adata.n_obs, kwargs.get("batch_size", 128)
-        n_train = check_training_options(self, max_epochs, plan_kwargs, key_added, kwargs)[2]
+        flags = {"annotate": annotate, "stop_when_converged": stop_when_converged}
+        options = {**kwargs, **flags}
+        n_train = check_training_options(self, max_epochs, plan_kwargs, key_added, options)[2]
         check_restart_options(n_restarts, restart_selection)
         if not self.auto_clusters:
             check_cells_fill_clusters(self.module.n_components, n_train, "training cells")

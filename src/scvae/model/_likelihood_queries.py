@@ -37,7 +37,9 @@ class LikelihoodQueriesMixin:
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
+        dataloader: Iterable[dict] | None = None,
         return_mean: bool = True,
+        data_loader_kwargs: dict | None = None,
         **kwargs: Any,
     ) -> float | np.ndarray:
         """Evidence lower bound per cell (higher is better), on the CPU whatever the device.
@@ -54,10 +56,14 @@ class LikelihoodQueriesMixin:
             Cells to use, as positions or a boolean mask; all by default.
         batch_size
             Cells per forward pass.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
         return_mean
             Return the mean over the cells; ``False``: one value per cell.
+        data_loader_kwargs
+            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
         **kwargs
-            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
+            Passed to scvi-tools' method.
 
         Returns
         -------
@@ -65,7 +71,7 @@ class LikelihoodQueriesMixin:
         cell.
         """
         elbo = super().get_elbo(
-            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+            adata, indices, batch_size, dataloader, return_mean, data_loader_kwargs, **kwargs
         )
         return _on_host(elbo, return_mean)
 
@@ -76,6 +82,8 @@ class LikelihoodQueriesMixin:
         n_mc_samples: int = 1000,
         batch_size: int | None = None,
         return_mean: bool = True,
+        dataloader: Iterable[dict] | None = None,
+        data_loader_kwargs: dict | None = None,
         **kwargs: Any,
     ) -> float | np.ndarray:
         """Importance-weighted estimate of each cell's log-likelihood :math:`\\log p(x)`, on
@@ -98,19 +106,25 @@ class LikelihoodQueriesMixin:
             Cells per forward pass.
         return_mean
             Return the mean over the cells; ``False``: one value per cell.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
+        data_loader_kwargs
+            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
         **kwargs
-            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
+            Passed to scvi-tools' method.
 
         Returns
         -------
         The mean over the cells as a float, or with ``return_mean=False`` one value per cell.
         """
         per_cell = super().get_marginal_ll(
-            adata=adata,
-            indices=indices,
-            n_mc_samples=n_mc_samples,
-            batch_size=batch_size,
-            return_mean=False,
+            adata,
+            indices,
+            n_mc_samples,
+            batch_size,
+            False,  # return_mean: the mean over cells is taken below
+            dataloader,
+            data_loader_kwargs,
             **kwargs,
         )
         per_cell = _on_host(per_cell, return_mean=False)
@@ -121,7 +135,9 @@ class LikelihoodQueriesMixin:
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
+        dataloader: Iterable[dict] | None = None,
         return_mean: bool = True,
+        data_loader_kwargs: dict | None = None,
         **kwargs: Any,
     ) -> dict[str, float | np.ndarray]:
         """Reconstruction error (negative log-likelihood of the counts) per cell, on the CPU.
@@ -137,10 +153,14 @@ class LikelihoodQueriesMixin:
             Cells to use, as positions or a boolean mask; all by default.
         batch_size
             Cells per forward pass.
+        dataloader
+            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
         return_mean
             Return the means over the cells; ``False``: one value per cell.
+        data_loader_kwargs
+            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
         **kwargs
-            Passed to scvi-tools' method (``dataloader``, ``data_loader_kwargs``).
+            Passed to scvi-tools' method.
 
         Returns
         -------
@@ -148,7 +168,7 @@ class LikelihoodQueriesMixin:
         ``return_mean=False`` one value per cell.
         """
         errors = super().get_reconstruction_error(
-            adata=adata, indices=indices, batch_size=batch_size, return_mean=return_mean, **kwargs
+            adata, indices, batch_size, dataloader, return_mean, data_loader_kwargs, **kwargs
         )
         return {key: _on_host(value, return_mean) for key, value in errors.items()}
 

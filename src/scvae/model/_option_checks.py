@@ -3,10 +3,9 @@
 import math
 from collections.abc import Sequence
 
-import numpy as np
 from anndata import AnnData
 
-from scvae._arguments import check_flag, integer_at_least, whole_number
+from scvae._arguments import check_flag, integer_at_least, is_real, whole_number
 from scvae.data import InvalidCountsError, validate_counts
 from scvae.distributions import LIKELIHOODS, get_likelihood
 from scvae.module import DISPERSIONS, batch_norm_places, hidden_widths
@@ -52,7 +51,7 @@ def check_architecture(
             )
     if not integer_at_least(n_latent, 1):
         raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
-    if not _real(dropout_rate) or not 0 <= dropout_rate < 1:
+    if not is_real(dropout_rate) or not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be a number in [0, 1), got {dropout_rate!r}.")
     batch_norm_places(use_batch_norm)
     return hidden_widths(n_hidden, n_layers)
@@ -77,16 +76,11 @@ def check_mixture_options(
     if marginal_cluster_kl and inference != "per_component":
         raise ValueError("marginal_cluster_kl=True is an option of inference='per_component'.")
     spread = component_spread
-    if spread is not None and not (_real(spread) and math.isfinite(spread) and spread >= 0):
+    if spread is not None and not (is_real(spread) and math.isfinite(spread) and spread >= 0):
         raise ValueError(
             "component_spread (the scale of the components' random initial means) must be a "
             f"finite number of at least 0, or None for the default; got {spread!r}."
         )
-
-
-def _real(value) -> bool:
-    """Whether ``value`` is a real number (not ``True``/``False`` or a string)."""
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def check_n_clusters(n_clusters: int | str, max_clusters: int | None = None) -> None:

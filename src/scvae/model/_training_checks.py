@@ -3,10 +3,12 @@
 import inspect
 import math
 
-from scvae._arguments import whole_number
+from scvae._arguments import check_flag, is_real, whole_number
 from scvae._result_keys import check_key_added
 from scvae.data import check_splitter_options
 
+#: Options of ``train()`` that are ``True`` or ``False``.
+TRAINING_FLAGS = frozenset({"early_stopping", "annotate", "stop_when_converged"})
 #: scvi-tools' share of the cells that trains when ``train_size`` is not given.
 DEFAULT_TRAIN_SIZE = 0.9
 
@@ -30,14 +32,22 @@ def check_training_options(
     :func:`check_validation_needs` and the ``datasplitter_kwargs``. ``options`` are the other
     keywords of the call (``batch_size``, ``train_size``, ...). Returns what
     :func:`check_sizes` does."""
+    for name in TRAINING_FLAGS & set(options):
+        check_flag(options[name], name)
     train_size = options.get("train_size")
+    validation_size = options.get("validation_size")
+    if validation_size is not None and not (is_real(validation_size) and 0 <= validation_size < 1):
+        raise ValueError(
+            "validation_size is the share of cells held out for validation, in [0, 1); got "
+            f"{validation_size!r}."
+        )
     checked = check_sizes(
         max_epochs, options.get("batch_size", 128), key_added, model.adata.n_obs, train_size
     )
     check_plan_kwargs(plan_kwargs, model._training_plan_cls, model.module)
     check_validation_needs(
         train_size,
-        options.get("validation_size"),
+        validation_size,
         options.get("early_stopping", False),
         plan_kwargs,
         options,
@@ -69,7 +79,7 @@ def check_sizes(
             f"batch_size must be an integer of at least 2 (batch normalisation needs two cells "
             f"per minibatch), got {batch_size!r}."
         )
-    if train_size is not None and not 0 < train_size <= 1:
+    if train_size is not None and not (is_real(train_size) and 0 < train_size <= 1):
         raise ValueError(
             f"train_size is the share of cells to train on, in (0, 1]; got {train_size!r}."
         )

@@ -42,7 +42,8 @@ def cluster_profiles(
     cmap
         Colour map of the centred log expression.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        ``True``: call :func:`matplotlib.pyplot.show` at the end; ``None`` (default) or
+        ``False``: leave the figure open (a notebook shows it when the cell ends).
     save
         Path to save the figure to.
 
@@ -112,7 +113,8 @@ def cluster_probabilities(
     cmap
         Colour map of the probabilities.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        ``True``: call :func:`matplotlib.pyplot.show` at the end; ``None`` (default) or
+        ``False``: leave the figure open (a notebook shows it when the cell ends).
     save
         Path to save the figure to.
 

@@ -47,7 +47,8 @@ def model_comparison(
     ax
         Axes to draw on; by default a new figure.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        ``True``: call :func:`matplotlib.pyplot.show` at the end; ``None`` (default) or
+        ``False``: leave the figure open (a notebook shows it when the cell ends).
     save
         Path to save the figure to.
 

@@ -43,7 +43,8 @@ def training_curves(
     ax
         One axes per panel; by default a new figure with a row of panels.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        ``True``: call :func:`matplotlib.pyplot.show` at the end; ``None`` (default) or
+        ``False``: leave the figure open (a notebook shows it when the cell ends).
     save
         Path to save the figure to.
 

@@ -7,7 +7,8 @@ import numpy as np
 import scvi
 from anndata import AnnData
 
-from scvae.data import strip_registration
+from scvae._arguments import integer_at_least
+from scvae.data import registering, strip_registration
 from scvae.model import GMVAE, VAE, ScvaeModel, setup_anndata
 from scvae.train import quiet_training
 
@@ -90,9 +91,12 @@ def fit_model(
     **model_kwargs
         Passed to the model's constructor.
     """
-    setup_anndata(adata, layer=layer, batch_key=batch_key, allow_non_integer=allow_non_integer)
-    with quiet_training():  # Lightning announces the seed otherwise
-        scvi.settings.seed = seed
-    model = build_model(adata, n_clusters, **model_kwargs)
+    if not integer_at_least(seed, 0):
+        raise ValueError(f"seed must be an integer of at least 0, got {seed!r}.")
+    with registering(adata):  # a model option refused leaves the AnnData as it was
+        setup_anndata(adata, layer=layer, batch_key=batch_key, allow_non_integer=allow_non_integer)
+        with quiet_training():  # Lightning announces the seed otherwise
+            scvi.settings.seed = seed
+        model = build_model(adata, n_clusters, **model_kwargs)
     model.train(**(train_kwargs or {}))
     return model
