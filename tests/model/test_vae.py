@@ -212,6 +212,15 @@ def test_bad_training_options_fail_before_any_step(adata, model_cls, options, er
     assert model.summary() == summary
 
 
+def test_results_are_not_written_over_the_registered_batch_column(adata):
+    adata.obs["run_cluster"] = adata.obs["batch"]
+    scvae.setup_anndata(adata, batch_key="run_cluster")
+    model = scvae.GMVAE(adata, n_clusters=2, n_latent=2, n_hidden=8)
+    with pytest.raises(ValueError, match=r"adata\.obs\['run_cluster'\], the column registered"):
+        model.train(max_epochs=1, key_added="run", **QUIET)
+    assert (adata.obs["run_cluster"] == adata.obs["batch"]).all()
+
+
 @pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
 def test_latents_take_scvi_tools_loader_options(adata, model_cls):
     """scvi-tools' ``get_latent_representation(..., **data_loader_kwargs)``: fetching

@@ -4,7 +4,7 @@ import inspect
 import math
 
 from scvae._arguments import check_flag, is_real, whole_number
-from scvae._result_keys import check_key_added
+from scvae._result_keys import check_key_added, result_keys
 from scvae.data import check_splitter_options
 
 #: Options of ``train()`` that are ``True`` or ``False``.
@@ -53,7 +53,21 @@ def check_training_options(
         options,
     )
     check_splitter_options(options.get("datasplitter_kwargs"))
+    check_results_keep_off_registered_columns(model.adata_manager, key_added)
     return checked
+
+
+def check_results_keep_off_registered_columns(adata_manager, key_added: str) -> None:
+    """Refuse a ``key_added`` whose cluster columns (``obs[f"{key_added}_cluster"]``, ...)
+    are the registered batch or label column: the results would overwrite it."""
+    setup = adata_manager.registry["setup_args"]
+    registered = {setup.get("batch_key"): "batch_key", setup.get("labels_key"): "labels_key"}
+    for key in (result_keys(key_added)["cluster"], result_keys(key_added)["confidence"]):
+        if key in registered:
+            raise ValueError(
+                f"key_added={key_added!r} would write the clusters into adata.obs[{key!r}], "
+                f"the column registered as {registered[key]}: choose another key_added."
+            )
 
 
 def check_sizes(
