@@ -26,10 +26,12 @@ def is_real(value) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
-def check_flag(value, name: str, *, none: bool = False) -> None:
-    """Refuse ``value`` for the option ``name`` unless it is ``True`` or ``False`` (or
-    ``None`` where ``none``): a string such as ``"False"`` would otherwise count as true."""
-    if isinstance(value, bool | np.bool_) or (none and value is None):
+def check_flag(value, name: str) -> None:
+    """Refuse ``value`` for the option ``name`` unless it reads unambiguously as true or false:
+    ``True``, ``False``, ``None``, ``0`` or ``1`` (NumPy's too). A string such as ``"False"``
+    would otherwise count as true."""
+    if value is None or isinstance(value, bool | np.bool_):
         return
-    allowed = "True, False or None" if none else "True or False"
-    raise TypeError(f"{name} must be {allowed}, got {value!r}.")
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return
+    raise TypeError(f"{name} must be True or False, got {value!r}.")

@@ -16,6 +16,7 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
     if seed is None:
         yield
         return
+    seed = int(seed)  # Python's random takes no NumPy integer
     with random_state_kept(device) as cuda:
         # The global states, as scvi-tools' seed sets them, for any library code that reads them.
         random.seed(seed)

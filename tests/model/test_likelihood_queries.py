@@ -210,3 +210,21 @@ def test_queries_take_scvi_tools_arguments_in_its_order(model_cls, name):
     return_mean here and dataloader there)."""
     ours = list(inspect.signature(getattr(model_cls, name)).parameters)
     assert ours == list(inspect.signature(getattr(VAEMixin, name)).parameters)
+
+
+def test_options_left_out_are_not_passed_to_scvi_tools(adata, monkeypatch):
+    """scvi-tools 1.3's queries take no ``data_loader_kwargs``: what the user leaves out is
+    not passed on."""
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    received = {}
+
+    def recorded(self, **kwargs):
+        received.update(kwargs)
+        return torch.zeros(())
+
+    monkeypatch.setattr(VAEMixin, "get_elbo", recorded)
+    model.get_elbo()
+    assert "dataloader" not in received and "data_loader_kwargs" not in received
+    model.get_elbo(data_loader_kwargs={"num_workers": 0})
+    assert received["data_loader_kwargs"] == {"num_workers": 0}

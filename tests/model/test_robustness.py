@@ -175,6 +175,17 @@ def test_a_model_whose_counts_changed_in_place_is_not_saved_over_a_good_one(adat
     assert len(scvae.tl.saved_genes(tmp_path / "model")) == adata.n_vars + 10
 
 
+def test_a_model_saves_without_its_data_after_the_counts_were_normalised_in_place(adata, tmp_path):
+    """Saving the model alone reads the genes, not the counts: the usual scanpy steps on
+    counts kept in X leave it possible; saving the counts with it is refused."""
+    model = _trained(adata)
+    adata.X = adata.X / 2.0  # as sc.pp.normalize_total does in place
+    model.save(tmp_path / "model")
+    assert list(scvae.tl.saved_genes(tmp_path / "model")) == list(adata.var_names)
+    with pytest.raises(ValueError, match=r"changed after scvae\.setup_anndata"):
+        model.save(tmp_path / "with_data", save_anndata=True)
+
+
 def test_a_model_saved_with_a_prefix_is_named_when_the_prefix_is_forgotten(adata, tmp_path):
     _trained(adata).save(tmp_path, prefix="run1_", overwrite=True)
     with pytest.raises(SavedModelError, match=r"prefix=\['run1_'\]"):

@@ -158,6 +158,8 @@ def test_a_flag_given_as_a_string_is_refused(adata):
     """``"False"`` is a true value: taken as it is, it would do the opposite."""
     with pytest.raises(TypeError, match="allow_non_integer must be True or False"):
         scvae.setup_anndata(adata, allow_non_integer="False")
+    for flag in (None, 0, np.bool_(False)):  # unambiguous
+        scvae.setup_anndata(adata, allow_non_integer=flag)
 
 
 def test_cells_without_a_batch_are_counted_and_named(adata):

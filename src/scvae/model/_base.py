@@ -308,9 +308,9 @@ class ScvaeModel(
         **kwargs: Any,
     ) -> None:
         """Save the model as :meth:`scvi.model.base.BaseModelClass.save` does, whole or not at
-        all (written in a hidden folder, then moved in), unless its counts changed in place:
-        :meth:`load` reads an AnnData there only if this save wrote it; no other file there is
-        removed.
+        all (written in a hidden folder, then moved in), unless its genes (with
+        ``save_anndata``, its counts) changed in place: :meth:`load` reads an AnnData there
+        only if this save wrote it; no other file there is removed.
 
         Parameters
         ----------
@@ -318,7 +318,7 @@ class ScvaeModel(
             As for :meth:`scvi.model.base.BaseModelClass.save`.
         """
         check_flag(save_anndata, "save_anndata")
-        self._check_registered_data()
+        self._check_registered_data(counts=bool(save_anndata))  # the genes it saves, or all
 
         def save(path: str) -> None:
             with backed_file_kept(self.adata if save_anndata else None):
@@ -378,11 +378,11 @@ class ScvaeModel(
             layer = registered_layer(self.adata_manager)
             check_piecewise_counts(self.adata, layer, piecewise_cutoff)
 
-    def _check_registered_data(self, adata: AnnData | None = None) -> None:
-        """Refuse registered counts changed in place (:meth:`CountLayerField.check_unchanged`)."""
+    def _check_registered_data(self, adata: AnnData | None = None, *, counts: bool = True) -> None:
+        """Refuse registered data changed in place (:meth:`CountLayerField.check_unchanged`)."""
         manager = self.adata_manager if adata is None else self.get_anndata_manager(adata)
         if manager is not None:
-            CountLayerField.check_unchanged(manager)
+            CountLayerField.check_unchanged(manager, counts=counts)
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         own = adata is None or adata is self.adata

@@ -315,10 +315,10 @@ class ClusterQueriesMixin:
             The registered batch to decode as, by name or code.
         """
         self._check_if_trained(warn=False)
-        self._check_registered_data()  # the columns are the registered genes
         batch = self._batch_code(transform_batch)
         # Only the piecewise-categorical likelihood's shape depends on the total count.
         piecewise = self.module.decoder.piecewise_cutoff is not None
+        self._check_registered_data(counts=piecewise)  # the columns are the registered genes
         library = np.median(self._registered_totals()) if piecewise else 1.0
         profiles = self.module.eval().component_profiles(batch, library).cpu().numpy()
         if self.component_clusters_ is not None:

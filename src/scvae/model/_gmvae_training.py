@@ -90,14 +90,18 @@ def earlier_fit_kept_on_failure(model) -> Iterator[None]:
     option that Lightning refuses, a device that is not there), put back what was fitted
     before (the attributes ending in ``_``): the earlier fit still holds then."""
     fitted = {name: value for name, value in vars(model).items() if name.endswith("_")}
-    state = {name: value.detach().clone() for name, value in model.module.state_dict().items()}
+    # On the host: Lightning may move the module off its device when a fit fails.
+    state = {
+        name: value.detach().cpu().clone() for name, value in model.module.state_dict().items()
+    }
     model._forget_fit()
     try:
         yield
     except BaseException:
         now = model.module.state_dict()
-        if all(torch.equal(now[name], value) for name, value in state.items()):
+        if all(torch.equal(now[name].cpu(), value) for name, value in state.items()):
             vars(model).update(fitted)
+        del state  # not kept alive by the traceback
         raise
 
 

@@ -56,12 +56,10 @@ class LikelihoodQueriesMixin:
             Cells to use, as positions or a boolean mask; all by default.
         batch_size
             Cells per forward pass.
-        dataloader
-            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
         return_mean
             Return the mean over the cells; ``False``: one value per cell.
-        data_loader_kwargs
-            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
+        dataloader, data_loader_kwargs
+            As in scvi-tools: minibatches to read instead of ``adata``; loader options.
         **kwargs
             Passed to scvi-tools' method.
 
@@ -71,7 +69,12 @@ class LikelihoodQueriesMixin:
         cell.
         """
         elbo = super().get_elbo(
-            adata, indices, batch_size, dataloader, return_mean, data_loader_kwargs, **kwargs
+            adata=adata,
+            indices=indices,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            **_given(dataloader=dataloader, data_loader_kwargs=data_loader_kwargs),
+            **kwargs,
         )
         return _on_host(elbo, return_mean)
 
@@ -106,10 +109,8 @@ class LikelihoodQueriesMixin:
             Cells per forward pass.
         return_mean
             Return the mean over the cells; ``False``: one value per cell.
-        dataloader
-            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
-        data_loader_kwargs
-            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
+        dataloader, data_loader_kwargs
+            As in scvi-tools: minibatches to read instead of ``adata``; loader options.
         **kwargs
             Passed to scvi-tools' method.
 
@@ -118,13 +119,12 @@ class LikelihoodQueriesMixin:
         The mean over the cells as a float, or with ``return_mean=False`` one value per cell.
         """
         per_cell = super().get_marginal_ll(
-            adata,
-            indices,
-            n_mc_samples,
-            batch_size,
-            False,  # return_mean: the mean over cells is taken below
-            dataloader,
-            data_loader_kwargs,
+            adata=adata,
+            indices=indices,
+            n_mc_samples=n_mc_samples,
+            batch_size=batch_size,
+            return_mean=False,  # the mean over cells is taken below
+            **_given(dataloader=dataloader, data_loader_kwargs=data_loader_kwargs),
             **kwargs,
         )
         per_cell = _on_host(per_cell, return_mean=False)
@@ -153,12 +153,10 @@ class LikelihoodQueriesMixin:
             Cells to use, as positions or a boolean mask; all by default.
         batch_size
             Cells per forward pass.
-        dataloader
-            Minibatches to read instead of ``adata`` (then ``adata`` must be ``None``).
         return_mean
             Return the means over the cells; ``False``: one value per cell.
-        data_loader_kwargs
-            Options of scvi-tools' loader (see :class:`~scvae.data.TensorDataLoader`).
+        dataloader, data_loader_kwargs
+            As in scvi-tools: minibatches to read instead of ``adata``; loader options.
         **kwargs
             Passed to scvi-tools' method.
 
@@ -168,7 +166,12 @@ class LikelihoodQueriesMixin:
         ``return_mean=False`` one value per cell.
         """
         errors = super().get_reconstruction_error(
-            adata, indices, batch_size, dataloader, return_mean, data_loader_kwargs, **kwargs
+            adata=adata,
+            indices=indices,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            **_given(dataloader=dataloader, data_loader_kwargs=data_loader_kwargs),
+            **kwargs,
         )
         return {key: _on_host(value, return_mean) for key, value in errors.items()}
 
@@ -387,3 +390,9 @@ def _on_host(value, return_mean: bool) -> float | np.ndarray:
     """A metric from scvi-tools (a tensor on the model's device) as a float or numpy array."""
     value = torch.as_tensor(value).detach().cpu()
     return float(value) if return_mean else value.numpy()
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The ``options`` that are not ``None``: scvi-tools 1.3 takes no ``data_loader_kwargs``
+    in its likelihood queries, so an option left out is not passed on."""
+    return {name: value for name, value in options.items() if value is not None}

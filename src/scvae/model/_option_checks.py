@@ -29,7 +29,7 @@ def check_architecture(
     ``False``) naming the bad option and the accepted values, before any module is built.
     """
     check_flag(scale_by_library, "scale_by_library")
-    check_flag(encode_batch, "encode_batch", none=True)
+    check_flag(encode_batch, "encode_batch")
     row = get_likelihood(likelihood)
     if dispersion not in DISPERSIONS:
         raise ValueError(f"dispersion={dispersion!r} is not one of {DISPERSIONS}.")

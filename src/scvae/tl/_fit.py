@@ -70,7 +70,7 @@ def fit_model(
     layer: str | None = None,
     batch_key: str | None = None,
     allow_non_integer: bool = False,
-    seed: int = 0,
+    seed: int | None = 0,
     train_kwargs: dict[str, Any] | None = None,
     **model_kwargs: Any,
 ) -> ScvaeModel:
@@ -85,18 +85,19 @@ def fit_model(
     layer, batch_key, allow_non_integer
         Passed to :func:`scvae.setup_anndata`.
     seed
-        Seed of scvi-tools (``scvi.settings.seed``: Python, NumPy and PyTorch).
+        Seed of scvi-tools (``scvi.settings.seed``: Python, NumPy and PyTorch); ``None``
+        leaves the random state as it is.
     train_kwargs
         Passed to the model's ``train`` (``max_epochs``, ``enable_progress_bar``, ...).
     **model_kwargs
         Passed to the model's constructor.
     """
-    if not integer_at_least(seed, 0):
-        raise ValueError(f"seed must be an integer of at least 0, got {seed!r}.")
+    if seed is not None and not integer_at_least(seed, 0):
+        raise ValueError(f"seed must be None or an integer of at least 0, got {seed!r}.")
     with registering(adata):  # a model option refused leaves the AnnData as it was
         setup_anndata(adata, layer=layer, batch_key=batch_key, allow_non_integer=allow_non_integer)
         with quiet_training():  # Lightning announces the seed otherwise
-            scvi.settings.seed = seed
+            scvi.settings.seed = None if seed is None else int(seed)
         model = build_model(adata, n_clusters, **model_kwargs)
     model.train(**(train_kwargs or {}))
     return model
