@@ -240,3 +240,14 @@ def test_save_load_round_trip_gives_identical_clusters(trained, tmp_path):
     model.save(tmp_path / "prefixed", prefix="run1_")
     loaded = scvae.GMVAE.load(tmp_path / "prefixed", adata, "cpu", "auto", "run1_")
     np.testing.assert_array_equal(model.predict(), loaded.predict())
+
+
+def test_bad_query_options_are_named(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match="batch_size is the number of cells per minibatch"):
+        model.predict(batch_size=0)  # quietly the default before
+    with pytest.raises(TypeError, match="soft must be True or False"):
+        model.predict(soft="no")
+    with pytest.raises(ValueError, match="library_size is the total count of each new cell"):
+        model.sample(3, library_size=-5)  # drew counts before
+    assert model.sample(3, library_size=1e4, seed=0).shape == (3, model.adata.n_vars)

@@ -10,6 +10,8 @@ from scvi.data import AnnDataManager
 from scvi.dataloaders import AnnDataLoader, BatchDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from scvae._arguments import integer_at_least
+
 from ._dataset import RegisteredTensors
 
 
@@ -69,6 +71,11 @@ class TensorDataLoader(DataLoader):
         **kwargs: Any,
     ):
         _check_unused_options(kwargs)
+        if batch_size is not None and not integer_at_least(batch_size, 1):
+            raise ValueError(
+                f"batch_size is the number of cells per minibatch, a positive integer; got "
+                f"{batch_size!r}."
+            )
         if indices is None:
             indices = np.arange(adata_manager.adata.n_obs)
         indices = np.asarray(indices)

@@ -11,6 +11,7 @@ from scvae._result_keys import DEFAULT_KEY
 from scvae.module import ComponentGMVAEModule, GMVAEModule
 
 from ._base import ScvaeModel
+from ._cluster_generation import ClusterGenerationMixin
 from ._cluster_queries import ClusterQueriesMixin
 from ._cluster_selection import (
     CELLS_PER_COMPONENT,
@@ -35,7 +36,7 @@ INFERENCES = ("responsibilities", "classifier", "per_component")
 SAVED_WITHOUT_INFERENCE = {"inference": "per_component"}
 
 
-class GMVAE(ClusterQueriesMixin, ScvaeModel):
+class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
     """Gaussian-mixture VAE of raw UMI counts: a latent space and a clustering in one model.
 
     The prior over the latent space is a mixture of ``n_clusters`` Gaussians with a categorical
