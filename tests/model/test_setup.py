@@ -287,3 +287,14 @@ def test_setup_warnings_are_said_once_on_every_path(adata, tmp_path):
     csc.X = sp.csc_matrix(csc.X)
     said = _warnings_of(scvae.VAE.load, tmp_path / "model", adata=csc)
     assert len(said) == 1 and "adata.X = adata.X.tocsr()" in said[0]
+
+
+@pytest.mark.parametrize(("axis", "fix"), [("var", "var_names_make_unique"), ("obs", "obs_names")])
+def test_repeated_gene_or_cell_names_are_pointed_out(adata, axis, fix):
+    names = list(getattr(adata, f"{axis}_names"))
+    names[1] = names[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's own warning
+        setattr(adata, f"{axis}_names", names)
+    with pytest.warns(UserWarning, match=rf"1 (gene|cell) names repeat .*adata\.{fix}"):
+        scvae.setup_anndata(adata)

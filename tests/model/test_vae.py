@@ -218,6 +218,10 @@ def test_results_are_not_written_over_the_registered_batch_column(adata):
     model = scvae.GMVAE(adata, n_clusters=2, n_latent=2, n_hidden=8)
     with pytest.raises(ValueError, match=r"adata\.obs\['run_cluster'\], the column registered"):
         model.train(max_epochs=1, key_added="run", **QUIET)
+    vae = scvae.VAE(adata, n_latent=2, n_hidden=8)
+    vae.train(max_epochs=1, **QUIET)
+    with pytest.raises(ValueError, match="the column registered as batch_key"):
+        vae.annotate(key_added="run")  # would drop it as an earlier model's clusters
     assert (adata.obs["run_cluster"] == adata.obs["batch"]).all()
 
 

@@ -65,8 +65,23 @@ def warn_small_batches(adata: AnnData, batch_key: str | None, *, minimum: int = 
             "too few for the model to learn their effect. A batch is a group of cells "
             "measured together (a sample, a run, a donor): is it the right column?",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of setup_anndata
         )
+
+
+def warn_repeated_names(adata: AnnData) -> None:
+    """Warn when gene or cell names are repeated: a model's genes are matched to other data
+    by name, and results are written and read back by cell name."""
+    for kind, names, where in (("gene", adata.var_names, "var"), ("cell", adata.obs_names, "obs")):
+        repeated = names[names.duplicated()]
+        if len(repeated):
+            warnings.warn(
+                f"{len(repeated)} {kind} names repeat an earlier one (e.g. {repeated[0]!r}): "
+                f"data are matched to a model by name. Make them unique first, "
+                f"adata.{where}_names_make_unique().",
+                UserWarning,
+                stacklevel=4,  # the caller of setup_anndata
+            )
 
 
 def check_obs_sortable(adata: AnnData, key: str | None, name: str) -> None:
@@ -296,7 +311,8 @@ def check_setup(
 ) -> None:
     """The checks of a setup before anything is registered: the batch and label columns
     exist and sort, every cell has a batch (cells without a label are allowed), the counts
-    are raw counts (:func:`validate_counts`); warns of batches of fewer than 3 cells."""
+    are raw counts (:func:`validate_counts`); warns of batches of fewer than 3 cells and of
+    repeated gene or cell names."""
     check_flag(allow_non_integer, "allow_non_integer")
     for key, name in ((batch_key, "batch_key"), (labels_key, "labels_key")):
         check_obs_key(adata, key, name)
@@ -305,3 +321,4 @@ def check_setup(
         check_obs_sortable(adata, key, name)
     validate_counts(adata, layer=layer, allow_non_integer=allow_non_integer)
     warn_small_batches(adata, batch_key)
+    warn_repeated_names(adata)

@@ -36,7 +36,7 @@ from ._option_checks import check_piecewise_counts
 from ._query_checks import cell_positions, check_registered_batches, check_same_genes
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
-from ._training_checks import check_training_options
+from ._training_checks import check_results_keep_off_registered_columns, check_training_options
 
 
 class ScvaeModel(
@@ -295,6 +295,7 @@ class ScvaeModel(
             under the same key are removed.
         """
         adata = self._validate_anndata(adata)
+        check_results_keep_off_registered_columns(self.adata_manager, key_added)
         latent = self.get_latent_representation(adata, batch_size=batch_size)
         adata.obsm[result_keys(key_added)["latent"]] = latent
         drop_cluster_results(adata, key_added)

@@ -18,6 +18,7 @@ from scvae._result_keys import DEFAULT_KEY, check_key_added, result_keys
 
 from ._annotation import write_clusters
 from ._cluster_selection import cluster_use
+from ._training_checks import check_results_keep_off_registered_columns
 
 
 class ClusterQueriesMixin:
@@ -187,6 +188,7 @@ class ClusterQueriesMixin:
             ``obs[f"{key_added}_cluster_confidence"]``.
         """
         adata = self._validate_anndata(adata)
+        check_results_keep_off_registered_columns(self.adata_manager, key_added)
         self._write_annotation(adata, *self._posterior(adata, None, batch_size), key_added)
         if adata is self.adata:
             self.key_added_ = key_added
