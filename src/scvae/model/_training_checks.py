@@ -34,16 +34,9 @@ def check_training_options(
     :func:`check_sizes` does."""
     for name in TRAINING_FLAGS & set(options):
         check_flag(options[name], name)
-    train_size = options.get("train_size")
-    validation_size = options.get("validation_size")
-    if validation_size is not None and not (is_real(validation_size) and 0 <= validation_size < 1):
-        raise ValueError(
-            "validation_size is the share of cells held out for validation, in [0, 1); got "
-            f"{validation_size!r}."
-        )
-    checked = check_sizes(
-        max_epochs, options.get("batch_size", 128), key_added, model.adata.n_obs, train_size
-    )
+    train_size, validation_size = options.get("train_size"), options.get("validation_size")
+    batch_size, n_cells = options.get("batch_size", 128), model.adata.n_obs
+    checked = check_sizes(max_epochs, batch_size, key_added, n_cells, train_size, validation_size)
     check_plan_kwargs(plan_kwargs, model._training_plan_cls, model.module)
     check_validation_needs(
         train_size,
@@ -62,7 +55,8 @@ def check_results_keep_off_registered_columns(adata_manager, key_added: str) -> 
     are the registered batch or label column: the results would overwrite it."""
     setup = adata_manager.registry["setup_args"]
     registered = {setup.get("batch_key"): "batch_key", setup.get("labels_key"): "labels_key"}
-    for key in (result_keys(key_added)["cluster"], result_keys(key_added)["confidence"]):
+    keys = result_keys(key_added)
+    for key in (keys["cluster"], keys["confidence"]):
         if key in registered:
             raise ValueError(
                 f"key_added={key_added!r} would write the clusters into adata.obs[{key!r}], "
@@ -76,10 +70,11 @@ def check_sizes(
     key_added: str,
     n_cells: int,
     train_size: float | None = None,
+    validation_size: float | None = None,
 ) -> tuple[int | None, int, int]:
-    """Refuse a training length, minibatch size, result key, number of cells or training
-    share that cannot work; return the length and size as Python integers (Lightning takes
-    no other) and the number of training cells."""
+    """Refuse a training length, minibatch size, result key, number of cells, training or
+    validation share that cannot work; return the length and size as Python integers
+    (Lightning takes no other) and the number of training cells."""
     if n_cells < 3:
         raise ValueError(
             f"Training needs at least 3 cells, the AnnData has {n_cells}: batch normalisation "
@@ -96,6 +91,11 @@ def check_sizes(
     if train_size is not None and not (is_real(train_size) and 0 < train_size <= 1):
         raise ValueError(
             f"train_size is the share of cells to train on, in (0, 1]; got {train_size!r}."
+        )
+    if validation_size is not None and not (is_real(validation_size) and 0 <= validation_size < 1):
+        raise ValueError(
+            "validation_size is the share of cells held out for validation, in [0, 1); got "
+            f"{validation_size!r}."
         )
     n_train = training_cells(n_cells, train_size)
     if n_train < 2:

@@ -28,17 +28,7 @@ class NonFiniteLossGuard(Callback):
     def on_before_backward(
         self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        """Refuse a non-finite loss.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        loss
-            The minibatch's loss.
-        """
+        """Refuse a non-finite loss."""
         if not torch.isfinite(loss).all():
             raise NonFiniteLossError(
                 f"The training loss became {loss.item()} at epoch {trainer.current_epoch}, "
@@ -52,15 +42,7 @@ class NonFiniteLossGuard(Callback):
         self._parameters: list[torch.Tensor] | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Collect the parameters once per fit, not at every step.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Collect the parameters once per fit, not at every step."""
         self._parameters = list(pl_module.parameters())
 
     def on_before_optimizer_step(
@@ -70,17 +52,7 @@ class NonFiniteLossGuard(Callback):
 
         One sum per gradient tensor: a sum is NaN or infinite exactly when an entry is, or
         when finite entries add up beyond the float range (gradients that large are refused
-        too). That is one pass over the gradients instead of a test and a reduction each.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        optimizer
-            The optimiser about to step.
-        """
+        too). That is one pass over the gradients instead of a test and a reduction each."""
         parameters = self._parameters or list(pl_module.parameters())
         grads = [p.grad for p in parameters if p.grad is not None]
         if grads and not torch.stack([g.sum() for g in grads]).isfinite().all():

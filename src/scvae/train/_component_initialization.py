@@ -80,15 +80,7 @@ class ComponentInitialization(Callback):
         self.method, self.max_cells = method, max_cells
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """After each of ``epochs``, cluster the latent means and copy that into the prior.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """After each of ``epochs``, cluster the latent means and copy that into the prior."""
         if trainer.current_epoch + 1 not in self.epochs:
             return
         module = pl_module.module

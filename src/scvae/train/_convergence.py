@@ -78,28 +78,12 @@ class ClusterConvergence(Callback):
         self._max_epochs: int | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Forget any earlier fit.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Forget any earlier fit."""
         self.changed, self.elbos, self.stopped_epoch, self._previous = [], [], None, None
         self._validated, self._max_epochs = None, trainer.max_epochs
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Start collecting the validation pass's q(y | x).
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Start collecting the validation pass's q(y | x)."""
         self._batches = []
 
     def on_validation_batch_end(
@@ -132,28 +116,12 @@ class ClusterConvergence(Callback):
             self._batches.append(outputs["qy"])
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """The pass's q(y | x) of every validation cell (not Lightning's sanity check).
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """The pass's q(y | x) of every validation cell (not Lightning's sanity check)."""
         if not trainer.sanity_checking and self._batches:
             self._validated = torch.cat(self._batches)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Record this epoch's assignment changes and ELBO; stop if both have settled.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Record this epoch's assignment changes and ELBO; stop if both have settled."""
         if trainer.current_epoch + 1 <= self.start_epoch:
             return
         clusters = self._validated  # this epoch's validation pass, if there was one

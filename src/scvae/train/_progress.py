@@ -37,42 +37,18 @@ class EpochProgressBar(ProgressBar):
         return self._enabled
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Open the bar.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Open the bar."""
         self.bar = tqdm(
             total=trainer.max_epochs, desc="Training", unit="epoch", disable=not self._enabled
         )
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Show the previous epoch's ELBOs.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Show the previous epoch's ELBOs."""
         if trainer.current_epoch:
             self._advance(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Show the last epoch's ELBOs and close the bar.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Show the last epoch's ELBOs and close the bar."""
         if self.bar is not None:
             self._advance(trainer)
             self.bar.close()
@@ -93,15 +69,7 @@ class StopReport(Callback):
     as :class:`~scvae.train.ClusterConvergence`. Put it after the bar among the callbacks."""
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Write the messages.
-
-        Parameters
-        ----------
-        trainer
-            The Lightning trainer.
-        pl_module
-            The training plan the trainer fits.
-        """
+        """Write the messages."""
         if trainer.is_global_zero:
             for callback in trainer.callbacks:
                 if message := getattr(callback, "stop_message", None):
