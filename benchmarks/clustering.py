@@ -341,12 +341,18 @@ def fit_pca(adata, k, seed, methods) -> list[dict]:
     return rows
 
 
+def held_out_split(adata: ad.AnnData) -> tuple[ad.AnnData, ad.AnnData]:
+    """(training cells, held-out cells): ``TEST_FRACTION`` of the cells held out, the same
+    cells whatever the training seed."""
+    permutation = np.random.default_rng(SPLIT_SEED).permutation(adata.n_obs)
+    n_test = round(TEST_FRACTION * adata.n_obs)
+    return adata[np.sort(permutation[n_test:])].copy(), adata[permutation[:n_test]].copy()
+
+
 def fit_likelihood(name: str, adata: ad.AnnData, likelihood: str, args) -> list[dict]:
     """Held-out ELBO per cell and training-cell ARI of a default GMVAE (seed 0)."""
     k = adata.obs[LABEL_KEY].nunique()
-    permutation = np.random.default_rng(SPLIT_SEED).permutation(adata.n_obs)
-    n_test = round(TEST_FRACTION * adata.n_obs)
-    train, test = adata[np.sort(permutation[n_test:])].copy(), adata[permutation[:n_test]].copy()
+    train, test = held_out_split(adata)
     scvi.settings.seed = 0
     start = time.perf_counter()
     scvae.setup_anndata(train)
