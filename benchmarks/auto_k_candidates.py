@@ -237,7 +237,6 @@ def curve_table(rows: pd.DataFrame, grid: list[int]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     quiet(args.threads)
-    begin = time.perf_counter()
     kept = []
     if args.resume and args.rows.exists():
         kept = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
@@ -261,8 +260,8 @@ def main(argv=None) -> None:
 
 Produced by `python3 benchmarks/auto_k_candidates.py {shlex.join(sys.argv[1:])}` on
 {datetime.date.today()} ({platform.machine()} CPU, {args.jobs} fits at a time with
-{args.threads or torch.get_num_threads()} torch thread(s) each; this invocation
-{(time.perf_counter() - begin) / 60:.0f} min), torch {torch.__version__}, scvi-tools
+{args.threads or torch.get_num_threads()} torch thread(s) each; {len(rows)} fits, whose
+training took {rows["seconds"].sum() / 60:.0f} min in all), torch {torch.__version__}, scvi-tools
 {scvi.__version__}, scvae {scvae.__version__}. Per data set and seed, default fixed-K GMVAEs at
 K = {", ".join(map(str, args.grid))} on 90% of the cells (2,000 genes); the held-out 10% score
 them. The script's docstring describes the candidates. ARI against the curated labels, on
