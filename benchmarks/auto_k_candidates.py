@@ -55,6 +55,7 @@ from clustering import (
     DEFAULT_DATA_DIR,
     LABEL_KEY,
     held_out_split,
+    in_k_range,
     load,
     quiet,
     run_all,
@@ -161,25 +162,23 @@ def choices(rows: pd.DataFrame, grid: list[int]) -> pd.DataFrame:
             continue
         ari = dict(zip(fits["K"], fits["ari"], strict=True))
         largest = fits[fits["K"] == max(grid)].iloc[0]
-        picks = {}
+        mean_seconds = fits["seconds"].mean()
+        picks = {}  # candidate: (clusters, ARI, cost in fits)
         for score, label in (("elbo", "held-out ELBO"), ("marginal_ll", "held-out log p(x)")):
             best, simplest = held_out_choice(fits, score)
-            picks[f"{label}, best"] = (best, ari[best])
-            picks[f"{label}, one-SE rule"] = (simplest, ari[simplest])
+            picks[f"{label}, best"] = (best, ari[best], len(grid))
+            picks[f"{label}, one-SE rule"] = (simplest, ari[simplest], len(grid))
         picks["sparse Dirichlet weights"] = (
             largest["dirichlet_clusters"],
             largest["dirichlet_ari"],
+            1 + largest["dirichlet_seconds"] / mean_seconds,
         )
-        picks["merging (scvae's auto)"] = (largest["merged_clusters"], largest["merged_ari"])
-        seconds = fits["seconds"]
-        costs = {
-            "held-out ELBO": seconds.sum() / seconds.mean(),
-            "held-out log p(x)": seconds.sum() / seconds.mean(),
-            "sparse Dirichlet weights": 1 + largest["dirichlet_seconds"] / seconds.mean(),
-            "merging (scvae's auto)": largest["seconds"] / seconds.mean(),
-        }
-        for candidate, (k, score) in picks.items():
-            cost = next(v for key, v in costs.items() if candidate.startswith(key))
+        picks["merging (scvae's auto)"] = (
+            largest["merged_clusters"],
+            largest["merged_ari"],
+            largest["seconds"] / mean_seconds,
+        )
+        for candidate, (k, score, cost) in picks.items():
             out.append(
                 dict(
                     data=name,
@@ -194,10 +193,6 @@ def choices(rows: pd.DataFrame, grid: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def in_range(clusters: int, labels: int) -> bool:
-    return AUTO_K_RANGE[0] * labels <= clusters <= AUTO_K_RANGE[1] * labels
-
-
 def candidate_table(picked: pd.DataFrame) -> str:
     lines = [
         "| data | labels | range | candidate | clusters per seed | in range | ARI | "
@@ -207,7 +202,7 @@ def candidate_table(picked: pd.DataFrame) -> str:
     for (name, candidate), group in picked.groupby(["data", "candidate"], sort=False):
         labels = int(group["labels"].iloc[0])
         low, high = AUTO_K_RANGE[0] * labels, AUTO_K_RANGE[1] * labels
-        hits = sum(in_range(k, labels) for k in group["clusters"])
+        hits = int(in_k_range(group["clusters"], labels).sum())
         lines.append(
             f"| {name} | {labels} | {low:.1f}-{high:.1f} | {candidate} | "
             f"{', '.join(map(str, group['clusters']))} | {hits} of {len(group)} | "
