@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from scvae.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from scvae.distributions._negative_binomial_log_prob import MAX_LOG_THETA
 from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
@@ -59,6 +60,34 @@ def test_float32_finite_with_finite_gradients(data):
     assert all(np.all(np.isfinite(g)) for g in grads)
     reference = nb_logpmf(x, log_mu, log_theta)
     assert_float32_close(ours, reference, term_magnitude(x, log_mu, log_theta))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("log_theta", [88.0, 89.0, 200.0, 1e4])
+def test_inverse_dispersion_past_float_overflow_is_the_poisson_limit(dtype, log_theta):
+    # exp(log_theta) overflows float32 above 88.7 (float64 above 709.8): the log-pmf and its
+    # gradients must stay those of the Poisson of the same mean, not -inf or NaN.
+    x = torch.tensor([[0.0, 1.0, 5.0, 300.0]], dtype=dtype)
+    log_mu = torch.tensor([[-3.0, 0.5, 2.0, 5.5]], dtype=dtype, requires_grad=True)
+    log_thetas = torch.full((4,), log_theta, dtype=dtype, requires_grad=True)
+    poisson = torch.distributions.Poisson(log_mu.detach().exp()).log_prob(x)
+    # x log(theta) cancels between the terms: a rounding error of x * MAX_LOG_THETA * eps.
+    tolerance = 4 * torch.finfo(dtype).eps * (1 + x * MAX_LOG_THETA)
+    for distribution in (
+        NegativeBinomial(log_mu, log_thetas),
+        ZeroInflatedNegativeBinomial(log_mu, log_thetas, torch.full_like(log_mu, -40.0)),
+    ):
+        log_prob = distribution.log_prob(x)
+        assert torch.all((log_prob.detach() - poisson).abs() <= tolerance)
+        grad_mu, grad_theta = torch.autograd.grad(log_prob.sum(), (log_mu, log_thetas))
+        torch.testing.assert_close(grad_mu, x - log_mu.detach().exp(), rtol=1e-4, atol=1e-4)
+        assert torch.all(torch.isfinite(grad_theta))
+    torch.manual_seed(0)
+    draws = NegativeBinomial(log_mu.detach(), log_thetas.detach()).sample((2000,))
+    assert torch.all(torch.isfinite(draws))
+    torch.testing.assert_close(
+        draws.mean(0), log_mu.detach().exp(), rtol=0.05, atol=0.02, check_dtype=False
+    )
 
 
 def test_exact_where_scvi_eps_is_not():

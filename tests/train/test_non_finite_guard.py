@@ -1,5 +1,6 @@
 """A non-finite loss stops training clearly, keeps finite weights and writes nothing."""
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Callback
@@ -21,22 +22,27 @@ class _Snapshots(Callback):
         self.before_step = {k: v.clone() for k, v in pl_module.module.state_dict().items()}
 
 
-def test_nan_loss_mid_training_raises_keeps_weights_and_leaves_adata_untouched(
-    adata, monkeypatch, capfd
-):
-    scvae.setup_anndata(adata, layer="counts")
-    model = scvae.VAE(adata, n_hidden=16)
+def make_loss_nan_at_call(monkeypatch, call: int) -> None:
+    """The VAE's training loss turns NaN at its ``call``-th evaluation from now on."""
     original_loss = VAEModule.loss
     calls = {"n": 0}
 
     def loss_turning_nan(self, *args, **kwargs):
         output = original_loss(self, *args, **kwargs)
         calls["n"] += 1
-        if self.training and calls["n"] == 5:
+        if self.training and calls["n"] == call:
             output.loss = output.loss * torch.nan
         return output
 
     monkeypatch.setattr(VAEModule, "loss", loss_turning_nan)
+
+
+def test_nan_loss_mid_training_raises_keeps_weights_and_leaves_adata_untouched(
+    adata, monkeypatch, capfd
+):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_hidden=16)
+    make_loss_nan_at_call(monkeypatch, 5)
     snapshots = _Snapshots()
     obsm_before, obs_before = set(adata.obsm), set(adata.obs.columns)
     with pytest.raises(NonFiniteLossError, match=r"epoch \d+, step \d+"):
@@ -62,3 +68,22 @@ def test_one_non_finite_gradient_entry_is_refused_before_the_step(bad):
     module.decoder.mean_logits.weight.grad[5, 1] = bad
     with pytest.raises(NonFiniteLossError, match="epoch 3, step 40"):
         guard.on_before_optimizer_step(trainer, module, optimizer=None)
+
+
+def test_nan_loss_in_a_new_fit_of_a_trained_model_keeps_its_earlier_fit(adata, monkeypatch):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_hidden=16)
+    model.train(max_epochs=2, **QUIET)
+    latent, summary = model.get_latent_representation(), model.summary()
+    history = {key: frame.copy() for key, frame in model.history.items()}
+    annotated = adata.obsm[LATENT_KEY].copy()
+    make_loss_nan_at_call(monkeypatch, 5)
+    with pytest.raises(NonFiniteLossError, match="before it reached the weights") as failure:
+        model.train(max_epochs=3, **QUIET)
+    assert "keeps its earlier fit" in "".join(failure.value.__notes__)
+    assert model.is_trained_ and model.summary() == summary
+    assert model.history.keys() == history.keys()
+    for key, frame in history.items():
+        assert model.history[key].equals(frame), key
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+    np.testing.assert_array_equal(adata.obsm[LATENT_KEY], annotated)

@@ -10,7 +10,11 @@ from torch.distributions import Distribution, Gamma, constraints
 from scvae._counts import dense_counts
 
 from ._base import CountDistribution
-from ._negative_binomial_log_prob import broadcast_shape, negative_binomial_log_prob
+from ._negative_binomial_log_prob import (
+    broadcast_shape,
+    finite_log_theta,
+    negative_binomial_log_prob,
+)
 from ._utils import normalized_expression
 
 #: Largest Poisson rate :meth:`NegativeBinomial.sample` draws from: 2^31, below the overflow
@@ -43,7 +47,9 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
     log_mu
         Log of the mean.
     log_theta
-        Log of the inverse dispersion; broadcast against ``log_mu``.
+        Log of the inverse dispersion; broadcast against ``log_mu``. Values above 60 are
+        read as 60, where the distribution is the Poisson of the same mean to float
+        precision (``exp`` overflows float32 above 88.7).
     log_scale
         Log of the normalised expression returned by ``get_normalized("scale")``; defaults
         to the log of the mean normalised over the last (gene) axis.
@@ -83,7 +89,7 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
     @property
     def theta(self) -> Tensor:
         r"""Inverse dispersion :math:`\theta`."""
-        return self.log_theta.exp().expand(self.batch_shape)
+        return finite_log_theta(self.log_theta).exp().expand(self.batch_shape)
 
     @property
     def scale(self) -> Tensor:
@@ -108,7 +114,7 @@ class NegativeBinomial(CountDistribution, ScviNegativeBinomial):
         sample_shape
             Leading shape of the draws (torch's ``sample_shape``).
         """
-        log_rate = (self.log_theta - self.log_mu).expand(self.batch_shape)
+        log_rate = (finite_log_theta(self.log_theta) - self.log_mu).expand(self.batch_shape)
         device = log_rate.device
         if device.type == "mps":  # torch has no gamma or Poisson sampler on MPS
             log_rate = log_rate.cpu()

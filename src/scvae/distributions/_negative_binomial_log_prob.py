@@ -16,6 +16,17 @@ from ._gamma_ratio import (
     log_gamma_ratio,
 )
 
+#: Largest :math:`\log\theta` the negative binomial uses; larger values are lowered to it.
+#: At :math:`\theta = e^{60}` it is the Poisson of the same mean to float precision (its
+#: excess variance :math:`\mu^2/\theta` is below :math:`10^{-14}\mu` for any
+#: :math:`\mu < 10^{12}`), while :math:`e^{\log\theta}` overflows float32 above 88.7.
+MAX_LOG_THETA = 60.0
+
+
+def finite_log_theta(log_theta: Tensor) -> Tensor:
+    """``log_theta`` lowered to :data:`MAX_LOG_THETA` where above it (the Poisson limit)."""
+    return log_theta.clamp(max=MAX_LOG_THETA)
+
 
 def negative_binomial_log_prob(
     value: Tensor, log_mu: Tensor, log_theta: Tensor, sum_genes: bool = False
@@ -31,9 +42,10 @@ def negative_binomial_log_prob(
     ``value`` may be a torch sparse CSR ``(cells, genes)`` matrix of counts, of which only the
     stored entries are read. With ``sum_genes`` the log-pmf comes summed over the last
     (gene) axis, without the per-gene tensor. No gradient flows to the counts (see
-    :class:`_NegativeBinomialLogProb`).
+    :class:`_NegativeBinomialLogProb`). ``log_theta`` above :data:`MAX_LOG_THETA` is lowered
+    to it.
     """
-    return _NegativeBinomialLogProb.apply(value, log_mu, log_theta, sum_genes)
+    return _NegativeBinomialLogProb.apply(value, log_mu, finite_log_theta(log_theta), sum_genes)
 
 
 class _NegativeBinomialLogProb(torch.autograd.Function):
@@ -230,4 +242,5 @@ def _add_at(tensor: Tensor, n_grid: int, positions: _Positions, values: Tensor) 
 
 def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:
     r""":math:`\log p(0) = -\theta \operatorname{softplus}(\log\mu - \log\theta)`."""
+    log_theta = finite_log_theta(log_theta)
     return -log_theta.exp() * softplus(log_mu - log_theta)

@@ -31,6 +31,7 @@ from scvae.train import (
     with_progress_report,
 )
 
+from ._failed_fit import earlier_fit_kept_on_failure
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._option_checks import check_piecewise_counts
 from ._query_checks import cell_positions, check_registered_batches, check_same_genes
@@ -213,8 +214,8 @@ class ScvaeModel(
             A ``plan_kwargs`` key that neither the training plan nor the module takes, or a
             ``datasplitter_kwargs`` key that neither the data splitter nor its loader takes.
         scvae.train.NonFiniteLossError
-            The loss or a gradient became NaN or infinite; the model keeps the weights of the
-            last finite step and the AnnData is left as it was.
+            The loss or a gradient became NaN or infinite. The AnnData is left as it was; a
+            trained model keeps its earlier fit, a new one the weights of the last finite step.
         """
         sizes = dict(batch_size=batch_size, train_size=train_size, validation_size=validation_size)
         options = dict(kwargs, **sizes, early_stopping=early_stopping, annotate=annotate)
@@ -234,7 +235,7 @@ class ScvaeModel(
             kwargs.setdefault("early_stopping_mode", metric_mode(monitor))
         self.module.train()  # Lightning keeps a trained or loaded module's eval mode
         try:
-            with quiet_training():
+            with quiet_training(), earlier_fit_kept_on_failure(self):
                 super().train(
                     max_epochs=max_epochs,
                     accelerator=accelerator,

@@ -19,7 +19,8 @@ from ._cluster_selection import (
     cells_to_evaluate,
     select_clusters,
 )
-from ._gmvae_training import earlier_fit_kept_on_failure, fit_gmvae
+from ._failed_fit import earlier_fit_kept_on_failure
+from ._gmvae_training import fit_gmvae
 from ._option_checks import (
     check_architecture,
     check_cells_fill_clusters,
@@ -314,6 +315,7 @@ class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
             plan_kwargs=plan_kwargs,
         )
         with earlier_fit_kept_on_failure(self):
+            self._forget_fit()
             fit_gmvae(
                 self,
                 super().train,

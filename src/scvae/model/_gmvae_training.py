@@ -3,11 +3,9 @@ one fit or several restarts."""
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
-import torch
 from lightning.pytorch import Callback
 from scvi import settings
 
@@ -81,28 +79,6 @@ def fit_gmvae(
         fit()
     else:
         train_restarts(model, int(n_restarts), restart_selection, fit)
-
-
-@contextmanager
-def earlier_fit_kept_on_failure(model) -> Iterator[None]:
-    """Clear ``model``'s fit results for a new fit (``model._forget_fit()``), and if the fit
-    fails before a training step has changed the module's weights or statistics (a trainer
-    option that Lightning refuses, a device that is not there), put back what was fitted
-    before (the attributes ending in ``_``): the earlier fit still holds then."""
-    fitted = {name: value for name, value in vars(model).items() if name.endswith("_")}
-    # On the host: Lightning may move the module off its device when a fit fails.
-    state = {
-        name: value.detach().cpu().clone() for name, value in model.module.state_dict().items()
-    }
-    model._forget_fit()
-    try:
-        yield
-    except BaseException:
-        now = model.module.state_dict()
-        if all(torch.equal(now[name].cpu(), value) for name, value in state.items()):
-            vars(model).update(fitted)
-        del state  # not kept alive by the traceback
-        raise
 
 
 def check_components_placed(

@@ -32,8 +32,8 @@ class NonFiniteLossGuard(Callback):
         if not torch.isfinite(loss).all():
             raise NonFiniteLossError(
                 f"The training loss became {loss.item()} at epoch {trainer.current_epoch}, "
-                f"step {trainer.global_step}; training stopped and the model keeps the weights "
-                "of the last finite step. Likely causes: a learning rate too high for this "
+                f"step {trainer.global_step}; training stopped before it reached the weights. "
+                "Likely causes: a learning rate too high for this "
                 "architecture (try plan_kwargs={'lr': 1e-4}), counts that are not raw counts, "
                 "or extreme values in the data."
             )
