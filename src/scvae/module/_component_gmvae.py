@@ -15,7 +15,7 @@ from ._base import CountModule, batch_codes
 from ._encoder import GaussianEncoder
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
-from ._networks import MLP, batch_norm_places
+from ._networks import batch_norm_places, cluster_classifier
 
 
 class ComponentGMVAEModule(MixtureQueries, CountModule):
@@ -93,10 +93,9 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
         self.marginal_cluster_kl = marginal_cluster_kl
         categories = (n_batch,) if encode_batch else ()
         encoder_norm, decoder_norm = batch_norm_places(use_batch_norm)
-        self.cluster_encoder = MLP(
-            n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
+        self.cluster_encoder, self.cluster_logits = cluster_classifier(
+            n_input, n_hidden, categories, encoder_norm, dropout_rate, n_components
         )
-        self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_components)
         self.latent_encoder = GaussianEncoder(
             n_input, n_hidden, n_latent, categories, encoder_norm, dropout_rate
         )

@@ -5,13 +5,12 @@ from collections.abc import Sequence
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import LossOutput, auto_move_data
-from torch import nn
 from torch.distributions import Distribution
 
 from ._base import batch_codes
 from ._mixture_prior import MixturePrior
 from ._mixture_queries import MixtureQueries
-from ._networks import MLP, batch_norm_places
+from ._networks import batch_norm_places, cluster_classifier
 from ._vae import VAEModule
 
 #: How q(y | x) is computed (see :class:`GMVAEModule`).
@@ -111,10 +110,9 @@ class GMVAEModule(MixtureQueries, VAEModule):
         if cluster_posterior == "classifier":
             categories = (n_batch,) if encode_batch else ()
             encoder_norm, _ = batch_norm_places(use_batch_norm)
-            self.cluster_encoder = MLP(
-                n_input, n_hidden, categories, encoder_norm, dropout_rate, count_input=True
+            self.cluster_encoder, self.cluster_logits = cluster_classifier(
+                n_input, n_hidden, categories, encoder_norm, dropout_rate, n_components
             )
-            self.cluster_logits = nn.Linear(self.cluster_encoder.n_output, n_components)
 
     def _classifier_logits(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         categories = self._encoder_categories(batch_index)

@@ -102,6 +102,20 @@ class MLP(nn.Module):
         return h
 
 
+def cluster_classifier(
+    n_input: int,
+    n_hidden: Sequence[int],
+    n_categories: Sequence[int],
+    use_batch_norm: bool,
+    dropout_rate: float,
+    n_components: int,
+) -> tuple[MLP, nn.Linear]:
+    r"""The networks of a classifier q(y | x) on the counts: an :class:`MLP` (to be given
+    :math:`\log(1 + x)`) and the linear map from its last hidden layer to the K logits."""
+    encoder = MLP(n_input, n_hidden, n_categories, use_batch_norm, dropout_rate, count_input=True)
+    return encoder, nn.Linear(encoder.n_output, n_components)
+
+
 def _batch_norm(norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """Apply a 1d batch norm to a tensor with any number of leading dimensions."""
     if h.dim() == 2 or isinstance(norm, nn.Identity):
