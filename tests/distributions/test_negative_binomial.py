@@ -79,6 +79,9 @@ def test_inverse_dispersion_past_float_overflow_is_the_poisson_limit(dtype, log_
     ):
         log_prob = distribution.log_prob(x)
         assert torch.all((log_prob.detach() - poisson).abs() <= tolerance)
+        for counts in (x, x.to_sparse_csr()):  # the summed kernel, dense and sparse
+            summed = distribution.log_prob_sum(counts).detach()
+            assert torch.allclose(summed, poisson.sum(-1), rtol=0, atol=float(tolerance.sum()))
         grad_mu, grad_theta = torch.autograd.grad(log_prob.sum(), (log_mu, log_thetas))
         torch.testing.assert_close(grad_mu, x - log_mu.detach().exp(), rtol=1e-4, atol=1e-4)
         assert torch.all(torch.isfinite(grad_theta))

@@ -300,15 +300,35 @@ class FailAtFirstEpoch(Callback):
         raise RuntimeError("stopped")
 
 
-def test_a_new_fit_failing_mid_training_keeps_the_earlier_fit():
+class FailInSecondFit(Callback):
+    fits = 0  # a class attribute: shared with the copy of the callback each restart gets
+
+    def on_train_start(self, trainer, pl_module):
+        type(self).fits += 1
+        if type(self).fits == 2:
+            raise RuntimeError("stopped")
+
+
+def fail_after_training(model, *args, **kwargs):
+    raise RuntimeError("stopped")
+
+
+@pytest.mark.parametrize("failure_point", ["first epoch", "second restart", "after training"])
+def test_a_new_fit_failing_keeps_the_earlier_fit(failure_point, monkeypatch):
     adata = synthetic_counts(n_cells=150, n_genes=30, n_clusters=3, seed=0)
     scvae.setup_anndata(adata)
     model = scvae.GMVAE(adata, n_clusters="auto", max_clusters=6, n_latent=3, n_hidden=16)
     model.train(max_epochs=3, **QUIET)
     summary, clusters, latent = model.summary(), model.predict(), model.get_latent_representation()
     annotated = adata.obs["scvae_cluster"].copy()
+    FailInSecondFit.fits = 0
+    callbacks = {"first epoch": [FailAtFirstEpoch()], "second restart": [FailInSecondFit()]}
+    if failure_point == "after training":  # e.g. interrupted while merging components
+        monkeypatch.setattr(scvae.GMVAE, "_merge_components", fail_after_training)
     with pytest.raises(RuntimeError, match="stopped") as failure:
-        model.train(max_epochs=3, n_restarts=2, callbacks=[FailAtFirstEpoch()], **QUIET)
+        model.train(max_epochs=3, n_restarts=2, callbacks=callbacks.get(failure_point, []), **QUIET)
+    assert FailInSecondFit.fits == (2 if failure_point == "second restart" else 0)
+    monkeypatch.undo()
     assert "keeps its earlier fit" in "".join(failure.value.__notes__)
     # Weights, history and the cluster hierarchy are the earlier fit's, so they agree.
     assert model.summary() == summary and model.cluster_selection_ is not None

@@ -82,8 +82,29 @@ def test_nan_loss_in_a_new_fit_of_a_trained_model_keeps_its_earlier_fit(adata, m
         model.train(max_epochs=3, **QUIET)
     assert "keeps its earlier fit" in "".join(failure.value.__notes__)
     assert model.is_trained_ and model.summary() == summary
+    assert model.registry_ is model.adata_manager.registry  # restored, not copied
     assert model.history.keys() == history.keys()
     for key, frame in history.items():
         assert model.history[key].equals(frame), key
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+    np.testing.assert_array_equal(adata.obsm[LATENT_KEY], annotated)
+
+
+def test_a_failure_after_training_keeps_the_earlier_fit_and_the_adata(adata, monkeypatch):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.VAE(adata, n_hidden=16)
+    model.train(max_epochs=2, **QUIET)
+    latent, summary = model.get_latent_representation(), model.summary()
+    annotated = adata.obsm[LATENT_KEY].copy()
+
+    def interrupted(*args, **kwargs):  # e.g. Ctrl-C while the latent means are computed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scvae.VAE, "get_latent_representation", interrupted)
+    with pytest.raises(KeyboardInterrupt) as failure:
+        model.train(max_epochs=3, **QUIET)
+    monkeypatch.undo()
+    assert "keeps its earlier fit" in "".join(failure.value.__notes__)
+    assert model.summary() == summary
     np.testing.assert_array_equal(model.get_latent_representation(), latent)
     np.testing.assert_array_equal(adata.obsm[LATENT_KEY], annotated)

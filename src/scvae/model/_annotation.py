@@ -29,21 +29,24 @@ def write_clusters(
     clusters = pd.Categorical(
         np.asarray(names)[probabilities.argmax(1)], categories=names
     ).remove_unused_categories()
+    present = [int(name) for name in clusters.categories]
+    palette = cluster_palette(n_clusters)
+    dendrogram = None
+    if hierarchy is not None:  # computed before anything is written
+        codes = clusters.codes
+        means = np.array([latent[codes == code].mean(0) for code in range(len(present))])
+        dendrogram = hierarchy.dendrogram(
+            cluster_key, list(clusters.categories), means, keys["latent"]
+        )
     adata.obsm[keys["latent"]] = latent
     adata.obsm[keys["probabilities"]] = probabilities
     adata.obs[cluster_key] = clusters
     adata.obs[keys["confidence"]] = probabilities.max(1)
-    present = [int(name) for name in clusters.categories]
-    palette = cluster_palette(n_clusters)
     adata.uns[f"{cluster_key}_colors"] = [palette[k] for k in present]
-    if hierarchy is None:  # no hierarchy of these clusters: an earlier model's would be theirs
+    if dendrogram is None:  # no hierarchy of these clusters: an earlier model's would be theirs
         adata.uns.pop(f"dendrogram_{cluster_key}", None)
-        return
-    codes = clusters.codes
-    means = np.array([latent[codes == code].mean(0) for code in range(len(present))])
-    adata.uns[f"dendrogram_{cluster_key}"] = hierarchy.dendrogram(
-        cluster_key, list(clusters.categories), means, keys["latent"]
-    )
+    else:
+        adata.uns[f"dendrogram_{cluster_key}"] = dendrogram
 
 
 def cluster_palette(n_clusters: int) -> list[str]:

@@ -4,7 +4,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from anndata import AnnData
-from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
 from scvae._arguments import check_flag
@@ -15,10 +14,8 @@ from scvae.data import (
     TensorDataSplitter,
     check_own_registration,
     check_setup,
-    count_fields,
     counts_are_sparse,
     registered_layer,
-    registering,
     registration_of,
     without_scvi_setup_warnings,
 )
@@ -35,6 +32,7 @@ from ._failed_fit import earlier_fit_kept_on_failure
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._option_checks import check_piecewise_counts
 from ._query_checks import cell_positions, check_registered_batches, check_same_genes
+from ._registration import register_counts
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
 from ._training_checks import check_results_keep_off_registered_columns, check_training_options
@@ -88,32 +86,7 @@ class ScvaeModel(
         """
         if "source_registry" not in kwargs:  # a transfer checks the counts itself
             check_setup(adata, layer, batch_key, labels_key, allow_non_integer)
-        cls._register_counts(adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
-
-    @classmethod
-    def _register_counts(
-        cls,
-        adata: AnnData,
-        layer: str | None = None,
-        batch_key: str | None = None,
-        labels_key: str | None = None,
-        allow_non_integer: bool = False,
-        **kwargs,
-    ) -> None:
-        """:meth:`setup_anndata` without validating the counts (validated already)."""
-        setup_method_args = cls._get_setup_method_args(
-            cls=cls,
-            adata=adata,
-            layer=layer,
-            batch_key=batch_key,
-            labels_key=labels_key,
-            allow_non_integer=allow_non_integer,
-        )
-        fields = count_fields(layer, batch_key, labels_key, allow_non_integer=allow_non_integer)
-        adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        with registering(adata), without_scvi_setup_warnings():  # scvae gives them itself
-            adata_manager.register_fields(adata, **kwargs)
-        cls.register_manager(adata_manager)
+        register_counts(cls, adata, layer, batch_key, labels_key, allow_non_integer, **kwargs)
 
     def _query_loader(
         self,
@@ -250,10 +223,13 @@ class ScvaeModel(
                     enable_progress_bar=show_progress,
                     **kwargs,
                 )
+                # Computed within the guard; the AnnData is written only once all is done.
+                self.module.eval()
+                latent = self.get_latent_representation() if annotate else None
         finally:
             self.module.eval()
         if annotate:
-            self.annotate(key_added=key_added)
+            self._write_latent(self.adata, latent, key_added)
 
     def summary(self) -> dict[str, Any]:
         """The fit in a few numbers, as a JSON-serialisable dict: the model class, its data's
@@ -298,6 +274,12 @@ class ScvaeModel(
         adata = self._validate_anndata(adata)
         check_results_keep_off_registered_columns(self.adata_manager, key_added)
         latent = self.get_latent_representation(adata, batch_size=batch_size)
+        self._write_latent(adata, latent, key_added)
+
+    @staticmethod
+    def _write_latent(adata: AnnData, latent, key_added: str) -> None:
+        """Write :meth:`annotate`'s latent means into ``adata``, dropping the cluster results
+        of an earlier model under ``key_added``."""
         adata.obsm[result_keys(key_added)["latent"]] = latent
         drop_cluster_results(adata, key_added)
 

@@ -245,24 +245,29 @@ class ClusterQueriesMixin:
         self._check_registered_data()
         self.cluster_selection_ = selection
         self.component_clusters_ = selection.component_clusters
-        self._finish_clusters(annotate, key_added)
+        results = self._finish_clusters()
+        if annotate:
+            self._annotate_registered(key_added, *results)
 
     def _finish_clusters(
-        self,
-        annotate: bool,
-        key_added: str,
-        posterior: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> None:
-        """Annotate the registered AnnData (with ``annotate``) and record the clusters' use;
-        ``posterior``: every registered cell's latent mean and q(y|x) over the components, when
-        already computed (otherwise one pass over the cells computes them)."""
+        self, posterior: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Record the clusters' use and return every registered cell's latent mean and
+        cluster probabilities, for :meth:`_annotate_registered`; ``posterior``: their latent
+        means and q(y|x) over the components, when already computed (otherwise one pass over
+        the cells computes them)."""
         if posterior is None:
             posterior = self._posterior(None, None, None, components=True)
         latent, probabilities = posterior[0], self._cluster_probabilities(posterior[1])
-        if annotate:
-            self._write_annotation(self.adata, latent, probabilities, key_added)
-            self.key_added_ = key_added
         self._record_cluster_use(probabilities.argmax(1))
+        return latent, probabilities
+
+    def _annotate_registered(
+        self, key_added: str, latent: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        """Write :meth:`_finish_clusters`'s results into the registered AnnData."""
+        self._write_annotation(self.adata, latent, probabilities, key_added)
+        self.key_added_ = key_added
 
     def _record_cluster_use(self, clusters: np.ndarray) -> None:
         """Keep the cells per cluster and warn when clusters are (nearly) empty."""

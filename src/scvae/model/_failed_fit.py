@@ -1,6 +1,5 @@
 """A fit either completes or leaves a trained model as it was."""
 
-import copy
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,21 +19,23 @@ EARLIER_FIT_KEPT = (
 def earlier_fit_kept_on_failure(model) -> Iterator[None]:
     """Run a fit of ``model``; if it raises, a model trained before gets its earlier fit back.
 
-    The module's weights and statistics and the model's fit results (its attributes ending in
-    ``_``: ``is_trained_``, ``history_``, clusters) are kept on the host before the fit and
-    put back if it fails, and the error gets a note saying so. A model never trained keeps
-    what the failed fit left (its weights of the last finite step, ``is_trained_`` false),
-    except that a failure before the first step also restores its results.
+    The module's weights and statistics (on the host) and the model's fit results (its
+    attributes ending in ``_``: ``is_trained_``, ``history_``, clusters; and scvi-tools'
+    ``trainer``) are kept before the fit and put back if it fails, and the error gets a note
+    saying so. A model never trained keeps what the failed fit left (the weights of its last
+    finite step), except that a failure before the first step also restores its results.
     """
     if model in _GUARDED:
         yield
         return
-    # Containers copied: scvi-tools extends history_ in place when a trained model trains on.
     fitted = {
-        name: copy.copy(value) if isinstance(value, dict | list) else value
+        name: value
         for name, value in vars(model).items()
-        if name.endswith("_")
+        if name.endswith("_") or name == "trainer"  # scvi-tools' trainer of the fit
     }
+    # scvi-tools extends history_ in place when a trained model trains on.
+    if isinstance(fitted.get("history_"), dict):
+        fitted["history_"] = dict(fitted["history_"])
     # On the host: Lightning may move the module off its device when a fit fails.
     state = {
         name: value.detach().cpu().clone() for name, value in model.module.state_dict().items()

@@ -264,9 +264,10 @@ class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
             weights, the others from fresh random ones) and keep one fit, chosen without labels
             by ``restart_selection``. Each restart costs one full training; their ELBOs and
             agreements are in :attr:`restart_elbos_` and :attr:`restart_agreements_`. If a
-            restart fails, the model keeps the fit chosen among the finished ones and the
-            error is raised (nothing is annotated). The ``callbacks`` given take part in the
-            first fit; every other restart gets its own copy of them as they were given.
+            restart fails, the error is raised and nothing is annotated; the model keeps its
+            earlier fit or, never trained before, the fit chosen among the finished ones. The
+            ``callbacks`` given take part in the first fit; every other restart gets its own
+            copy of them as they were given.
         restart_selection
             ``"agreement"`` (default): keep the fit whose clusters agree most with the other
             fits' (highest mean adjusted Rand index on the training cells; ties go to the
@@ -328,10 +329,12 @@ class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
                 key_added=key_added,
                 kwargs=kwargs,
             )
-        # One pass over the cells serves the cluster selection and the annotation.
-        posterior = self._posterior(None, None, None, components=True)
-        self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))
-        self._finish_clusters(annotate, key_added, posterior)
+            # One pass over the cells serves the cluster selection and the annotation.
+            posterior = self._posterior(None, None, None, components=True)
+            self._merge_components(posterior[1][np.asarray(self.train_indices)].argmax(1))
+            results = self._finish_clusters(posterior)
+        if annotate:  # the AnnData is written only once all is computed
+            self._annotate_registered(key_added, *results)
 
     def _merge_components(
         self, components: np.ndarray, cells_per_component: int = CELLS_PER_COMPONENT

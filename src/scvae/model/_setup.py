@@ -5,6 +5,7 @@ from anndata import AnnData
 from scvae.data import check_setup, registering
 
 from ._base import ScvaeModel
+from ._registration import register_counts
 
 
 def setup_anndata(
@@ -64,7 +65,8 @@ def setup_anndata(
     check_setup(adata, layer, batch_key, labels_key, allow_non_integer)
     with registering(adata):  # all classes or, if one fails, the registration as it was
         for model_cls in _model_classes(ScvaeModel):
-            model_cls._register_counts(
+            register_counts(
+                model_cls,
                 adata,
                 layer=layer,
                 batch_key=batch_key,
