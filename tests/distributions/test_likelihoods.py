@@ -8,6 +8,7 @@ from torch import Tensor
 import scvae
 from scvae.distributions import (
     LIKELIHOODS,
+    ComponentMixture,
     CountDistribution,
     NegativeBinomial,
     get_likelihood,
@@ -29,6 +30,48 @@ def test_every_row_builds_its_distribution_and_sums_it_per_cell(name, dispersion
     torch.testing.assert_close(px.log_prob_sum(counts), px.log_prob(counts).sum(-1))
     torch.testing.assert_close(px.log_prob_sum(counts.to_sparse_csr()), px.log_prob(counts).sum(-1))
     np.testing.assert_allclose(px.get_normalized("scale").sum(-1).detach(), 1, rtol=1e-5)
+
+
+CUTOFFS = [(name, None) for name in LIKELIHOODS] + [
+    (name, 3) for name, row in LIKELIHOODS.items() if row.piecewise
+]
+
+
+@pytest.mark.parametrize(("name", "cutoff"), CUTOFFS)
+@pytest.mark.parametrize("dispersion", ["gene", "gene-cell"])
+def test_expand_adds_leading_axes_and_repeats_axes_of_size_one(name, cutoff, dispersion):
+    torch.manual_seed(0)
+    decoder = CountDecoder(
+        3, [8], 7, likelihood=name, dispersion=dispersion, piecewise_cutoff=cutoff
+    )
+    decoder.eval()
+    counts = torch.poisson(torch.full((5, 7), 2.0))
+    with torch.no_grad():
+        px = decoder(torch.randn(5, 3), torch.full((5, 1), 40.0), torch.zeros(5, dtype=torch.long))
+        one_cell = decoder(torch.randn(1, 3), torch.full((1, 1), 40.0), torch.zeros(1).long())
+    expanded = px.expand((2, 5, 7))
+    assert type(expanded) is type(px) and expanded.batch_shape == (2, 5, 7)
+    torch.testing.assert_close(expanded.log_prob(counts), px.log_prob(counts).expand(2, 5, 7))
+    torch.testing.assert_close(expanded.log_prob_sum(counts), px.log_prob_sum(counts).expand(2, 5))
+    torch.testing.assert_close(expanded.mean, px.mean.expand(2, 5, 7))
+    assert expanded.sample().shape == (2, 5, 7)
+    if "log_theta" in vars(px) and dispersion == "gene":  # broadcasts: not expanded
+        assert expanded.log_theta.shape == px.log_theta.shape
+    repeated = one_cell.expand((5, 7))
+    torch.testing.assert_close(repeated.log_prob(counts), one_cell.log_prob(counts))
+    with pytest.raises((ValueError, RuntimeError)):
+        px.expand((4, 7))
+
+
+def test_a_mixture_expands_around_its_component_axis():
+    torch.manual_seed(0)
+    components = NegativeBinomial(torch.randn(2, 5, 7), torch.randn(7))
+    mixture = ComponentMixture(components, torch.log_softmax(torch.randn(5, 2), -1))
+    counts = torch.poisson(torch.full((5, 7), 2.0))
+    expanded = mixture.expand((3, 5, 7))
+    assert expanded.batch_shape == (3, 5, 7)
+    torch.testing.assert_close(expanded.log_prob(counts), mixture.log_prob(counts).expand(3, 5, 7))
+    torch.testing.assert_close(expanded.mean, mixture.mean.expand(3, 5, 7))
 
 
 def test_an_unknown_name_lists_the_known_ones():

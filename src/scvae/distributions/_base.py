@@ -1,5 +1,6 @@
 """What every scvae count likelihood provides beyond :class:`torch.distributions.Distribution`."""
 
+import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
@@ -11,7 +12,8 @@ class CountDistribution(Distribution):
     normalised expression) and ``sample``; this class adds what the models need on top:
     the log-likelihood of each cell summed over its genes (:meth:`log_prob_sum`, which a
     subclass may compute faster), scvi-tools' ``get_normalized`` and the parameters by name
-    (:meth:`likelihood_parameters`).
+    (:meth:`likelihood_parameters`), and :meth:`expand`, built from the parameters named in
+    ``arg_constraints`` (and ``log_scale``) as constructor arguments.
     """
 
     support = constraints.nonnegative_integer
@@ -58,3 +60,27 @@ class CountDistribution(Distribution):
         if key == "scale":
             return self.scale
         raise ValueError(f"normalized key {key!r} not recognized, use 'mu' or 'scale'")
+
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance=None) -> Distribution:
+        """This distribution with batch shape ``batch_shape``: new leading axes, or axes of
+        size 1 repeated, as :meth:`torch.distributions.Distribution.expand` (the parameters
+        are expanded views, not copies; a parameter that broadcasts, such as a per-gene
+        dispersion, keeps its shape).
+
+        Parameters
+        ----------
+        batch_shape
+            The new batch shape; the current one must broadcast to it.
+        """
+        batch_shape = torch.Size(batch_shape)
+        names = [*self.arg_constraints, "log_scale"]
+        parameters = {name: getattr(self, name) for name in names if name in vars(self)}
+        for name, value in parameters.items():
+            if value is not None and value.shape == self.batch_shape:
+                parameters[name] = value.expand(batch_shape)
+        expanded = type(self)(**parameters, validate_args=self._validate_args)
+        if expanded.batch_shape != batch_shape:
+            raise ValueError(
+                f"Cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}."
+            )
+        return expanded

@@ -32,6 +32,20 @@ class ComponentMixture(CountDistribution):
         shape = components.batch_shape
         super().__init__(batch_shape=shape[:-3] + shape[-2:], validate_args=False)
 
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance=None):
+        """:meth:`CountDistribution.expand`: the components expanded around their component
+        axis, the weights along the cells.
+
+        Parameters
+        ----------
+        batch_shape
+            The new batch shape ``(..., cells, genes)``; the current one must broadcast to it.
+        """
+        batch_shape = torch.Size(batch_shape)
+        n_components = self.log_weights.shape[-1]
+        components = self.components.expand((*batch_shape[:-2], n_components, *batch_shape[-2:]))
+        return type(self)(components, self.log_weights.expand(batch_shape[-2], n_components))
+
     def _weights(self) -> torch.Tensor:
         """Weights as ``(K, cells, 1)`` to broadcast against component tensors."""
         return self.log_weights.exp().T.unsqueeze(-1)

@@ -63,6 +63,18 @@ class PiecewiseCategorical(CountDistribution):
         self.log_class_probs = log_softmax(logits)
         super().__init__(batch_shape=batch_shape, validate_args=validate_args)
 
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance=None):
+        """:meth:`CountDistribution.expand`: the tail and the class logits expanded.
+
+        Parameters
+        ----------
+        batch_shape
+            The new batch shape; the current one must broadcast to it.
+        """
+        batch_shape = torch.Size(batch_shape)
+        logits = self.logits.expand(*batch_shape, self.logits.shape[-1])
+        return type(self)(self.base.expand(batch_shape), logits, self._validate_args)
+
     def _moments(self) -> tuple[Tensor, Tensor]:
         """Mean and second moment :math:`E[X^2]`."""
         k = self.cutoff
