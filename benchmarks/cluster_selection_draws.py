@@ -58,7 +58,7 @@ def selections(adata, model, caps: list[int], draws: int) -> list[tuple[int, lis
         for draw in range(draws):
             scvi.settings.seed = 1000 + draw
             model._merge_components(components, cells_per_component=cap)
-            model._finish_clusters(True, "scvae", posterior)
+            model._annotate_registered("scvae", *model._finish_clusters(posterior))
             chosen.append(model.n_clusters)
             aris.append(adjusted_rand_score(labels, adata.obs["scvae_cluster"]))
         results.append((cap, chosen, aris))

@@ -54,13 +54,36 @@ def test_expand_adds_leading_axes_and_repeats_axes_of_size_one(name, cutoff, dis
     torch.testing.assert_close(expanded.log_prob(counts), px.log_prob(counts).expand(2, 5, 7))
     torch.testing.assert_close(expanded.log_prob_sum(counts), px.log_prob_sum(counts).expand(2, 5))
     torch.testing.assert_close(expanded.mean, px.mean.expand(2, 5, 7))
+    torch.testing.assert_close(expanded.variance, px.variance.expand(2, 5, 7))
     assert expanded.sample().shape == (2, 5, 7)
     if "log_theta" in vars(px) and dispersion == "gene":  # broadcasts: not expanded
         assert expanded.log_theta.shape == px.log_theta.shape
     repeated = one_cell.expand((5, 7))
     torch.testing.assert_close(repeated.log_prob(counts), one_cell.log_prob(counts))
-    with pytest.raises((ValueError, RuntimeError)):
+    with pytest.raises(ValueError, match=r"batch shape \(5, 7\) to \(4, 7\)"):
         px.expand((4, 7))
+
+
+def test_expand_repeats_parameters_that_broadcast_against_each_other():
+    distribution = NegativeBinomial(torch.randn(5, 1), torch.randn(1, 7))
+    expanded = distribution.expand((2, 5, 7))
+    counts = torch.poisson(torch.full((5, 7), 2.0))
+    reference = distribution.log_prob(counts).expand(2, 5, 7)
+    torch.testing.assert_close(expanded.log_prob(counts), reference)
+
+
+class TemperedNegativeBinomial(NegativeBinomial):
+    """A user's likelihood with a constructor argument that is not a parameter."""
+
+    def __init__(self, log_mu, log_theta, temperature=1.0, log_scale=None, validate_args=False):
+        super().__init__(log_mu, log_theta, log_scale, validate_args)
+        self.temperature = temperature
+
+
+def test_a_likelihood_with_other_constructor_arguments_is_told_to_override_expand():
+    distribution = TemperedNegativeBinomial(torch.randn(5, 7), torch.randn(7), temperature=4.0)
+    with pytest.raises(NotImplementedError, match="Override expand"):
+        distribution.expand((2, 5, 7))
 
 
 def test_a_mixture_expands_around_its_component_axis():
@@ -72,6 +95,9 @@ def test_a_mixture_expands_around_its_component_axis():
     assert expanded.batch_shape == (3, 5, 7)
     torch.testing.assert_close(expanded.log_prob(counts), mixture.log_prob(counts).expand(3, 5, 7))
     torch.testing.assert_close(expanded.mean, mixture.mean.expand(3, 5, 7))
+    torch.testing.assert_close(expanded.variance, mixture.variance.expand(3, 5, 7))
+    with pytest.raises(ValueError, match="must broadcast"):
+        mixture.expand((7,))
 
 
 def test_an_unknown_name_lists_the_known_ones():

@@ -1,5 +1,7 @@
 """What every scvae count likelihood provides beyond :class:`torch.distributions.Distribution`."""
 
+import inspect
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
@@ -64,23 +66,48 @@ class CountDistribution(Distribution):
     def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance=None) -> Distribution:
         """This distribution with batch shape ``batch_shape``: new leading axes, or axes of
         size 1 repeated, as :meth:`torch.distributions.Distribution.expand` (the parameters
-        are expanded views, not copies; a parameter that broadcasts, such as a per-gene
-        dispersion, keeps its shape).
+        are expanded views, not copies; one with fewer axes than the batch, such as a
+        per-gene dispersion, keeps its shape and broadcasts).
+
+        The distribution is rebuilt by its constructor from the parameters named in
+        ``arg_constraints`` (and ``log_scale``), stored under those names; a subclass whose
+        constructor takes other arguments must override this method.
 
         Parameters
         ----------
         batch_shape
             The new batch shape; the current one must broadcast to it.
         """
-        batch_shape = torch.Size(batch_shape)
-        names = [*self.arg_constraints, "log_scale"]
-        parameters = {name: getattr(self, name) for name in names if name in vars(self)}
-        for name, value in parameters.items():
-            if value is not None and value.shape == self.batch_shape:
-                parameters[name] = value.expand(batch_shape)
-        expanded = type(self)(**parameters, validate_args=self._validate_args)
-        if expanded.batch_shape != batch_shape:
-            raise ValueError(
-                f"Cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}."
+        cls_name, batch_shape = type(self).__name__, self._expandable_to(batch_shape)
+        try:
+            names = [*self.arg_constraints, "log_scale"]
+        except NotImplementedError:  # torch's default: no arg_constraints declared
+            names = []
+        arguments = set(inspect.signature(type(self).__init__).parameters) - {"self"}
+        stored = set(names[:-1]) <= vars(self).keys()
+        if _instance is not None or not stored or arguments != {*names, "validate_args"}:
+            raise NotImplementedError(
+                f"{cls_name} cannot be expanded from its arg_constraints: its constructor "
+                f"takes {sorted(arguments)}. Override expand() in {cls_name}."
             )
-        return expanded
+        parameters = {name: vars(self).get(name) for name in names}
+        for name, value in parameters.items():
+            if value is not None and value.dim() == len(self.batch_shape):
+                parameters[name] = value.expand(batch_shape)
+        return type(self)(**parameters, validate_args=self._validate_args)
+
+    def _expandable_to(self, batch_shape: torch.Size | tuple[int, ...]) -> torch.Size:
+        """``batch_shape`` as a :class:`torch.Size`, refused unless the current batch shape
+        broadcasts to it."""
+        batch_shape = torch.Size(batch_shape)
+        try:
+            expandable = torch.broadcast_shapes(self.batch_shape, batch_shape) == batch_shape
+        except RuntimeError:
+            expandable = False
+        if not expandable:
+            raise ValueError(
+                f"Cannot expand {type(self).__name__} of batch shape "
+                f"{tuple(self.batch_shape)} to {tuple(batch_shape)}: the current shape must "
+                "broadcast to the new one."
+            )
+        return batch_shape

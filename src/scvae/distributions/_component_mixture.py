@@ -41,7 +41,7 @@ class ComponentMixture(CountDistribution):
         batch_shape
             The new batch shape ``(..., cells, genes)``; the current one must broadcast to it.
         """
-        batch_shape = torch.Size(batch_shape)
+        batch_shape = self._expandable_to(batch_shape)
         n_components = self.log_weights.shape[-1]
         components = self.components.expand((*batch_shape[:-2], n_components, *batch_shape[-2:]))
         return type(self)(components, self.log_weights.expand(batch_shape[-2], n_components))
@@ -73,7 +73,8 @@ class ComponentMixture(CountDistribution):
         (E_k - E)^2)` (not :math:`E[x^2] - E[x]^2`, whose terms cancel in float32 at large
         counts)."""
         weights, means = self._weights(), self.components.mean
-        return (weights * (self.components.variance + (means - self.mean) ** 2)).sum(-3)
+        spread = (means - self.mean.unsqueeze(-3)) ** 2
+        return (weights * (self.components.variance + spread)).sum(-3)
 
     def get_normalized(self, key: str) -> torch.Tensor:
         """``"mu"``: the mixture of the components' mean count parameters (for zero-inflated

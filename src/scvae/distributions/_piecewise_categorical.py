@@ -71,7 +71,7 @@ class PiecewiseCategorical(CountDistribution):
         batch_shape
             The new batch shape; the current one must broadcast to it.
         """
-        batch_shape = torch.Size(batch_shape)
+        batch_shape = self._expandable_to(batch_shape)
         logits = self.logits.expand(*batch_shape, self.logits.shape[-1])
         return type(self)(self.base.expand(batch_shape), logits, self._validate_args)
 
