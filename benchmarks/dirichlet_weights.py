@@ -51,6 +51,7 @@ from clustering import (
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
+from scvae.model._training_checks import training_cells
 from scvae.module import MixturePrior
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def run_fit(task: tuple, args: argparse.Namespace) -> list[dict]:
     begin = time.perf_counter()
     k = args.max_clusters
     model = scvae.GMVAE(train, n_clusters=k)
-    n_training_cells = round(0.9 * train.n_obs)  # train()'s default training fraction
+    n_training_cells = training_cells(train.n_obs, None)  # train()'s default split
     model.module.prior = DirichletWeightsPrior(model.module.prior, 1 / k, n_training_cells)
     model.train(enable_progress_bar=False, accelerator="cpu")
     clusters = model.predict()
