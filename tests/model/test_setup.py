@@ -1,5 +1,6 @@
 """Registration refuses what is not raw counts, and leaves the AnnData untouched when it does."""
 
+import re
 import warnings
 from unittest import mock
 
@@ -13,6 +14,7 @@ from scvae.data import InvalidCountsError
 from scvae.datasets import synthetic_counts
 from scvae.model import ScvaeModel
 from scvae.model._setup import _model_classes
+from tests.helpers import QUIET
 
 
 def _snapshot(adata):
@@ -296,5 +298,11 @@ def test_repeated_gene_or_cell_names_are_pointed_out(adata, axis, fix):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # anndata's own warning
         setattr(adata, f"{axis}_names", names)
-    with pytest.warns(UserWarning, match=rf"1 (gene|cell) names repeat .*adata\.{fix}"):
+    pattern = rf"1 (gene|cell) names repeat .*adata\.{fix}"
+    with pytest.warns(UserWarning, match=pattern) as said:
         scvae.setup_anndata(adata)
+    with pytest.warns(UserWarning, match=pattern) as said_by_fit:
+        scvae.tl.fit_model(adata.copy(), train_kwargs={"max_epochs": 1, **QUIET})
+    for warning in [*said, *said_by_fit]:  # the user's line, not scvae's
+        if re.search(pattern, str(warning.message)):
+            assert warning.filename == __file__

@@ -1,6 +1,5 @@
 """Checks that a matrix really holds raw counts, run before anything is registered or trained."""
 
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -9,6 +8,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from scvae._arguments import check_flag
+from scvae._warnings import warn
 
 #: Rows checked at a time, so that a backed or very large matrix is never densified whole.
 CHUNK_ROWS = 10_000
@@ -59,13 +59,11 @@ def warn_small_batches(adata: AnnData, batch_key: str | None, *, minimum: int = 
     sizes = adata.obs[batch_key].value_counts()
     small = sizes[(sizes > 0) & (sizes < minimum)]
     if len(small):
-        warnings.warn(
+        warn(
             f"batch_key={batch_key!r}: {len(small)} of its {int((sizes > 0).sum())} batches "
             f"have fewer than {minimum} cells (e.g. {small.index[0]!r}: {int(small.iloc[0])}), "
             "too few for the model to learn their effect. A batch is a group of cells "
-            "measured together (a sample, a run, a donor): is it the right column?",
-            UserWarning,
-            stacklevel=4,  # the caller of setup_anndata
+            "measured together (a sample, a run, a donor): is it the right column?"
         )
 
 
@@ -75,12 +73,10 @@ def warn_repeated_names(adata: AnnData) -> None:
     for kind, names, where in (("gene", adata.var_names, "var"), ("cell", adata.obs_names, "obs")):
         repeated = names[names.duplicated()]
         if len(repeated):
-            warnings.warn(
+            warn(
                 f"{len(repeated)} {kind} names repeat an earlier one (e.g. {repeated[0]!r}): "
                 f"data are matched to a model by name. Make them unique first, "
-                f"adata.{where}_names_make_unique().",
-                UserWarning,
-                stacklevel=4,  # the caller of setup_anndata
+                f"adata.{where}_names_make_unique()."
             )
 
 
@@ -150,12 +146,10 @@ def _warn_if_transposed(adata: AnnData, n_names: int = 100) -> None:
     obs = pd.Index(adata.obs_names[:n_names]).astype(str)  # names may be integers
     var = pd.Index(adata.var_names[:n_names]).astype(str)
     if obs.str.fullmatch(_GENE_ID).mean() > 0.5 or var.str.fullmatch(_BARCODE).mean() > 0.5:
-        warnings.warn(
+        warn(
             f"The AnnData's cells are named like genes or its genes like cell barcodes (cells "
             f"{list(obs[:2])}, genes {list(var[:2])}): scvae reads cells x genes. If it holds "
-            "genes x cells, transpose it first: adata = adata.T.copy().",
-            UserWarning,
-            stacklevel=4,
+            "genes x cells, transpose it first: adata = adata.T.copy()."
         )
 
 
@@ -234,20 +228,16 @@ def validate_counts(
         )
     matrix = count_matrix(adata, layer, query=query)
     if adata.isbacked and getattr(matrix, "format", None) == "csc":
-        warnings.warn(
+        warn(
             f"{where} is a CSC matrix in a backed file: every read of a few rows reads all of "
             "it (at setup, and for every minibatch buffer), so the file is read whole over "
             "and over. Store it as CSR: adata = adata.to_memory(); adata.X = adata.X.tocsr(); "
-            "adata.write_h5ad(path), then open it backed again.",
-            UserWarning,
-            stacklevel=3,
+            "adata.write_h5ad(path), then open it backed again."
         )
     elif sp.issparse(matrix) and matrix.format != "csr":
-        warnings.warn(
+        warn(
             f"{where} is a {matrix.format.upper()} matrix: minibatches are rows of cells, "
-            f"which CSR stores together; training is faster after {where} = {where}.tocsr().",
-            UserWarning,
-            stacklevel=3,
+            f"which CSR stores together; training is faster after {where} = {where}.tocsr()."
         )
     _warn_if_transposed(adata)
     dtype = np.dtype(matrix.dtype)

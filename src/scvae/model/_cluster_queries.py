@@ -2,7 +2,6 @@
 What it generates (profiles, new cells) is in :mod:`scvae.model._cluster_generation`."""
 
 import dataclasses
-import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -15,6 +14,7 @@ from anndata import AnnData
 from scvae._arguments import check_flag
 from scvae._random import random_state_kept
 from scvae._result_keys import DEFAULT_KEY, check_key_added, result_keys
+from scvae._warnings import warn
 
 from ._annotation import write_clusters
 from ._cluster_selection import cluster_use
@@ -274,7 +274,7 @@ class ClusterQueriesMixin:
         self.cluster_sizes_ = np.bincount(clusters, minlength=self.n_clusters)
         self.n_clusters_used_, message = cluster_use(self.cluster_sizes_)
         if message is not None:
-            warnings.warn(message, UserWarning, stacklevel=4)
+            warn(message)
 
     def _cluster_hierarchy(self):
         """The merges over the clusters: those of the components, clusters as the leaves."""
