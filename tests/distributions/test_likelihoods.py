@@ -100,6 +100,17 @@ def test_a_mixture_expands_around_its_component_axis():
         mixture.expand((7,))
 
 
+@pytest.mark.parametrize("n_samples", [2, 3])  # 3: as many samples as components
+def test_a_mixture_sums_counts_with_a_sample_axis_per_sample(n_samples):
+    torch.manual_seed(0)
+    components = NegativeBinomial(torch.randn(3, 5, 7), torch.randn(7))
+    mixture = ComponentMixture(components, torch.log_softmax(torch.randn(5, 3), -1))
+    counts = torch.poisson(torch.full((n_samples, 5, 7), 2.0))
+    summed = mixture.log_prob_sum(counts)
+    assert summed.shape == (n_samples, 5)
+    torch.testing.assert_close(summed, torch.stack([mixture.log_prob_sum(c) for c in counts]))
+
+
 def test_an_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"likelihood='gamma' is not one of \('poisson', 'nb'"):
         get_likelihood("gamma")

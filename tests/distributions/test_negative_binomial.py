@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from scvae.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
-from scvae.distributions._negative_binomial_log_prob import MAX_LOG_THETA
+from scvae.distributions._negative_binomial_log_prob import MAX_LOG_THETA, MIN_LOG_THETA
 from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
@@ -91,6 +91,31 @@ def test_inverse_dispersion_past_float_overflow_is_the_poisson_limit(dtype, log_
     torch.testing.assert_close(
         draws.mean(0), log_mu.detach().exp(), rtol=0.05, atol=0.02, check_dtype=False
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("log_theta", [-89.0, -200.0, -1e4])
+def test_inverse_dispersion_below_float_range_is_read_as_the_smallest(dtype, log_theta):
+    # x / theta overflows float32 once log(theta) < log(x) - 88.7: the log-pmf and its
+    # gradients must stay finite, those of theta = exp(MIN_LOG_THETA).
+    x = torch.tensor([[0.0, 1.0, 5.0, 1e5, 1e6]], dtype=dtype)
+    log_mu = torch.zeros_like(x, requires_grad=True)
+    log_thetas = torch.full((5,), log_theta, dtype=dtype, requires_grad=True)
+    for distribution in (
+        NegativeBinomial(log_mu, log_thetas),
+        ZeroInflatedNegativeBinomial(log_mu, log_thetas, torch.full_like(x, -40.0)),
+    ):
+        log_prob = distribution.log_prob(x)
+        grads = torch.autograd.grad(log_prob.sum(), (log_mu, log_thetas))
+        assert all(torch.all(torch.isfinite(grad)) for grad in grads)
+        theta = math.exp(MIN_LOG_THETA)
+        reference = stats.nbinom.logpmf(x.double().numpy(), theta, theta / (theta + 1.0))
+        tolerance = 4 * torch.finfo(dtype).eps * (1 + x.double().numpy() * -MIN_LOG_THETA)
+        np.testing.assert_array_less(
+            np.abs(log_prob.detach().double().numpy() - reference), tolerance
+        )
+        summed = distribution.log_prob_sum(x.to_sparse_csr()).detach()
+        torch.testing.assert_close(summed, log_prob.detach().sum(-1))
 
 
 def test_exact_where_scvi_eps_is_not():

@@ -7,7 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from scvae.distributions import Poisson
+from scvae.distributions import Poisson, ZeroInflatedPoisson
+from scvae.distributions._poisson import MAX_SAMPLED_RATE
 from tests.distributions._distribution_references import (
     COUNTS,
     LOG_RATES,
@@ -96,3 +97,12 @@ def test_a_rate_of_zero_gives_probability_one_to_zero_counts():
     assert log_prob[[0, 2]].tolist() == [0.0, -1.0] and log_prob[1] <= torch.finfo().min
     log_prob[[0, 2]].sum().backward()
     assert torch.isfinite(log_rate.grad).all()
+
+
+@pytest.mark.parametrize("likelihood", [Poisson, ZeroInflatedPoisson])
+def test_samples_of_a_rate_beyond_the_samplers_range_stay_non_negative_counts(likelihood):
+    # torch.poisson overflows int64 from rates of about 9.2e18 (negative counts on a CPU).
+    log_rate = torch.tensor([[math.log(1e19), math.log(1e25), math.log(5.0)]])
+    args = (log_rate,) if likelihood is Poisson else (log_rate, torch.full_like(log_rate, -40.0))
+    draws = likelihood(*args).sample((50,))
+    assert torch.all(draws >= 0) and torch.all(draws[..., :2] <= 1.01 * MAX_SAMPLED_RATE)

@@ -3,7 +3,7 @@
 Every log-likelihood is exact and computed in log space (``lgamma``, ``softplus``,
 ``logaddexp``, ``log_softmax``), so it stays finite for rates down to :math:`10^{-8}` and
 below, large counts and extreme zero-inflation; its accuracy is that of the dtype (in
-float32, the terms of a count of :math:`10^6` lose about a nat; in float64, none). Each
+float32, the terms of a count of :math:`10^6` lose up to a few nats; in float64, none). Each
 distribution is a :class:`CountDistribution`: ``log_prob`` (per gene), ``log_prob_sum`` (per
 cell), ``mean``, ``variance``, ``sample``, ``scale`` and ``get_normalized(key)`` (``"mu"``
 or ``"scale"``) as scvi-tools' ``RNASeqMixin`` expects. ``log_prob`` takes the counts as a

@@ -115,8 +115,11 @@ class ComponentMixture(CountDistribution):
         Parameters
         ----------
         value
-            Counts, dense or a torch sparse CSR ``(cells, genes)`` matrix.
+            Counts, ``(..., cells, genes)``, dense or a torch sparse CSR ``(cells, genes)``
+            matrix.
         """
+        if value.dim() > 2:  # leading (sample) axes go before the component axis
+            value = dense_counts(value).unsqueeze(-3)
         log_probs = self.components.log_prob_sum(value)  # (..., K, cells)
         return torch.logsumexp(self.log_weights.T + log_probs, dim=-2)
 

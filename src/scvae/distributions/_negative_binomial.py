@@ -15,11 +15,8 @@ from ._negative_binomial_log_prob import (
     finite_log_theta,
     negative_binomial_log_prob,
 )
+from ._poisson import MAX_SAMPLED_RATE
 from ._utils import normalized_expression
-
-#: Largest Poisson rate :meth:`NegativeBinomial.sample` draws from: 2^31, below the overflow
-#: of torch's samplers (int64 on the CPU, 32-bit integers on CUDA).
-MAX_SAMPLED_RATE = 2.0**31
 
 
 class NegativeBinomial(CountDistribution, ScviNegativeBinomial):

@@ -21,11 +21,17 @@ from ._gamma_ratio import (
 #: excess variance :math:`\mu^2/\theta` is below :math:`10^{-14}\mu` for any
 #: :math:`\mu < 10^{12}`), while :math:`e^{\log\theta}` overflows float32 above 88.7.
 MAX_LOG_THETA = 60.0
+#: Smallest :math:`\log\theta` the negative binomial uses; smaller values are raised to it.
+#: Below it, :math:`x/\theta` overflows float32 for counts of :math:`10^{12}` and more (at
+#: :math:`\log\theta < \log x - 88.7` in general); :math:`\theta = e^{-60}` already puts
+#: all but :math:`\theta \log(\mu/\theta)` of the mass at zero.
+MIN_LOG_THETA = -60.0
 
 
 def finite_log_theta(log_theta: Tensor) -> Tensor:
-    """``log_theta`` lowered to :data:`MAX_LOG_THETA` where above it (the Poisson limit)."""
-    return log_theta.clamp(max=MAX_LOG_THETA)
+    """``log_theta`` clamped to [:data:`MIN_LOG_THETA`, :data:`MAX_LOG_THETA`]: the
+    negative binomial's range in which every term stays finite in float32."""
+    return log_theta.clamp(MIN_LOG_THETA, MAX_LOG_THETA)
 
 
 def negative_binomial_log_prob(
@@ -42,8 +48,8 @@ def negative_binomial_log_prob(
     ``value`` may be a torch sparse CSR ``(cells, genes)`` matrix of counts, of which only the
     stored entries are read. With ``sum_genes`` the log-pmf comes summed over the last
     (gene) axis, without the per-gene tensor. No gradient flows to the counts (see
-    :class:`_NegativeBinomialLogProb`). ``log_theta`` above :data:`MAX_LOG_THETA` is lowered
-    to it.
+    :class:`_NegativeBinomialLogProb`). ``log_theta`` is clamped to
+    [:data:`MIN_LOG_THETA`, :data:`MAX_LOG_THETA`].
     """
     return _NegativeBinomialLogProb.apply(value, log_mu, finite_log_theta(log_theta), sum_genes)
 

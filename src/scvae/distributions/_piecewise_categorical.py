@@ -76,15 +76,18 @@ class PiecewiseCategorical(CountDistribution):
         return type(self)(self.base.expand(batch_shape), logits, self._validate_args)
 
     def _moments(self) -> tuple[Tensor, Tensor]:
-        """Mean and second moment :math:`E[X^2]`."""
+        """Mean and variance, the latter by the law of total variance over the pieces."""
         k = self.cutoff
         probs = self.log_class_probs.exp()
         counts = torch.arange(k, dtype=probs.dtype, device=probs.device)
         head, tail = probs[..., :k], probs[..., k]
         tail_mean = k + self.base.mean
         mean = (head * counts).sum(-1) + tail * tail_mean
-        second = (head * counts**2).sum(-1) + tail * (self.base.variance + tail_mean**2)
-        return mean, second
+        # Var = p_k Var[Y] + sum_i p_i (i - m)^2 + p_k (k + E[Y] - m)^2: no E[X^2] - m^2,
+        # which cancels in float32 for a tail of large mean.
+        spread = (head * (counts - mean.unsqueeze(-1)) ** 2).sum(-1)
+        variance = tail * (self.base.variance + (tail_mean - mean) ** 2) + spread
+        return mean, variance
 
     def likelihood_parameters(self) -> dict[str, Tensor]:
         """``"mean"``: the mean count; ``"class_probabilities"``: :math:`p_0, \\dots, p_k`
@@ -100,9 +103,9 @@ class PiecewiseCategorical(CountDistribution):
 
     @property
     def variance(self) -> Tensor:
-        r""":math:`E[X^2] - E[X]^2`."""
-        mean, second = self._moments()
-        return (second - mean**2).clamp(min=0)
+        r""":math:`p_k \operatorname{Var}[Y] + \sum_{i<k} p_i (i - m)^2 + p_k (k + E[Y] - m)^2`
+        with :math:`m` the mean (the law of total variance over the head and the tail)."""
+        return self._moments()[1]
 
     @property
     def log_mean(self) -> Tensor:

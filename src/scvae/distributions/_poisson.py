@@ -11,6 +11,10 @@ from scvae._counts import dense_counts
 from ._base import CountDistribution
 from ._utils import normalized_expression, on_nonzero_counts
 
+#: Largest Poisson rate the samplers draw from: 2^31, below the overflow of torch's Poisson
+#: samplers (int64 on the CPU, 32-bit integers on CUDA); no count of a gene in a cell comes near.
+MAX_SAMPLED_RATE = 2.0**31
+
 
 def _log_factorial(value: Tensor) -> Tensor:
     return torch.lgamma(value + 1)
@@ -92,9 +96,11 @@ class Poisson(CountDistribution):
         Parameters
         ----------
         sample_shape
-            Leading shape of the draws (torch's ``sample_shape``).
+            Leading shape of the draws (torch's ``sample_shape``). A rate above
+            :data:`MAX_SAMPLED_RATE` is drawn from as that rate.
         """
-        return torch.poisson(self.rate.expand(self._extended_shape(sample_shape)))
+        rate = self.rate.clamp(max=MAX_SAMPLED_RATE)
+        return torch.poisson(rate.expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`x \log\lambda - \lambda - \log\Gamma(x + 1)`.
