@@ -38,6 +38,9 @@ def test_train_refuses_an_unknown_batch_norm_placement(counts_file, tmp_path, ca
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),
         (["train", "{in}", "-o", "x.h5ad", "--likelihood", "gamma"], "invalid choice"),
         (["train", "{in}", "-o", "no_dir/x.h5ad"], "does not exist"),
+        # Paths are quoted as typed, not read as option names.
+        (["train", "{in}", "-o", "n_clusters=10/x.h5ad"], "output n_clusters=10/x.h5ad: direc"),
+        (["train", "max_epochs.h5ad", "-o", "x.h5ad"], "max_epochs.h5ad: no such file"),
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "no_dir/model"], "does not exist"),
         (["train", "{in}"], "required"),
         (["train", "{in}", "-o", ".", "--overwrite"], "is a directory"),
@@ -212,7 +215,8 @@ def test_errors_name_the_command_line_options(tmp_path, capsys):
     [
         (["--n-genes", "-5"], "0 (all genes) or a positive integer, got '-5'"),
         (["--n-clusters", "0"], "positive integer or 'auto'"),
-        (["--n-clusters", "500"], "more than the 135 training cells"),
+        (["--n-clusters", "500"], "more than the 122 training cells"),
+        (["--n-clusters", "130"], "more than the 122 training cells"),  # 135 not held out
         (["--max-epochs", "0"], "--max-epochs must be a positive integer"),
     ],
 )
@@ -260,3 +264,13 @@ def test_non_integer_input_names_the_command_line_flag(tmp_path, capsys):
     assert "--allow-non-integer" in err and "allow_non_integer=True" not in err
     args = ["train", str(tmp_path / "half.h5ad"), "-o", str(tmp_path / "o.h5ad")]
     assert main([*args, "--allow-non-integer", *FAST]) == 0
+
+
+def test_a_batch_column_where_the_clusters_go_is_named_with_a_command_line_fix(tmp_path, capsys):
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    adata.obs["scvae_cluster"] = adata.obs["cell_type"]  # an earlier output used as batches
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    args = ["train", str(tmp_path / "in.h5ad"), "-o", str(tmp_path / "o.h5ad"), "--model", "gmvae"]
+    assert main([*args, "--n-clusters", "3", "--batch-key", "scvae_cluster", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "registered as --batch-key: rename that column first" in err and "key_added" not in err

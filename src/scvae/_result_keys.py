@@ -42,9 +42,11 @@ def result_keys(key_added: str = DEFAULT_KEY) -> dict[str, str]:
 
 def drop_cluster_results(adata, key_added: str = DEFAULT_KEY) -> None:
     """Remove the cluster results under ``key_added`` (assignments, confidences,
-    probabilities, dendrogram) from ``adata``: a model without clusters writing its latent
-    space there must not leave an earlier model's clusters to be read as its own."""
+    probabilities, dendrogram, and the colours scanpy's plots stored for the clusters) from
+    ``adata``: a model without clusters writing its latent space there must not leave an
+    earlier model's clusters to be read as its own."""
     keys = result_keys(key_added)
     adata.obs.drop(columns=[keys["cluster"], keys["confidence"]], errors="ignore", inplace=True)
     adata.obsm.pop(keys["probabilities"], None)
-    adata.uns.pop(f"dendrogram_{keys['cluster']}", None)
+    for entry in (f"dendrogram_{keys['cluster']}", f"{keys['cluster']}_colors"):
+        adata.uns.pop(entry, None)

@@ -27,9 +27,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError)
 CLI_HINTS = {
     "allow_non_integer=True": "--allow-non-integer",
     "layer=None": "no --layer",
+    "key_added='scvae' would write": "scvae train would write",
+    "choose another key_added": "rename that column first",
 }
 #: Further arguments of the library that ``scvae train`` takes as options of the same name.
 CLI_OPTIONS = ("batch_key", "n_clusters", "max_epochs", "n_restarts")
+#: A word of an error message with a path separator in it: a file or folder of the user's,
+#: left as typed (a folder may be named n_clusters=10).
+PATH_WORD = re.compile(r"\S*[/\\]\S*")
 #: Exit status of a command stopped by SIGTERM (128 + 15, as a shell reports it).
 SIGTERM_STATUS = 143
 #: Exit status of a command stopped by SIGINT, Ctrl-C (128 + 2, as a shell reports it).
@@ -92,18 +97,21 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 def _as_options(message: str, command: str) -> str:
     """``message`` with the library arguments it names as ``scvae train``'s (and ``scvae
-    demo``'s) options."""
+    demo``'s) options; paths in it are left alone."""
     if command == "evaluate":
         return message
+    paths = iter(PATH_WORD.findall(message))
+    message = PATH_WORD.sub("\0", message)
     if command == "train":
         for library, command_line in CLI_HINTS.items():
             message = message.replace(library, command_line)
         message = re.sub(r"(?<![.\w])layer='([^']*)'", r"--layer \1", message)
     for name in CLI_OPTIONS:  # n_clusters=5 as --n-clusters 5, not model.n_clusters_used_
         option = f"--{name.replace('_', '-')}"
-        message = re.sub(rf"(?<![.\w]){name}=", f"{option} ", message)
-        message = re.sub(rf"(?<![.\w]){name}(?!\w)", option, message)
-    return message
+        message = re.sub(rf"(?<![.\w-]){name}=", f"{option} ", message)
+        # not max_epochs.h5ad, a file name
+        message = re.sub(rf"(?<![.\w-]){name}(?!\w|\.\w)", option, message)
+    return re.sub("\0", lambda _: next(paths), message)
 
 
 def _existing_file(path: str) -> Path:

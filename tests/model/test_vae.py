@@ -53,11 +53,12 @@ def test_a_vae_removes_an_earlier_gmvaes_clusters_under_its_key(adata):
     scvae.setup_anndata(adata)
     scvae.GMVAE(adata, n_clusters=3, n_hidden=16).train(max_epochs=1, **QUIET)
     assert "scvae_cluster" in adata.obs and "dendrogram_scvae_cluster" in adata.uns
+    adata.uns["scvae_cluster_colors"] = ["#1f77b4", "#ff7f0e", "#279e68"]  # as a plot stores
     scvae.VAE(adata, n_hidden=16).train(max_epochs=1, **QUIET)
     assert LATENT_KEY in adata.obsm
     left = {"scvae_cluster", "scvae_cluster_confidence", "scvae_cluster_probabilities"}
     assert not left & (set(adata.obs) | set(adata.obsm))
-    assert "dendrogram_scvae_cluster" not in adata.uns
+    assert not {"dendrogram_scvae_cluster", "scvae_cluster_colors"} & set(adata.uns)
 
 
 @pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])

@@ -159,7 +159,15 @@ def heldout_only_batch(adata):
     [
         ({"n_clusters": (None, "many")}, ValueError, "None .a VAE., a positive integer or 'auto'"),
         ({"n_clusters": (None, 0)}, ValueError, "got 0"),
-        ({"n_clusters": (None, 500)}, ValueError, "more than the 135 training cells"),
+        # 135 cells are not held out, and a GMVAE trains on 90% of those.
+        ({"n_clusters": (None, 500)}, ValueError, "more than the 122 training cells"),
+        ({"n_clusters": (None, 130)}, ValueError, "more than the 122 training cells"),
+        (
+            {"n_clusters": (None, 3), "train_kwargs": {"plan_kwargs": {"n_epochs_kl_warmup": 400}}},
+            ValueError,
+            "warm-up of 400 epochs lasts all max_epochs=1",
+        ),
+        ({"n_clusters": (None, 3), "train_kwargs": {"batch_size": 1}}, ValueError, "batch_size"),
         ({"n_clusters": ()}, ValueError, "non-empty list"),
         ({"n_mc_samples": True}, ValueError, "n_mc_samples"),
         ({"train_kwargs": {"max_epochs": 5}}, ValueError, "max_epochs as an argument"),

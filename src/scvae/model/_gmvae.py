@@ -20,16 +20,12 @@ from ._cluster_selection import (
     select_clusters,
 )
 from ._failed_fit import earlier_fit_kept_on_failure
-from ._gmvae_training import fit_gmvae
+from ._gmvae_training import checked_schedule, fit_gmvae
 from ._option_checks import (
     check_architecture,
-    check_cells_fill_clusters,
     check_mixture_options,
     check_n_clusters,
 )
-from ._restarts import check_restart_options
-from ._schedule import GMVAESchedule
-from ._training_checks import check_training_options
 
 #: The GMVAE's inference models (see :class:`GMVAE`).
 INFERENCES = ("responsibilities", "classifier", "per_component")
@@ -299,21 +295,10 @@ class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
         **kwargs
             As for :meth:`scvae.model.ScvaeModel.train`.
         """
-        n_cells, batch_size = self.adata.n_obs, kwargs.get("batch_size", 128)
-        flags = {"annotate": annotate, "stop_when_converged": stop_when_converged}
-        options = {**kwargs, **flags}
-        n_train = check_training_options(self, max_epochs, plan_kwargs, key_added, options)[2]
-        check_restart_options(n_restarts, restart_selection)
-        if not self.auto_clusters:
-            check_cells_fill_clusters(self.module.n_components, n_train, "training cells")
-        schedule = GMVAESchedule.default(
-            n_cells,
-            max_epochs=max_epochs,
-            warmup_epochs=warmup_epochs,
-            placement_epochs=component_init_epochs,
-            train_size=kwargs.get("train_size"),
-            batch_size=batch_size,
-            plan_kwargs=plan_kwargs,
+        options = {**kwargs, "annotate": annotate, "stop_when_converged": stop_when_converged}
+        options.update(n_restarts=n_restarts, restart_selection=restart_selection)
+        schedule = checked_schedule(
+            self, max_epochs, warmup_epochs, component_init_epochs, plan_kwargs, key_added, options
         )
         with earlier_fit_kept_on_failure(self):
             self._forget_fit()

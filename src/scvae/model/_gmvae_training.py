@@ -1,5 +1,5 @@
-"""One call of :meth:`GMVAE.train`: the fit's callbacks and KL warm-up from its schedule, then
-one fit or several restarts."""
+"""One call of :meth:`GMVAE.train`: its options checked and its schedule, the fit's callbacks
+and KL warm-up from the schedule, then one fit or several restarts."""
 
 import copy
 import dataclasses
@@ -11,8 +11,33 @@ from scvi import settings
 
 from scvae.train import ClusterConvergence, ComponentInitialization, as_callback_list
 
-from ._restarts import train_restarts
+from ._option_checks import check_cells_fill_clusters
+from ._restarts import check_restart_options, train_restarts
 from ._schedule import GMVAESchedule, plan_sets_warmup
+from ._training_checks import check_training_options
+
+
+def checked_schedule(
+    model, max_epochs, warmup_epochs, component_init_epochs, plan_kwargs, key_added, options
+) -> GMVAESchedule:
+    """Refuse options of ``model.train()`` (a GMVAE's) that cannot work, before anything
+    trains; the fit's schedule. The arguments are :meth:`GMVAE.train`'s, ``options`` its
+    other keywords (:func:`scvae.tl.compare_models` checks its GMVAEs' options so too)."""
+    n_train = check_training_options(model, max_epochs, plan_kwargs, key_added, options)[2]
+    check_restart_options(
+        options.get("n_restarts", 1), options.get("restart_selection", "agreement")
+    )
+    if not model.auto_clusters:
+        check_cells_fill_clusters(model.module.n_components, n_train, "training cells")
+    return GMVAESchedule.default(
+        model.adata.n_obs,
+        max_epochs=max_epochs,
+        warmup_epochs=warmup_epochs,
+        placement_epochs=component_init_epochs,
+        train_size=options.get("train_size"),
+        batch_size=options.get("batch_size", 128),
+        plan_kwargs=plan_kwargs,
+    )
 
 
 def fit_gmvae(

@@ -8,14 +8,16 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from scvae._result_keys import DEFAULT_KEY
 from scvae.data import check_obs_complete
 from scvae.distributions import LIKELIHOODS
 from scvae.model import (
     GMVAE,
     VAE,
-    check_cells_fill_clusters,
     check_max_epochs,
     check_n_clusters,
+    check_training_options,
+    checked_schedule,
     setup_anndata,
 )
 
@@ -111,10 +113,16 @@ def compare_models(
     likelihoods, n_clusters = _as_list(likelihoods), _as_list(n_clusters)
     train_idx, heldout_idx = heldout_split(adata.n_obs, heldout_fraction, seed)
     train_kwargs = {"enable_progress_bar": False, **(train_kwargs or {}), "max_epochs": max_epochs}
-    _check_options(likelihoods, n_clusters, len(train_idx), n_mc_samples, train_kwargs)
+    _check_options(likelihoods, n_clusters, n_mc_samples, train_kwargs)
     _check_batches(adata, batch_key, train_idx, heldout_idx)
     _build_every_model(
-        unregistered_copy(adata, train_idx), likelihoods, n_clusters, layer, batch_key, model_kwargs
+        unregistered_copy(adata, train_idx),
+        likelihoods,
+        n_clusters,
+        layer,
+        batch_key,
+        model_kwargs,
+        train_kwargs,
     )
     heldout = unregistered_copy(adata, heldout_idx)
     everyone = unregistered_copy(adata) if labels_key is not None else None
@@ -153,7 +161,6 @@ def compare_models(
 def _check_options(
     likelihoods: Sequence[str],
     n_clusters: Sequence[int | str | None],
-    n_train: int,
     n_mc_samples: int,
     train_kwargs: dict[str, Any],
 ) -> None:
@@ -178,8 +185,6 @@ def _check_options(
                 f"n_clusters entries must be None (a VAE), a positive integer or 'auto' (a "
                 f"GMVAE), got {k!r}."
             ) from None
-        if k != "auto":
-            check_cells_fill_clusters(k, n_train, "training cells")
     check_n_mc_samples(n_mc_samples)
     check_max_epochs(train_kwargs["max_epochs"])
     if None in n_clusters:
@@ -221,13 +226,23 @@ def _build_every_model(
     layer: str | None,
     batch_key: str | None,
     model_kwargs: dict[str, Any],
+    train_kwargs: dict[str, Any],
 ) -> None:
-    """Register the training cells and build (without training) every model of the
-    comparison, so that counts or options that one of them refuses fail before any fit."""
+    """Register the training cells, build (without training) every model of the comparison
+    and run the checks of its ``train(**train_kwargs)``, so that counts or options that one
+    of them refuses fail before any fit."""
     setup_anndata(train, layer=layer, batch_key=batch_key)
+    options = dict(train_kwargs)
+    max_epochs, plan_kwargs = options.pop("max_epochs"), options.pop("plan_kwargs", None)
+    key_added = options.pop("key_added", DEFAULT_KEY)
+    schedule = [options.pop(key, None) for key in ("warmup_epochs", "component_init_epochs")]
     for k in n_clusters:
         for likelihood in likelihoods:
-            build_model(train, k, likelihood=likelihood, **model_kwargs)
+            model = build_model(train, k, likelihood=likelihood, **model_kwargs)
+            if k is None:
+                check_training_options(model, max_epochs, plan_kwargs, key_added, options)
+            else:
+                checked_schedule(model, max_epochs, *schedule, plan_kwargs, key_added, options)
 
 
 def _as_list(values) -> list:

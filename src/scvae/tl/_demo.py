@@ -14,7 +14,12 @@ from scvae import datasets, pl
 from scvae._files import write_whole
 from scvae._result_keys import CLUSTER_KEY, LATENT_KEY
 from scvae.data import strip_registration
-from scvae.model import check_cells_fill_clusters, check_max_epochs, check_n_clusters
+from scvae.model import (
+    check_cells_fill_clusters,
+    check_max_epochs,
+    check_n_clusters,
+    training_cells,
+)
 
 from ._evaluate import clustering_scores, evaluate_model
 from ._fit import fit_model, heldout_split, unregistered_copy
@@ -85,7 +90,10 @@ def run_demo(
     adata, n_dropped = _cells_with_counts(select_variable_genes(datasets.paul15(), n_genes))
     train_idx, heldout_idx = heldout_split(adata.n_obs, DEMO_HELDOUT_FRACTION, seed)
     if n_clusters != "auto":
-        check_cells_fill_clusters(n_clusters, len(train_idx), "training cells")
+        # The GMVAE trains on scvi-tools' share of the cells it is given.
+        check_cells_fill_clusters(
+            n_clusters, training_cells(len(train_idx), None), "training cells"
+        )
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     model = fit_model(
