@@ -118,6 +118,32 @@ def test_inverse_dispersion_below_float_range_is_read_as_the_smallest(dtype, log
         torch.testing.assert_close(summed, log_prob.detach().sum(-1))
 
 
+@pytest.mark.parametrize(
+    ("mean", "log_theta"), [(1000.0, 6.9), (1000.0, 12.0), (1000.0, 18.4), (100.0, 16.0)]
+)
+@pytest.mark.parametrize("path", ["log_prob", "dense sum", "sparse sum", "per-cell theta"])
+def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, path):
+    # The gradient in log(theta) is about mu^2 / theta per cell while its terms are about mu:
+    # formed from those terms, float32 gave rounding noise, often of the wrong sign.
+    generator = torch.Generator().manual_seed(0)
+    mu = mean * torch.exp(0.3 * torch.randn(512, 1, generator=generator, dtype=torch.float64))
+    counts = torch.poisson(mu, generator=generator)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        log_mu = mu.log().to(dtype)
+        shape = (512, 1) if path == "per-cell theta" else (1,)
+        log_thetas = torch.full(shape, log_theta, dtype=dtype, requires_grad=True)
+        distribution, x = NegativeBinomial(log_mu, log_thetas), counts.to(dtype)
+        if path == "log_prob":
+            total = distribution.log_prob(x).sum()
+        else:
+            total = distribution.log_prob_sum(
+                x.to_sparse_csr() if path == "sparse sum" else x
+            ).sum()
+        grads[dtype] = torch.autograd.grad(total, log_thetas)[0].double().sum()
+    torch.testing.assert_close(grads[torch.float32], grads[torch.float64], rtol=0.02, atol=0)
+
+
 def test_exact_where_scvi_eps_is_not():
     # mu = 1e-8, theta = 1: p(1) ~ 1e-8; scvi's log_nb_positive adds eps = 1e-8 inside the log.
     log_mu = torch.tensor([math.log(1e-8)], dtype=torch.float64)

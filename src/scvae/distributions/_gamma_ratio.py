@@ -1,10 +1,11 @@
 r"""Differences of log-gamma and digamma functions, :math:`f(\theta + x) - f(\theta)`, without
 cancellation.
 
-The negative binomial log-pmf needs :math:`\log\Gamma(\theta + x) - \log\Gamma(\theta)` and its
-gradient :math:`\psi(\theta + x) - \psi(\theta)`. Subtracting two ``torch.lgamma`` values loses
-the difference once :math:`\theta \gg x`: at :math:`\theta = 10^5` each term is about
-:math:`10^6`, whose float32 spacing is 0.06, while the difference is about
+The negative binomial log-pmf needs :math:`\log\Gamma(\theta + x) - \log\Gamma(\theta)`
+and its gradient :math:`\theta[\psi(\theta + x) - \psi(\theta)] - x`. Subtracting two
+``torch.lgamma`` values loses the difference once :math:`\theta \gg x`: at
+:math:`\theta = 10^5` each term is about :math:`10^6`, whose float32 spacing is 0.06, while
+the difference is about
 :math:`x \log\theta \approx 12`. Nearly Poisson genes get such dispersions. Here the
 differences are evaluated directly from Stirling's series, after shifting the arguments up by
 :math:`s` (:func:`shift`) with the recurrences :math:`\Gamma(t + 1) = t\,\Gamma(t)` and
@@ -38,7 +39,7 @@ def shift(dtype: torch.dtype) -> tuple[int, int]:
 
 
 class GammaRatioTerms(NamedTuple):
-    r"""Quantities shared by :func:`log_gamma_ratio` and :func:`digamma_difference`.
+    r"""Quantities shared by :func:`log_gamma_ratio` and :func:`digamma_excess`.
 
     With :math:`s` from :func:`shift`, rows :math:`i = 0, \dots, s` hold
     :math:`\theta + i` (``shifted``), :math:`x / (\theta + i)` (``ratios``) and their
@@ -88,26 +89,79 @@ def log_gamma_ratio(x: Tensor, theta: Tensor, terms: GammaRatioTerms | None = No
     return out + (corrections[0] - corrections[1]) - terms.log1p_ratios[:s].sum(0)
 
 
-def digamma_difference(x: Tensor, theta: Tensor, terms: GammaRatioTerms | None = None) -> Tensor:
-    r""":math:`\psi(\theta + x) - \psi(\theta)` for :math:`\theta > 0`, :math:`x \ge 0`.
+def digamma_excess(x: Tensor, theta: Tensor, terms: GammaRatioTerms | None = None) -> Tensor:
+    r""":math:`\theta\,[\psi(\theta + x) - \psi(\theta)] - x` for :math:`\theta > 0`,
+    :math:`x \ge 0`: the part of the negative binomial's gradient in :math:`\log\theta` that
+    the counts bring.
 
-    With :math:`u`, :math:`v` as in :func:`log_gamma_ratio` and the asymptotic series
-    :math:`\psi(t) = \log t - \frac{1}{2t} - g(t)`,
+    Its two terms are each about :math:`x` while their difference is about
+    :math:`-x(x - 1) / 2\theta` for a nearly Poisson gene (:math:`\theta \gg x`), lost to
+    rounding if they are subtracted. With :math:`u`, :math:`v` as in :func:`log_gamma_ratio`,
+    :math:`r = x/u`, the asymptotic series :math:`\psi(t) = \log t - \frac{1}{2t} - g(t)`
+    and :math:`\theta \operatorname{log1p}(r) - x = \theta(\operatorname{log1p}(r) - r) - s r`,
 
     .. math::
 
-        \psi(\theta + x) - \psi(\theta) = \operatorname{log1p}(x/u)
-            + \frac{x}{2uv} - g(v) + g(u)
-            + \sum_{i<s} \frac{x}{(\theta + i)(\theta + i + x)}.
+        \theta\Big[\operatorname{log1p}(r) - r + \frac{x}{2uv} + g(u) - g(v)
+            + \sum_{i<s} \frac{x}{(\theta + i)(\theta + i + x)}\Big] - s r,
+
+    with :math:`\operatorname{log1p}(r) - r` from its power series where :math:`r` is small
+    (:func:`log1p_minus_identity`). Exact (zero) at :math:`x = 0`.
     """
     s, n_terms = shift(theta.dtype)
     if terms is None:
         terms = gamma_ratio_terms(x, theta)
     corrections = _series(terms.reciprocals, DIGAMMA[:n_terms])
     reciprocal_v, reciprocal_u = terms.reciprocals
-    out = terms.log1p_ratios[s] + 0.5 * x * reciprocal_u * reciprocal_v
+    r = terms.ratios[s]
+    out = log1p_minus_identity(r, terms.log1p_ratios[s]) + 0.5 * x * reciprocal_u * reciprocal_v
     out = out + (corrections[1] - corrections[0])
-    return out + (terms.ratios[:s] / (terms.shifted[:s] + x)).sum(0)
+    out = out + (terms.ratios[:s] / (terms.shifted[:s] + x)).sum(0)
+    return theta * out - s * r
+
+
+def log1p_minus_identity(r: Tensor, log1p_r: Tensor) -> Tensor:
+    r""":math:`\operatorname{log1p}(r) - r = \sum_{n \ge 2} (-1)^{n+1} r^n / n` for
+    :math:`r \ge 0`, given ``log1p_r``; from the series where :math:`r` is small
+    (:data:`SMALL`), where the difference of the two would be mostly rounding."""
+    coefficients = [(-1) ** (n + 1) / n for n in range(2, _highest_power(r.dtype) + 1)]
+    return _series_where_small(r, _from_square(r.clamp(max=SMALL), coefficients), log1p_r - r)
+
+
+def softplus_minus_sigmoid(softplus_a: Tensor, sigmoid_a: Tensor) -> Tensor:
+    r""":math:`\operatorname{softplus}(a) - \sigma(a) = -\log(1 - p) - p = \sum_{n \ge 2}
+    p^n / n` with :math:`p = \sigma(a)`, given both; from the series where :math:`p` is small
+    (:data:`SMALL`), where the difference of the two would be mostly rounding."""
+    coefficients = [1 / n for n in range(2, _highest_power(sigmoid_a.dtype) + 1)]
+    series = _from_square(sigmoid_a.clamp(max=SMALL), coefficients)
+    return _series_where_small(sigmoid_a, series, softplus_a - sigmoid_a)
+
+
+#: The series above are used below this argument; above it, the differences lose at most
+#: :math:`2\epsilon / 0.1` of their precision.
+SMALL = 0.1
+
+
+def _highest_power(dtype: torch.dtype) -> int:
+    """Highest power of the series above: below :data:`SMALL`, the first omitted term is
+    under float32 (float64) rounding of the result."""
+    return 17 if dtype == torch.float64 else 8
+
+
+def _series_where_small(argument: Tensor, series: Tensor, direct: Tensor) -> Tensor:
+    """``series`` where ``argument`` is below :data:`SMALL`, else ``direct`` (in place; both
+    finite). Arithmetic, as comparisons and ``torch.where`` cost several times more on a CPU
+    and this runs on every entry of a minibatch; ``lerp`` returns either end exactly."""
+    weight = (SMALL - argument).sign_().add_(1).mul_(0.5)  # 1 below SMALL, 0 above
+    return direct.lerp_(series, weight)
+
+
+def _from_square(y: Tensor, coefficients: list[float]) -> Tensor:
+    """:math:`\\sum_k c_k y^{k + 2}` by Horner's rule, one fused multiply-add per term."""
+    out = torch.full_like(y, coefficients[-1])
+    for coefficient in reversed(coefficients[:-1]):
+        torch.addcmul(out.new_full((), coefficient), out, y, out=out)
+    return out.mul_(y.square())
 
 
 def _series(reciprocal: Tensor, coefficients: tuple[float, ...], odd: bool = False) -> Tensor:

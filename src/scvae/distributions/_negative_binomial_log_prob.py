@@ -11,9 +11,10 @@ from scvae._counts import csr_row_indices, is_sparse_csr
 
 from ._gamma_ratio import (
     GammaRatioTerms,
-    digamma_difference,
+    digamma_excess,
     gamma_ratio_terms,
     log_gamma_ratio,
+    softplus_minus_sigmoid,
 )
 
 #: Largest :math:`\log\theta` the negative binomial uses; larger values are lowered to it.
@@ -77,8 +78,12 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
 
         \frac{\partial}{\partial \log\mu} = -\theta\,\sigma(a) + x\,\sigma(-a), \qquad
         \frac{\partial}{\partial \log\theta} =
-            -\theta \operatorname{softplus}(a) - \frac{\partial}{\partial \log\mu}
-            + \theta\,[\psi(x + \theta) - \psi(\theta)].
+            -\theta\,[\operatorname{softplus}(a) - \sigma(a)] + x\,\sigma(a)
+            + \theta\,[\psi(x + \theta) - \psi(\theta)] - x,
+
+    where the two bracketed differences come from their series where they are small
+    (:func:`~scvae.distributions._gamma_ratio.softplus_minus_sigmoid`,
+    :func:`~scvae.distributions._gamma_ratio.digamma_excess`).
     """
 
     @staticmethod
@@ -147,27 +152,51 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
         if ctx.sum_genes:
             grad = grad.unsqueeze(-1)  # one value per row, broadcast over the genes
         grad_nonzero = _at(grad, a.shape, n_grid, positions)
-        grad_log_mu = torch.sigmoid(a).mul_(neg_theta).mul_(grad)
+        sigmoid_a = torch.sigmoid(a)
+        grad_log_mu = sigmoid_a * neg_theta * grad
         _add_at(grad_log_mu, n_grid, positions, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
-            digammas = digamma_difference(counts, theta_nonzero, terms)
-            nonzero_terms = theta_nonzero * digammas * grad_nonzero.sum_to_size(digammas.shape)
-            if ctx.sum_genes and log_theta.dim() == 1 and log_theta.shape == a.shape[-1:]:
-                # Sum over rows of -theta softplus(a) grad, as a vector-matrix product.
-                n_genes = a.shape[-1]
-                row_grads = grad.expand(*a.shape[:-1], 1).reshape(-1)
-                grad_log_theta = (row_grads @ softplus_a.view(-1, n_genes)).mul_(neg_theta)
-                grad_log_theta -= grad_log_mu.view(-1, n_genes).sum(0)
-                genes = positions.index[-1]
-                grad_log_theta.index_add_(0, genes, nonzero_terms.sum_to_size(genes.shape))
-            else:
-                full = (softplus_a * grad).mul_(neg_theta).sub_(grad_log_mu)
-                full = full.sum_to_size(coefficient_shape)
-                _add_at(full, n_grid, positions, nonzero_terms)
-                grad_log_theta = full.sum_to_size(log_theta.shape)
+            # Every entry pays -theta [softplus(a) - sigmoid(a)], a non-zero count also
+            # x sigmoid(a) + theta [psi(x + theta) - psi(theta)] - x: each part is computed
+            # without cancellation, as for a nearly Poisson gene the gradient is about
+            # mu^2 / theta while its terms are about mu (the docstring's form, rearranged).
+            excess = digamma_excess(counts, theta_nonzero, terms)
+            nonzero_terms = (counts * torch.sigmoid(a_nonzero) * grad_nonzero).sum_to_size(
+                excess.shape
+            )
+            nonzero_terms += excess * grad_nonzero.sum_to_size(excess.shape)
+            gap = _softplus_minus_sigmoid(softplus_a, sigmoid_a, log_theta)
+            # Both parts added per (cell, gene) before the sum over cells, whose terms would
+            # otherwise each be about mu^2 / theta and their total much smaller.
+            full = gap.mul_(grad).mul_(neg_theta).sum_to_size(coefficient_shape)
+            _add_at(full, n_grid, positions, nonzero_terms)
+            grad_log_theta = full.sum_to_size(log_theta.shape)
         grad_log_mu = grad_log_mu.sum_to_size(log_mu.shape) if ctx.needs_input_grad[1] else None
         return None, grad_log_mu, grad_log_theta, None
+
+
+#: :math:`\log\theta` above which :math:`\operatorname{softplus}(a) - \sigma(a)` is taken
+#: from its series: subtracting the two costs :math:`\theta` rounding errors of the
+#: gradient's size (float32: under 1e-4 of it below :math:`\theta = e^7`).
+SERIES_LOG_THETA = 7.0
+
+
+def _softplus_minus_sigmoid(softplus_a: Tensor, sigmoid_a: Tensor, log_theta: Tensor) -> Tensor:
+    """:func:`~scvae.distributions._gamma_ratio.softplus_minus_sigmoid` where the dispersion
+    needs it (above :data:`SERIES_LOG_THETA`, for a per-gene one only in those genes' columns),
+    the plain difference elsewhere: the series costs several passes over every entry of a
+    minibatch, and fitted dispersions are rarely that large."""
+    large = log_theta > SERIES_LOG_THETA
+    if not large.any():
+        return softplus_a - sigmoid_a
+    if log_theta.numel() != log_theta.shape[-1] or large.shape[-1] != softplus_a.shape[-1]:
+        # not one per gene (per cell and gene, per batch): everywhere
+        return softplus_minus_sigmoid(softplus_a, sigmoid_a)
+    genes = large.reshape(-1).nonzero().squeeze(1)
+    gap = softplus_a - sigmoid_a
+    exact = softplus_minus_sigmoid(softplus_a[..., genes], sigmoid_a[..., genes])
+    return gap.index_copy_(-1, genes, exact)
 
 
 def broadcast_shape(*shapes: torch.Size) -> torch.Size:
