@@ -119,9 +119,10 @@ def test_inverse_dispersion_below_float_range_is_read_as_the_smallest(dtype, log
 
 
 @pytest.mark.parametrize(
-    ("mean", "log_theta"), [(1000.0, 6.9), (1000.0, 12.0), (1000.0, 18.4), (100.0, 16.0)]
+    ("mean", "log_theta"),
+    [(1000.0, 6.9), (1000.0, 12.0), (1000.0, 18.4), (100.0, 16.0), (0.5, 18.4)],  # 0.5: zeros
 )
-@pytest.mark.parametrize("path", ["log_prob", "dense sum", "sparse sum", "per-cell theta"])
+@pytest.mark.parametrize("path", ["log_prob", "dense sum", "sparse sum", "per-cell theta", "zinb"])
 def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, path):
     # The gradient in log(theta) is about mu^2 / theta per cell while its terms are about mu:
     # formed from those terms, float32 gave rounding noise, often of the wrong sign.
@@ -134,7 +135,10 @@ def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, p
         shape = (512, 1) if path == "per-cell theta" else (1,)
         log_thetas = torch.full(shape, log_theta, dtype=dtype, requires_grad=True)
         distribution, x = NegativeBinomial(log_mu, log_thetas), counts.to(dtype)
-        if path == "log_prob":
+        if path == "zinb":  # zero-inflation all but off: the NB's gradient at the zeros too
+            zinb = ZeroInflatedNegativeBinomial(log_mu, log_thetas, torch.full_like(log_mu, -40.0))
+            total = zinb.log_prob(x).sum()
+        elif path == "log_prob":
             total = distribution.log_prob(x).sum()
         else:
             total = distribution.log_prob_sum(

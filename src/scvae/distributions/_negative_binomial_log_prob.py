@@ -276,6 +276,31 @@ def _add_at(tensor: Tensor, n_grid: int, positions: _Positions, values: Tensor) 
 
 
 def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor:
-    r""":math:`\log p(0) = -\theta \operatorname{softplus}(\log\mu - \log\theta)`."""
-    log_theta = finite_log_theta(log_theta)
-    return -log_theta.exp() * softplus(log_mu - log_theta)
+    r""":math:`\log p(0) = -\theta \operatorname{softplus}(\log\mu - \log\theta)`, whose
+    gradient in :math:`\log\theta`, :math:`-\theta[\operatorname{softplus}(a) - \sigma(a)]`,
+    is formed without cancellation as in :class:`_NegativeBinomialLogProb`."""
+    return _NegativeBinomialLogProbZero.apply(log_mu, finite_log_theta(log_theta))
+
+
+class _NegativeBinomialLogProbZero(torch.autograd.Function):
+    """:func:`negative_binomial_log_prob_zero` with its gradient written out."""
+
+    @staticmethod
+    def forward(ctx, log_mu: Tensor, log_theta: Tensor) -> Tensor:
+        a = log_mu - log_theta
+        theta, softplus_a = log_theta.exp(), softplus(a)
+        ctx.save_for_backward(log_mu, log_theta, theta, a, softplus_a)
+        return -theta * softplus_a
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        log_mu, log_theta, theta, a, softplus_a = ctx.saved_tensors
+        sigmoid_a = torch.sigmoid(a)
+        grad_log_mu = grad_log_theta = None
+        if ctx.needs_input_grad[0]:
+            grad_log_mu = (sigmoid_a * grad).mul_(-theta).sum_to_size(log_mu.shape)
+        if ctx.needs_input_grad[1]:
+            gap = _softplus_minus_sigmoid(softplus_a, sigmoid_a, log_theta)
+            grad_log_theta = gap.mul_(grad).mul_(-theta).sum_to_size(log_theta.shape)
+        return grad_log_mu, grad_log_theta
