@@ -41,6 +41,8 @@ def test_train_refuses_an_unknown_batch_norm_placement(counts_file, tmp_path, ca
         # Paths are quoted as typed, not read as option names.
         (["train", "{in}", "-o", "n_clusters=10/x.h5ad"], "output n_clusters=10/x.h5ad: direc"),
         (["train", "max_epochs.h5ad", "-o", "x.h5ad"], "max_epochs.h5ad: no such file"),
+        (["train", "{in}", "-o", "n_clusters=10.h5ad"], "n_clusters=10.h5ad exists; pass"),
+        (["train", "{in}", "-o", "x.h5ad", "--batch-key", "a/b", *FAST], "--batch-key 'a/b'"),
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "no_dir/model"], "does not exist"),
         (["train", "{in}"], "required"),
         (["train", "{in}", "-o", ".", "--overwrite"], "is a directory"),
@@ -64,6 +66,7 @@ def test_train_refuses_an_unknown_batch_norm_placement(counts_file, tmp_path, ca
 def test_errors_exit_two_without_traceback(args, message, counts_file, capsys, monkeypatch):
     monkeypatch.chdir(counts_file.parent)
     (counts_file.parent / "not_h5ad.txt").write_text("cell,gene\n")
+    (counts_file.parent / "n_clusters=10.h5ad").write_text("")
     with h5py.File(counts_file.parent / "ten_x.h5", "w") as h5:  # as Cell Ranger writes
         h5.create_group("matrix").create_dataset("data", data=np.arange(3))
     assert main([a.format(**{"in": counts_file}) for a in args]) == 2
@@ -274,3 +277,13 @@ def test_a_batch_column_where_the_clusters_go_is_named_with_a_command_line_fix(t
     assert main([*args, "--n-clusters", "3", "--batch-key", "scvae_cluster", *FAST]) == 2
     err = capsys.readouterr().err
     assert "registered as --batch-key: rename that column first" in err and "key_added" not in err
+
+
+def test_warnings_during_a_command_are_one_line_without_a_source_location(tmp_path, capsys):
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    adata.var_names = ["a", *adata.var_names[1:-1], "a"]  # a repeated gene name
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert main(["train", str(tmp_path / "in.h5ad"), "-o", str(tmp_path / "o.h5ad"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "scvae train: UserWarning: 1 gene names repeat an earlier one" in err
+    assert "_validation.py" not in err and "runpy" not in err

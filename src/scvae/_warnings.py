@@ -24,8 +24,9 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """:func:`warnings.warn` at the first frame outside scvae and the libraries it calls.
 
     A fixed ``stacklevel`` names the right line only for one call path; the same check is
-    reached from :func:`scvae.setup_anndata`, from :func:`scvae.tl.fit_model` and from the
-    CLI, so the level is counted from the stack instead.
+    reached from :func:`scvae.setup_anndata`, from :func:`scvae.tl.fit_model` and from
+    ``train()``, so the level is counted from the stack instead. (The command line prints
+    warnings without a source line: all of its code is scvae's.)
 
     Parameters
     ----------

@@ -9,11 +9,13 @@ metrics.json`` writes valid JSON. Run ``scvae --help`` or ``scvae COMMAND --help
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,9 +34,6 @@ CLI_HINTS = {
 }
 #: Further arguments of the library that ``scvae train`` takes as options of the same name.
 CLI_OPTIONS = ("batch_key", "n_clusters", "max_epochs", "n_restarts")
-#: A word of an error message with a path separator in it: a file or folder of the user's,
-#: left as typed (a folder may be named n_clusters=10).
-PATH_WORD = re.compile(r"\S*[/\\]\S*")
 #: Exit status of a command stopped by SIGTERM (128 + 15, as a shell reports it).
 SIGTERM_STATUS = 143
 #: Exit status of a command stopped by SIGINT, Ctrl-C (128 + 2, as a shell reports it).
@@ -65,11 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler's time limit, kill) raises, so that no output is left half written.
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # whatever the libraries print
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            # A warning's source line would be scvae's or the launcher's: the message alone.
+            warnings.showwarning = functools.partial(_show_warning, args.command)
             result = args.run(args)
     except USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        print(f"scvae {args.command}: error: {_as_options(message, args.command)}", file=sys.stderr)
+        message = _as_options(message, args.command, _user_paths(args))
+        print(f"scvae {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, SystemExit) as stop:
         # Lightning stops training on SIGTERM with a bare SystemExit, and on Ctrl-C (SIGINT)
@@ -95,13 +97,33 @@ def _stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(SIGTERM_STATUS)
 
 
-def _as_options(message: str, command: str) -> str:
+def _show_warning(command: str, message, category, filename, lineno, file=None, line=None):
+    """Print a warning during a command as ``scvae COMMAND: UserWarning: message``."""
+    print(f"scvae {command}: {category.__name__}: {message}", file=file or sys.stderr)
+
+
+def _user_paths(args: argparse.Namespace) -> list[str]:
+    """The paths given on the command line, and the absolute forms the messages name."""
+    paths = []
+    for name in ("input", "output", "save_model", "model_dir"):
+        given = getattr(args, name, None)
+        if given not in (None, "", ".", ".."):
+            resolved = Path(given).resolve()
+            paths += [str(given), str(resolved), str(resolved.parent)]
+    return paths
+
+
+def _as_options(message: str, command: str, paths: Sequence[str] = ()) -> str:
     """``message`` with the library arguments it names as ``scvae train``'s (and ``scvae
-    demo``'s) options; paths in it are left alone."""
+    demo``'s) options; ``paths`` in it are left as they are (a folder may be named
+    n_clusters=10)."""
     if command == "evaluate":
         return message
-    paths = iter(PATH_WORD.findall(message))
-    message = PATH_WORD.sub("\0", message)
+    kept = sorted(set(paths), key=len, reverse=True)
+    protected = re.compile("|".join(map(re.escape, kept))) if kept else None
+    found = iter(protected.findall(message) if protected else ())
+    if protected:
+        message = protected.sub("\0", message)
     if command == "train":
         for library, command_line in CLI_HINTS.items():
             message = message.replace(library, command_line)
@@ -109,9 +131,8 @@ def _as_options(message: str, command: str) -> str:
     for name in CLI_OPTIONS:  # n_clusters=5 as --n-clusters 5, not model.n_clusters_used_
         option = f"--{name.replace('_', '-')}"
         message = re.sub(rf"(?<![.\w-]){name}=", f"{option} ", message)
-        # not max_epochs.h5ad, a file name
         message = re.sub(rf"(?<![.\w-]){name}(?!\w|\.\w)", option, message)
-    return re.sub("\0", lambda _: next(paths), message)
+    return re.sub("\0", lambda _: next(found), message)
 
 
 def _existing_file(path: str) -> Path:

@@ -122,7 +122,9 @@ def test_inverse_dispersion_below_float_range_is_read_as_the_smallest(dtype, log
     ("mean", "log_theta"),
     [(1000.0, 6.9), (1000.0, 12.0), (1000.0, 18.4), (100.0, 16.0), (0.5, 18.4)],  # 0.5: zeros
 )
-@pytest.mark.parametrize("path", ["log_prob", "dense sum", "sparse sum", "per-cell theta", "zinb"])
+@pytest.mark.parametrize(
+    "path", ["log_prob", "dense sum", "sparse sum", "per-cell theta", "one theta", "zinb"]
+)
 def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, path):
     # The gradient in log(theta) is about mu^2 / theta per cell while its terms are about mu:
     # formed from those terms, float32 gave rounding noise, often of the wrong sign.
@@ -132,7 +134,7 @@ def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, p
     grads = {}
     for dtype in (torch.float32, torch.float64):
         log_mu = mu.log().to(dtype)
-        shape = (512, 1) if path == "per-cell theta" else (1,)
+        shape = {"per-cell theta": (512, 1), "one theta": ()}.get(path, (1,))
         log_thetas = torch.full(shape, log_theta, dtype=dtype, requires_grad=True)
         distribution, x = NegativeBinomial(log_mu, log_thetas), counts.to(dtype)
         if path == "zinb":  # zero-inflation all but off: the NB's gradient at the zeros too

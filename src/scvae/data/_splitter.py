@@ -12,8 +12,6 @@ from scvi.data import AnnDataManager
 from scvi.dataloaders import DataSplitter
 from torch.utils.data import DataLoader
 
-from scvae._warnings import warn
-
 from ._loader import FETCHING_OPTIONS, TensorDataLoader
 
 #: Counts with at most this share of non-zero entries are served as sparse CSR minibatches,
@@ -82,7 +80,8 @@ class TensorDataSplitter(DataSplitter):
             self.drop_last = True
         for warning in caught:  # scvi-tools' warning of that minibatch no longer applies
             if not (self.drop_last and ONE_CELL_MINIBATCH in str(warning.message)):
-                warn(str(warning.message), warning.category)
+                # scvi-tools' own warning, from its train() (where its filters match)
+                warnings.warn(warning.message, warning.category, stacklevel=2)
         if load_sparse_tensor is None:
             self.load_sparse_tensor = counts_are_sparse(adata_manager)
 

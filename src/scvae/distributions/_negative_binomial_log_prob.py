@@ -190,7 +190,8 @@ def _softplus_minus_sigmoid(softplus_a: Tensor, sigmoid_a: Tensor, log_theta: Te
     large = log_theta > SERIES_LOG_THETA
     if not large.any():
         return softplus_a - sigmoid_a
-    if log_theta.numel() != log_theta.shape[-1] or large.shape[-1] != softplus_a.shape[-1]:
+    per_gene = log_theta.dim() > 0 and log_theta.numel() == log_theta.shape[-1]
+    if not per_gene or large.shape[-1] != softplus_a.shape[-1]:
         # not one per gene (per cell and gene, per batch): everywhere
         return softplus_minus_sigmoid(softplus_a, sigmoid_a)
     genes = large.reshape(-1).nonzero().squeeze(1)
