@@ -287,3 +287,14 @@ def test_warnings_during_a_command_are_one_line_without_a_source_location(tmp_pa
     err = capsys.readouterr().err
     assert "scvae train: UserWarning: 1 gene names repeat an earlier one" in err
     assert "_validation.py" not in err and "runpy" not in err
+
+
+def test_a_warning_names_the_command_line_options(tmp_path, capsys):
+    adata = synthetic_counts(n_cells=150, n_genes=40, n_clusters=3, seed=0)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    args = ["train", str(tmp_path / "in.h5ad"), "-o", str(tmp_path / "o.h5ad"), "--model", "gmvae"]
+    # 60 components on 150 cells: most hold too few cells to be in use.
+    assert main([*args, "--n-clusters", "60", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "scvae train: UserWarning:" in err and "GMVAE clusters hold" in err
+    assert "a smaller --n-clusters, --n-clusters 'auto'" in err and "n_clusters=" not in err

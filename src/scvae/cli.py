@@ -98,7 +98,9 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 
 def _show_warning(command: str, message, category, filename, lineno, file=None, line=None):
-    """Print a warning during a command as ``scvae COMMAND: UserWarning: message``."""
+    """Print a warning during a command as ``scvae COMMAND: UserWarning: message``, the
+    arguments it names as the command's options."""
+    message = _as_options(str(message), command)
     print(f"scvae {command}: {category.__name__}: {message}", file=file or sys.stderr)
 
 
