@@ -51,7 +51,7 @@ from clustering import (
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
-from scvae.model._training_checks import training_cells
+from scvae.model import training_cells
 from scvae.module import MixturePrior
 
 ROOT = Path(__file__).resolve().parents[1]

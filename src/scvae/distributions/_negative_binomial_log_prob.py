@@ -153,7 +153,7 @@ class _NegativeBinomialLogProb(torch.autograd.Function):
             grad = grad.unsqueeze(-1)  # one value per row, broadcast over the genes
         grad_nonzero = _at(grad, a.shape, n_grid, positions)
         sigmoid_a = torch.sigmoid(a)
-        grad_log_mu = sigmoid_a * neg_theta * grad
+        grad_log_mu = (sigmoid_a * neg_theta).mul_(grad)  # sigmoid_a is kept for the gap
         _add_at(grad_log_mu, n_grid, positions, counts * torch.sigmoid(-a_nonzero) * grad_nonzero)
         grad_log_theta = None
         if ctx.needs_input_grad[2]:
