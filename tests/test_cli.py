@@ -159,6 +159,24 @@ def test_an_existing_model_directory_needs_no_writable_parent(counts_file, tmp_p
     assert (model_dir / "model.pt").is_file()
 
 
+def test_train_creates_missing_folders_only_when_it_writes(counts_file, tmp_path, monkeypatch):
+    output, model_dir = tmp_path / "runs" / "a" / "o.h5ad", tmp_path / "models" / "b" / "m"
+    args = ["train", str(counts_file), "-o", str(output), "--save-model", str(model_dir)]
+    assert main([*args, "--layer", "nope", *FAST]) == 2  # refused: nothing is created
+    assert sorted(tmp_path.iterdir()) == [counts_file]
+    read_only = tmp_path / "models"  # the nearest folder that exists must be writable
+    read_only.mkdir()
+    access = os.access
+    monkeypatch.setattr(  # root ignores permissions, so pretend
+        scvae.cli.os, "access", lambda path, mode: Path(path) != read_only and access(path, mode)
+    )
+    assert main([*args, *FAST]) == 2
+    assert sorted(tmp_path.iterdir()) == [counts_file, read_only]
+    monkeypatch.setattr(scvae.cli.os, "access", access)
+    assert main([*args, *FAST]) == 0
+    assert output.is_file() and (model_dir / "model.pt").is_file()
+
+
 def test_evaluate_takes_the_models_genes_of_a_wider_query_and_refuses_no_cells(
     saved_gmvae, tmp_path, capsys
 ):

@@ -37,13 +37,13 @@ def test_train_refuses_an_unknown_batch_norm_placement(counts_file, tmp_path, ca
         (["train", "{in}", "-o", "x.h5ad", "--model", "gmvae", "--n-restarts", "0"], "at least 1"),
         (["train", "{in}", "-o", "x.h5ad", "--layer", "nope", *FAST], "nope"),
         (["train", "{in}", "-o", "x.h5ad", "--likelihood", "gamma"], "invalid choice"),
-        (["train", "{in}", "-o", "no_dir/x.h5ad"], "does not exist"),
+        (["train", "{in}", "-o", "not_h5ad.txt/x.h5ad"], "not_h5ad.txt is a file, not a dir"),
         # Paths are quoted as typed, not read as option names.
-        (["train", "{in}", "-o", "n_clusters=10/x.h5ad"], "output n_clusters=10/x.h5ad: direc"),
+        (["train", "{in}", "-o", "n_clusters=10.h5ad/x.h5ad"], "put n_clusters=10.h5ad/x.h5ad: /"),
         (["train", "max_epochs.h5ad", "-o", "x.h5ad"], "max_epochs.h5ad: no such file"),
         (["train", "{in}", "-o", "n_clusters=10.h5ad"], "n_clusters=10.h5ad exists; pass"),
         (["train", "{in}", "-o", "x.h5ad", "--batch-key", "a/b", *FAST], "--batch-key 'a/b'"),
-        (["train", "{in}", "-o", "x.h5ad", "--save-model", "no_dir/model"], "does not exist"),
+        (["train", "{in}", "-o", "x.h5ad", "--save-model", "not_h5ad.txt/a/m"], "is a file, not"),
         (["train", "{in}"], "required"),
         (["train", "{in}", "-o", ".", "--overwrite"], "is a directory"),
         (["train", "{in}", "-o", "x.h5ad", "--save-model", "x.h5ad"], "the same path"),
@@ -297,4 +297,6 @@ def test_a_warning_names_the_command_line_options(tmp_path, capsys):
     assert main([*args, "--n-clusters", "60", *FAST]) == 0
     err = capsys.readouterr().err
     assert "scvae train: UserWarning:" in err and "GMVAE clusters hold" in err
-    assert "a smaller --n-clusters, --n-clusters 'auto'" in err and "n_clusters=" not in err
+    assert "a smaller --n-clusters, --n-clusters auto, or --separability" in err
+    assert "training_curves in Python" in err and "the summary's cluster_sizes" in err
+    assert "n_clusters" not in err and "model." not in err

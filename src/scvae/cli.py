@@ -31,6 +31,10 @@ CLI_HINTS = {
     "layer=None": "no --layer",
     "key_added='scvae' would write": "scvae train would write",
     "choose another key_added": "rename that column first",
+    "n_clusters='auto'": "--n-clusters auto",
+    "model.select_clusters": "--separability",
+    "in pl.training_curves(model)": "with --save-model and scvae.pl.training_curves in Python",
+    "in model.cluster_sizes_": "in the summary's cluster_sizes",
 }
 #: Further arguments of the library that ``scvae train`` takes as options of the same name.
 CLI_OPTIONS = ("batch_key", "n_clusters", "max_epochs", "n_restarts")
@@ -160,18 +164,23 @@ def _read_h5ad(path: Path):
 
 def _check_writable(path: Path, overwrite: bool, what: str, is_directory: bool) -> None:
     """Refuse, before any work, an output that exists (without ``--overwrite``), a file where
-    a directory is written or the reverse (``is_directory``), or one whose parent directory
-    does not exist or is not writable."""
+    a directory is written or the reverse (``is_directory``), or one that cannot be created:
+    missing folders above it are created when it is written (as ``model.save`` does), so the
+    nearest folder that exists must be writable, and a file must not stand in their place."""
     if path.is_dir() and not is_directory:
         raise IsADirectoryError(f"{what} {path} is a directory; give the path of an .h5ad file")
     if path.exists() and not path.is_dir() and is_directory:
         raise FileExistsError(f"{what} {path} is a file; give a directory path")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    # A model directory that exists is written into; anything else is created in its parent.
-    directory = path if path.is_dir() and is_directory else path.resolve().parent
+    # A model directory that exists is written into; anything else is created below the
+    # nearest folder above it that exists.
+    if path.is_dir() and is_directory:
+        directory = path
+    else:
+        directory = next(folder for folder in path.resolve().parents if folder.exists())
     if not directory.is_dir():
-        raise FileNotFoundError(f"{what} {path}: directory {directory} does not exist")
+        raise NotADirectoryError(f"{what} {path}: {directory} is a file, not a directory")
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"{what} {path}: directory {directory} is not writable")
 
@@ -226,6 +235,7 @@ def _train(args: argparse.Namespace) -> dict:
         model.save(args.save_model, overwrite=args.overwrite, save_anndata=False)
         summary["model_dir"] = args.save_model
     adata = strip_registration(adata)
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_whole(output, lambda path: adata.write_h5ad(path, compression="gzip"))
     print(f"wrote {output}", file=sys.stderr)
     return {"output": str(output), **summary}
