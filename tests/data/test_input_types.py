@@ -53,6 +53,12 @@ def test_an_unsupported_dtype_is_refused_naming_it(kind):
     assert adata.X.dtype == np.dtype(dtype)
 
 
+@pytest.mark.filterwarnings("error")
+def test_half_precision_counts_register_without_a_warning():
+    adata = ad.AnnData(_counts().toarray().astype(np.float16))  # 2**24 overflowed float16
+    scvae.setup_anndata(adata)
+
+
 def test_an_unsupported_dtype_in_a_layer_names_the_layer():
     adata = ad.AnnData(_counts())
     adata.layers["counts"] = adata.X.toarray() > 0

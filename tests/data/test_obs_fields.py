@@ -67,3 +67,38 @@ def test_batches_without_cells_are_not_registered():
         model.get_latent_representation(query)
     latent = model.get_latent_representation(two[two.obs["batch"] == "batch_2"].copy())
     assert np.isfinite(latent).all()
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Categorical(["b", "a", "b", "c"], categories=["c", "b", "a", "unused"]),
+        pd.Series(["b", "a", "b", "c"]),
+        pd.Series([3, 1, 3, 2]),
+    ],
+    ids=["categorical", "strings", "integers"],
+)
+def test_the_batches_a_column_registers_are_named_in_code_order(column):
+    adata = synthetic_counts(n_cells=4, n_genes=20, seed=0)
+    adata.obs["batch"] = np.asarray(column) if not isinstance(column, pd.Categorical) else column
+    scvae.setup_anndata(adata, batch_key="batch")
+    manager = scvae.VAE(adata, n_latent=2, n_hidden=8).adata_manager
+    registered = manager.get_state_registry("batch").categorical_mapping
+    assert list(scvae.data.BatchField.batches_in(adata.obs["batch"])) == list(registered)
+
+
+def test_a_batch_column_changed_after_setup_is_refused_naming_the_fix():
+    adata = synthetic_counts(n_cells=120, n_genes=20, n_clusters=2, n_batches=2, seed=0)
+    scvae.setup_anndata(adata, batch_key="batch")  # registers the VAE's setup last
+    model = scvae.GMVAE(adata, n_clusters=2, n_latent=2, n_hidden=8)
+    model.train(max_epochs=2, **QUIET)
+    latent = model.get_latent_representation()
+    batches = list(adata.obs["batch"].cat.categories)
+    adata.obs["batch"] = adata.obs["batch"].cat.reorder_categories(batches[::-1])  # for a plot
+    with pytest.raises(ValueError, match=r"another order .*\.cat\.set_categories\(\['batch_0'"):
+        model.get_latent_representation()  # registered again, batch_1 would be code 0
+    adata.obs["batch"] = adata.obs["batch"].cat.set_categories(batches)
+    np.testing.assert_array_equal(model.get_latent_representation(), latent)
+    adata.obs["batch"] = "batch_0"
+    with pytest.raises(ValueError, match=r"holds other batches .*setup_anndata again"):
+        model.train(max_epochs=1, **QUIET)

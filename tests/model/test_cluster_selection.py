@@ -394,3 +394,15 @@ def test_a_recut_writes_where_the_clusters_were_written_and_is_saved(tmp_path):
     assert adata.obsm["again_cluster_probabilities"].shape == (adata.n_obs, 2)
     loaded.annotate(adata.copy(), key_added="elsewhere")  # another AnnData does not
     assert loaded.key_added_ == "again"
+
+
+def test_select_clusters_keeps_off_the_registered_columns():
+    adata = synthetic_counts(n_cells=120, n_genes=20, n_clusters=2, seed=0)
+    adata.obs["old_cluster"] = adata.obs["cell_type"]
+    scvae.setup_anndata(adata, labels_key="old_cluster")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=8)
+    model.train(max_epochs=2, key_added="new", **QUIET)
+    labels, clusters = adata.obs["old_cluster"].copy(), model.n_clusters
+    with pytest.raises(ValueError, match="labels_key"):
+        model.select_clusters(2, key_added="old")  # would write obs["old_cluster"]
+    assert adata.obs["old_cluster"].equals(labels) and model.n_clusters == clusters

@@ -251,3 +251,30 @@ def test_bad_query_options_are_named(trained):
     with pytest.raises(ValueError, match="library_size is the total count of each new cell"):
         model.sample(3, library_size=-5)  # drew counts before
     assert model.sample(3, library_size=1e4, seed=0).shape == (3, model.adata.n_vars)
+
+
+def test_samples_refuse_counts_changed_after_setup(trained):
+    model, adata = trained
+    sc = pytest.importorskip("scanpy")
+    sc.pp.normalize_total(adata, layer="counts")  # the registered layer, in place
+    with pytest.raises(ValueError, match="normalised or log-transformed in place"):
+        model.sample(3, seed=0)  # would draw the new cells' totals from normalised ones
+    assert model.sample(3, library_size=1000.0, seed=0).shape == (3, adata.n_vars)
+    sc.pp.filter_genes(adata, min_cells=adata.n_obs)
+    with pytest.raises(ValueError, match="genes were removed or added in place"):
+        model.sample(3, library_size=1000.0, seed=0)
+
+
+@pytest.mark.parametrize("piecewise_cutoff", [None, 4])
+def test_samples_and_profiles_of_a_backed_anndata(backed, piecewise_cutoff):
+    adata, in_memory = backed
+    model = scvae.GMVAE(
+        adata, n_clusters=3, n_latent=2, n_hidden=8, piecewise_cutoff=piecewise_cutoff
+    )
+    model.train(max_epochs=2, **QUIET)
+    counts = model.sample(50, seed=0)
+    assert counts.shape == (50, in_memory.n_vars) and np.isfinite(counts).all()
+    if piecewise_cutoff is None:  # a library-scaled mean: the totals drawn from the file's
+        totals = np.asarray(in_memory.X.sum(1)).ravel()
+        assert counts.sum(1).mean() == pytest.approx(totals.mean(), rel=0.2)
+    np.testing.assert_allclose(model.get_cluster_profiles().sum(1), 1, rtol=1e-5)

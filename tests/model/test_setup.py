@@ -156,6 +156,14 @@ def test_a_model_on_an_anndata_not_set_up_names_scvaes_setup(adata):
         scvae.VAE(adata)
 
 
+def test_a_model_on_a_copy_or_a_view_of_a_set_up_anndata_says_how_to_set_it_up(adata):
+    scvae.setup_anndata(adata)
+    with pytest.raises(ValueError, match=r"a copy of one set up for scvae.*setup_anndata"):
+        scvae.VAE(adata[:100].copy())
+    with pytest.raises(ValueError, match=r"a view of one .*adata\[cells\]\.copy\(\)"):
+        scvae.GMVAE(adata[:100])
+
+
 def test_a_flag_given_as_a_string_is_refused(adata):
     """``"False"`` is a true value: taken as it is, it would do the opposite."""
     with pytest.raises(TypeError, match="allow_non_integer must be True or False"):

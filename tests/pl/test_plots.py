@@ -184,6 +184,9 @@ def test_model_comparison(tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["poisson", "nb"]
     assert [line.get_label() for line in ax.get_lines()] == ["VAE", "GMVAE (K=5)"]
     _check_png(ax, path)
+    table.to_csv(tmp_path / "comparison.csv", index=False)  # K read back as a float
+    ax = scvae.pl.model_comparison(pd.read_csv(tmp_path / "comparison.csv"))
+    assert [line.get_label() for line in ax.get_lines()] == ["VAE", "GMVAE (K=5)"]
     with pytest.raises(KeyError, match="ari"):
         scvae.pl.model_comparison(table, metric="ari")
     with pytest.raises(ValueError, match="no rows"):

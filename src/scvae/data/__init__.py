@@ -28,6 +28,7 @@ from ._validation import (
     validate_counts,
     warn_small_batches,
 )
+from ._validation import row_totals as row_totals
 
 __all__ = [
     "BatchField",

@@ -110,6 +110,21 @@ class BatchField(CategoricalObsField):
         super().__init__(registry_key, batch_key)
         self.batch_key = batch_key
 
+    @staticmethod
+    def batches_in(column: pd.Series) -> np.ndarray:
+        """The batches that registering ``column`` gives, in the order of their codes: its
+        categories (a column not categorical sorted, as scvi-tools makes it categorical)
+        that have cells.
+
+        Parameters
+        ----------
+        column
+            The ``adata.obs`` batch column.
+        """
+        categorical = column.astype("category")
+        codes = np.unique(categorical.cat.codes)
+        return categorical.cat.categories[codes[codes >= 0]].to_numpy()
+
     def register_field(self, adata: AnnData) -> dict:
         """Register the batches as scvi-tools does, then drop those without cells.
 

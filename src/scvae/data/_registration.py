@@ -101,6 +101,12 @@ def check_own_registration(adata: AnnData, model_cls: type) -> None:
     not set up at all, or a copy of an AnnData registered by :func:`scvae.setup_anndata`
     (it kept the original's identity) and not registered itself."""
     if _copy_of_registered(adata):
+        if adata.is_view:  # a view cannot be set up: a copy of it can
+            raise ValueError(
+                "This AnnData is a view of one set up for scvae (adata[cells]): make it a "
+                "copy, subset = adata[cells].copy(), run scvae.setup_anndata(subset) (with "
+                "the same arguments) and build the model on the copy."
+            )
         raise ValueError(
             "This AnnData is a copy of one set up for scvae (it kept that one's registration) "
             "and has not been set up itself: run scvae.setup_anndata on it (with the same "

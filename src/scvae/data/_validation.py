@@ -153,6 +153,13 @@ def _warn_if_transposed(adata: AnnData, n_names: int = 100) -> None:
         )
 
 
+def row_totals(matrix) -> np.ndarray:
+    """Every row's total of a count matrix, in memory or backed (read in chunks of
+    :data:`CHUNK_ROWS` rows, never whole), as float64."""
+    totals = [np.asarray(chunk.sum(axis=1), dtype=np.float64) for _, chunk in _row_chunks(matrix)]
+    return np.concatenate(totals, axis=None) if totals else np.zeros(0)
+
+
 def _row_chunks(matrix) -> Iterator[tuple[int, np.ndarray | sp.spmatrix]]:
     for start in range(0, matrix.shape[0], CHUNK_ROWS):
         yield start, matrix[start : start + CHUNK_ROWS]
@@ -276,7 +283,7 @@ def validate_counts(
                 f"{where} has negative values (e.g. {values[negative][0]!s}): counts cannot be "
                 f"negative; it looks scaled or centred. {fix}"
             )
-        if values.size and values.max() > MAX_COUNT:
+        if values.size and float(values.max()) > MAX_COUNT:  # float16 cannot hold 2**24
             raise InvalidCountsError(
                 f"{where} has a count of {float(values.max()):.3g}, above {MAX_COUNT:,}: "
                 "float32, in which the models compute, no longer holds such counts exactly, "

@@ -44,4 +44,6 @@ def paul15() -> AnnData:
     counts.indices = counts.indices.astype(np.int32)
     counts.indptr = counts.indptr.astype(np.int32)
     adata.X = counts
+    # Stored as a one-element array; scanpy's dpt reads the root as an integer index.
+    adata.uns["iroot"] = int(np.ravel(adata.uns["iroot"])[0])
     return adata

@@ -5,6 +5,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from scvae._arguments import integer_at_least, is_real
+
 
 def synthetic_counts(
     n_cells: int = 1000,
@@ -49,7 +51,14 @@ def synthetic_counts(
     Returns
     -------
     AnnData with raw counts in ``X`` (CSR, float32) and in ``layers["counts"]``.
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer, or a rate, fold change, library size or
+        dispersion out of its range.
     """
+    _check_arguments(locals())
     rng = np.random.default_rng(seed)
     baseline = rng.normal(0.0, 1.0, n_genes)
     log_profiles = np.tile(baseline, (n_clusters, 1))
@@ -80,3 +89,24 @@ def synthetic_counts(
     adata = AnnData(counts, obs=obs, var=var)
     adata.layers["counts"] = counts.copy()
     return adata
+
+
+def _check_arguments(arguments: dict) -> None:
+    """Refuse, naming it, an argument of :func:`synthetic_counts` out of its range."""
+    for name in ("n_cells", "n_genes", "n_clusters", "n_batches"):
+        if not integer_at_least(arguments[name], 1):
+            raise ValueError(f"{name} must be a positive integer, got {arguments[name]!r}.")
+    ranges = {
+        "batch_effect": (0.0, False, "at least 0"),
+        "marker_fraction": (0.0, False, "in [0, 1]"),
+        "marker_fold_change": (0.0, True, "positive"),
+        "mean_library_size": (0.0, True, "positive"),
+        "inverse_dispersion": (0.0, True, "positive"),
+    }
+    for name, (low, strict, wanted) in ranges.items():
+        value = arguments[name]
+        valid = is_real(value) and np.isfinite(value) and (value > low if strict else value >= low)
+        if not valid or (name == "marker_fraction" and value > 1):
+            raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+    if not integer_at_least(arguments["seed"], 0):
+        raise ValueError(f"seed must be an integer of at least 0, got {arguments['seed']!r}.")

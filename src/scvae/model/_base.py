@@ -31,7 +31,12 @@ from scvae.train import (
 from ._failed_fit import earlier_fit_kept_on_failure
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._option_checks import check_piecewise_counts
-from ._query_checks import cell_positions, check_registered_batches, check_same_genes
+from ._query_checks import (
+    cell_positions,
+    check_batches_as_registered,
+    check_registered_batches,
+    check_same_genes,
+)
 from ._registration import register_counts
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
@@ -151,8 +156,9 @@ class ScvaeModel(
             Number of passes through the training cells; by default scvi-tools' rule (400
             epochs for up to 20,000 cells, proportionally fewer for more).
         accelerator, devices
-            Where to train: ``"auto"`` uses a GPU when there is one, else the CPU; ``devices=2``
-            trains on two GPUs (with ``strategy="ddp"``).
+            Where to train: ``"auto"`` uses a CUDA GPU when there is one, else the CPU (also
+            on Apple silicon: pass ``"mps"`` for its GPU); ``devices=2`` trains on two GPUs
+            (with ``strategy="ddp"``).
         train_size, validation_size
             Fractions of the cells for training (default 0.9) and validation (default: the rest).
         batch_size
@@ -370,6 +376,8 @@ class ScvaeModel(
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         own = adata is None or adata is self.adata
+        if own and self.adata is not None:  # registered again below if another setup came after
+            check_batches_as_registered(self.adata, self.adata_manager)
         if not own:  # also a copy or view of a registered AnnData (its uuid kept), to which
             # scvi-tools transfers the setup checking only the number of genes.
             check_same_genes(adata.var_names, self.adata.var_names)

@@ -7,6 +7,7 @@ from scvi import REGISTRY_KEYS
 
 from scvae._arguments import integer_at_least, is_real
 from scvae._random import seeded
+from scvae.data import row_totals
 
 
 class ClusterGenerationMixin:
@@ -92,6 +93,8 @@ class ClusterGenerationMixin:
         Counts, ``n`` x genes.
         """
         self._check_if_trained(warn=False)
+        # The columns are the registered genes, and the totals drawn the registered cells'.
+        self._check_registered_data(counts=library_size is None)
         if not integer_at_least(n, 1):
             raise ValueError(f"n must be a positive integer (the number of cells), got {n!r}.")
         names = self._cluster_names()
@@ -135,6 +138,5 @@ class ClusterGenerationMixin:
         return counts
 
     def _registered_totals(self) -> np.ndarray:
-        """The observed total count of each registered cell."""
-        totals = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY).sum(axis=1)
-        return np.asarray(totals, dtype=np.float64).ravel()
+        """The observed total count of each registered cell (in memory or backed)."""
+        return row_totals(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY))

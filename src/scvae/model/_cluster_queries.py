@@ -242,6 +242,7 @@ class ClusterQueriesMixin:
         selection = self.cluster_selection_.cut(n_clusters=n_clusters, threshold=separability)
         key_added = self.key_added_ if key_added is None else key_added
         check_key_added(key_added)  # before anything changes
+        check_results_keep_off_registered_columns(self.adata_manager, key_added)
         self._check_registered_data()
         self.cluster_selection_ = selection
         self.component_clusters_ = selection.component_clusters

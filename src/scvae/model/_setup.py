@@ -26,7 +26,8 @@ def setup_anndata(
     what they were trained on. A view is refused (register a copy). A copy of a registered
     AnnData (e.g. ``adata[:100].copy()``) is registered on its own, leaving the original's
     registration in place. Changing the registered counts in place afterwards (normalising
-    them, removing genes or cells) is refused when a model next reads them; register again
+    them, removing genes or cells), or the batches of the ``batch_key`` column (renaming or
+    reordering its categories), is refused when a model next reads them; register again
     after such a change.
 
     Parameters

@@ -24,7 +24,7 @@ def _model_name(row: pd.Series) -> str:
     auto = row.get("auto_clusters")  # missing (NaN) in tables made before the column
     if isinstance(auto, bool | np.bool_) and auto:
         return "GMVAE (auto)"
-    return f"GMVAE (K={row['n_clusters']})"
+    return f"GMVAE (K={int(row['n_clusters'])})"  # a float in a table read from CSV
 
 
 def model_comparison(
