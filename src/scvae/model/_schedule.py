@@ -13,9 +13,11 @@ components across the space). The second placement, after :data:`REPLACEMENT_STE
 steps, clusters the latent space the mixture has shaped, where such errors show, and the
 mixture trains on from there.
 
-Every phase is measured in optimisation steps, not epochs, so that a data set of any size
-gets the same schedule in steps: a million cells warm up within the first epoch, a thousand
-cells over tens of epochs.
+Every phase is measured in optimisation steps, then rounded to whole epochs (at least one
+each, as the components are placed at the end of an epoch), so that data sets of different
+sizes get about the same schedule in steps: with 128 cells per minibatch and 90% of the cells
+training, five thousand cells warm up over 28 epochs and a thousand over 125; from about
+100,000 cells (700 steps an epoch) every phase lasts one epoch.
 """
 
 import math
@@ -111,9 +113,10 @@ class GMVAESchedule:
         :data:`SETTLE_STEPS` steps later and again :data:`REPLACEMENT_STEPS` steps after that,
         and training lasts at most scvi-tools' number of epochs for the data size, or
         :data:`SETTLE_STEPS` steps longer than the second placement if that is more. A
-        ``max_epochs`` too short for that schedule gets it compressed into its length: the
-        warm-up over the first 30% of the epochs, the placements after 50% and 75% of them
-        (or halfway and three quarters through the epochs a longer warm-up leaves). A KL
+        ``max_epochs`` too short for that schedule gets the warm-up over its first 30%, and
+        the placements at their usual distances after it where they fit; where they do not,
+        the first after half of the epochs (or at the end of a longer warm-up) and the second
+        halfway through the epochs left after the first. A KL
         warm-up in ``plan_kwargs`` (scvi-tools' ``n_epochs_kl_warmup`` or
         ``n_steps_kl_warmup``) is the schedule's warm-up.
 
