@@ -150,6 +150,23 @@ def test_float32_dispersion_gradient_of_a_nearly_poisson_gene(mean, log_theta, p
     torch.testing.assert_close(grads[torch.float32], grads[torch.float64], rtol=0.02, atol=0)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_half_precision_means_under_autocast_give_the_float32_log_likelihood(sparse):
+    """As a decoder trained with precision="bf16-mixed" hands them over."""
+    generator = torch.Generator().manual_seed(0)
+    log_mu = torch.randn(64, 30, generator=generator)
+    counts = torch.poisson(log_mu.exp(), generator=generator)
+    x = counts.to_sparse_csr() if sparse else counts
+    log_theta = torch.zeros(30, requires_grad=True)
+    expected = NegativeBinomial(log_mu.bfloat16().float(), log_theta).log_prob_sum(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total = NegativeBinomial(log_mu.bfloat16(), log_theta).log_prob_sum(x)
+    assert total.dtype == torch.float32
+    torch.testing.assert_close(total, expected)
+    total.sum().backward()
+    assert torch.isfinite(log_theta.grad).all()
+
+
 def test_exact_where_scvi_eps_is_not():
     # mu = 1e-8, theta = 1: p(1) ~ 1e-8; scvi's log_nb_positive adds eps = 1e-8 inside the log.
     log_mu = torch.tensor([math.log(1e-8)], dtype=torch.float64)

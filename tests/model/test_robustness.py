@@ -84,6 +84,24 @@ def test_all_zero_genes_and_a_count_of_a_million(likelihood):
     assert np.isfinite(model.get_elbo())
 
 
+@pytest.mark.parametrize("likelihood", ["nb", "poisson", "zinb"])
+@pytest.mark.parametrize(
+    ("model_cls", "kwargs"), [(scvae.VAE, {}), (scvae.GMVAE, {"n_clusters": 3})]
+)
+def test_mixed_precision_trains_with_the_likelihood_in_float32(likelihood, model_cls, kwargs):
+    adata = synthetic_counts(n_cells=120, n_genes=20, seed=0)
+    scvae.setup_anndata(adata)
+    model = model_cls(adata, n_hidden=8, likelihood=likelihood, **kwargs)
+    model.train(max_epochs=2, precision="bf16-mixed", **QUIET)
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+    tensors = {"X": torch.as_tensor(adata.X[:8].toarray()), "batch": torch.zeros(8, 1)}
+    tensors["labels"] = torch.zeros(8, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, generative = model.module.forward(tensors, compute_loss=False)
+    parameters = generative["px"].likelihood_parameters()
+    assert all(value.dtype == torch.float32 for value in parameters.values())
+
+
 def test_same_seed_same_latents_and_clusters_on_cpu():
     results = []
     for _ in range(2):

@@ -35,6 +35,16 @@ def finite_log_theta(log_theta: Tensor) -> Tensor:
     return log_theta.clamp(MIN_LOG_THETA, MAX_LOG_THETA)
 
 
+def _at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """``tensors`` in their common floating type, float32 at least: a decoder run under
+    mixed precision (``precision="bf16-mixed"``) gives half-precision means, in which the
+    log-pmf's terms lose their digits."""
+    dtype = torch.float32
+    for tensor in tensors:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return tuple(tensor.to(dtype) for tensor in tensors)
+
+
 def negative_binomial_log_prob(
     value: Tensor, log_mu: Tensor, log_theta: Tensor, sum_genes: bool = False
 ) -> Tensor:
@@ -52,7 +62,11 @@ def negative_binomial_log_prob(
     :class:`_NegativeBinomialLogProb`). ``log_theta`` is clamped to
     [:data:`MIN_LOG_THETA`, :data:`MAX_LOG_THETA`].
     """
-    return _NegativeBinomialLogProb.apply(value, log_mu, finite_log_theta(log_theta), sum_genes)
+    log_mu, log_theta = _at_least_float32(log_mu, log_theta)
+    # Under mixed precision autocast would run the sum over genes (a matrix product) in half.
+    with torch.autocast(log_mu.device.type, enabled=False):
+        log_theta = finite_log_theta(log_theta)
+        return _NegativeBinomialLogProb.apply(value, log_mu, log_theta, sum_genes)
 
 
 class _NegativeBinomialLogProb(torch.autograd.Function):
@@ -280,6 +294,7 @@ def negative_binomial_log_prob_zero(log_mu: Tensor, log_theta: Tensor) -> Tensor
     r""":math:`\log p(0) = -\theta \operatorname{softplus}(\log\mu - \log\theta)`, whose
     gradient in :math:`\log\theta`, :math:`-\theta[\operatorname{softplus}(a) - \sigma(a)]`,
     is formed without cancellation as in :class:`_NegativeBinomialLogProb`."""
+    log_mu, log_theta = _at_least_float32(log_mu, log_theta)
     return _NegativeBinomialLogProbZero.apply(log_mu, finite_log_theta(log_theta))
 
 

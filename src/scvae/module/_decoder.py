@@ -102,17 +102,20 @@ class CountDecoder(nn.Module):
             Integer batch code per cell, shape ``(cells,)``.
         """
         h = self.network(z, (batch_index,))
-        logits = self.mean_logits(h)
+        logits = _full_precision(self.mean_logits(h))
         log_mean, log_scale = logits, None  # scale: the mean normalised over genes
         if self.scale_by_library:
             # Observed library sizes are positive for every valid cell; the floor keeps an
             # empty cell from turning 0 * log(0) into NaN.
             log_scale, log_mean = library_scaled(logits, library.clamp(min=1.0))
-        parameters = {name: head(h, batch_index) for name, head in self.parameter_heads.items()}
+        parameters = {
+            name: _full_precision(head(h, batch_index))
+            for name, head in self.parameter_heads.items()
+        }
         base = self.likelihood.distribution(log_mean, log_scale=log_scale, **parameters)
         if self.piecewise_cutoff is None:
             return base
-        piece_logits = self.piece_logits(h).unflatten(-1, (self.n_output, -1))
+        piece_logits = _full_precision(self.piece_logits(h)).unflatten(-1, (self.n_output, -1))
         return PiecewiseCategorical(base, piece_logits)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
@@ -127,3 +130,9 @@ class CountDecoder(nn.Module):
                         value = state_dict.pop(prefix + old)
                         state_dict[f"{prefix}parameter_heads.{name}.{new}"] = value
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
+def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 if mixed precision gave it in half: the networks may run in
+    half precision, the likelihood's log-gamma and log terms need float32's digits."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
