@@ -28,7 +28,8 @@ def checked_schedule(
         options.get("n_restarts", 1), options.get("restart_selection", "agreement")
     )
     if not model.auto_clusters:
-        check_cells_fill_clusters(model.module.n_components, n_train, "training cells")
+        cells = f"training cells (scvi-tools' split of the {model.adata.n_obs} cells)"
+        check_cells_fill_clusters(model.module.n_components, n_train, cells)
     return GMVAESchedule.default(
         model.adata.n_obs,
         max_epochs=max_epochs,

@@ -69,6 +69,8 @@ class ComponentGMVAEModule(MixtureQueries, CountModule):
 
     #: Every sample of :meth:`marginal_ll` is decoded once per component.
     mc_samples_per_pass: int = 20
+    #: The loss's ``extra_metrics``, logged per epoch by :class:`~scvae.train.ScvaeTrainingPlan`.
+    extra_metric_names: tuple[str, ...] = ("kl_z", "kl_y")
 
     def __init__(
         self,

@@ -69,6 +69,9 @@ class GMVAEModule(MixtureQueries, VAEModule):
         VAE with a standard normal prior.
     """
 
+    #: The loss's ``extra_metrics``, logged per epoch by :class:`~scvae.train.ScvaeTrainingPlan`.
+    extra_metric_names: tuple[str, ...] = ("kl_z", "kl_y")
+
     def __init__(
         self,
         n_input: int,

@@ -8,6 +8,7 @@ from ._progress import EpochProgressBar, StopReport
 from ._progress import with_progress_report as with_progress_report
 from ._quiet import quiet_training
 from ._training_plan import ScvaeTrainingPlan, metric_mode
+from ._training_plan import logged_metrics as logged_metrics
 
 __all__ = [
     "ClusterConvergence",

@@ -1,5 +1,6 @@
 """scvi-tools' training plan with per-epoch metrics, ELBOs with the user's sign and fused Adam."""
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,22 @@ FUSED_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda", "mps", "xpu")
 #: Monitored metrics that improve upwards (the ELBOs); every other one is a loss.
 INCREASING_METRICS = ("elbo_train", "elbo_validation")
+#: The ELBO and its terms, logged per epoch as ``<term>_train`` and ``<term>_validation``.
+EPOCH_TERMS = ("elbo", "reconstruction_loss", "kl_local", "kl_global")
+
+
+def logged_metrics(module: BaseModuleClass) -> tuple[str, ...]:
+    """The metrics :class:`ScvaeTrainingPlan` logs for ``module`` once per epoch, which early
+    stopping (``early_stopping_monitor``) and the plateau schedule (``lr_scheduler_metric``)
+    can follow: :data:`EPOCH_TERMS` and the module's ``extra_metric_names`` (the GMVAEs'
+    ``kl_z`` and ``kl_y``) for training and validation, the two losses and the KL weight (if
+    the module's loss takes one)."""
+    terms = (*EPOCH_TERMS, *getattr(module, "extra_metric_names", ()))
+    names = [f"{term}_{mode}" for mode in ("train", "validation") for term in terms]
+    names += ["train_loss_epoch", "validation_loss"]
+    if "kl_weight" in inspect.signature(module.loss).parameters:
+        names.append("kl_weight")
+    return tuple(names)
 
 
 def metric_mode(metric: str) -> str:
