@@ -159,3 +159,14 @@ def test_shares_that_add_up_to_more_than_the_cells_are_refused(adata):
     with pytest.raises(ValueError, match=r"train_size=0.9 and validation_size=0.2 add up"):
         model.train(max_epochs=1, validation_size=0.2, **QUIET)
     assert not model.is_trained_
+
+
+@pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])
+def test_a_kl_weight_in_plan_kwargs_is_refused_for_its_range(adata, model_cls):
+    """The training plan sets the loss's KL weight from its warm-up at every step."""
+    scvae.setup_anndata(adata)
+    options = {"n_clusters": 3} if model_cls is scvae.GMVAE else {}
+    model = model_cls(adata, n_latent=2, n_hidden=8, **options)
+    with pytest.raises(ValueError, match=r"'kl_weight'.*overwritten.*max_kl_weight"):
+        model.train(max_epochs=2, plan_kwargs={"kl_weight": 0.0}, **QUIET)
+    assert not model.is_trained_

@@ -251,6 +251,12 @@ def check_plan_kwargs(plan_kwargs: dict | None, plan_cls: type, module) -> None:
     """
     if not plan_kwargs:
         return
+    if "kl_weight" in plan_kwargs:
+        raise ValueError(
+            "plan_kwargs={'kl_weight': ...} would be overwritten at every step: the training "
+            "plan sets the KL weight from its warm-up. Set its range with max_kl_weight (and "
+            "min_kl_weight, where the warm-up starts) in plan_kwargs instead."
+        )
     known = set()
     for function in [
         cls.__dict__["__init__"] for cls in plan_cls.__mro__ if "__init__" in cls.__dict__
