@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scvi
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
@@ -83,6 +84,30 @@ def test_components_never_placed_from_one_point_are_refused(adata):
     model.train(max_epochs=3, component_init_epochs=0, callbacks=[placement], **QUIET)
     assert adata.obs["scvae_cluster"].nunique() > 1
     model.train(max_epochs=2, component_init_epochs=0, **QUIET)  # placed: kept as they are
+
+
+def test_a_users_placement_beyond_max_epochs_does_not_count(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_hidden=16)
+    late = scvae.train.ComponentInitialization(8)
+    with pytest.raises(ValueError, match=r"its epochs \[8\] are beyond max_epochs=6"):
+        model.train(max_epochs=6, component_init_epochs=0, callbacks=[late], **QUIET)
+    assert not model.is_trained_
+
+
+def test_a_users_early_stopping_before_the_last_placement_is_reported(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=16)
+    stop = EarlyStopping("elbo_train", patience=1, mode="min")  # the ELBO rises: stops at once
+    with pytest.warns(
+        UserWarning, match=r"ended after epoch 2, before the components' last"
+    ) as said:
+        model.train(max_epochs=12, callbacks=[stop], **QUIET)
+    (warning,) = [w for w in said if "last placement" in str(w.message)]
+    assert "EarlyStopping(monitor='elbo_train') stopped it" in str(warning.message)
+    assert "early_stopping=True" in str(warning.message)
+    assert warning.filename == __file__
+    assert len(model.history["elbo_train"]) == 2 < model.schedule_.last_placement
 
 
 def test_bad_options_fail_before_training(adata):

@@ -137,3 +137,16 @@ def test_a_failed_restart_keeps_the_finished_fit_and_annotates_nothing(adata):
     assert model.is_trained_ and model.restart_elbos_.shape == (1,)
     assert training_elbo(model) == pytest.approx(model.restart_elbos_[0], abs=1e-4)
     assert LATENT_KEY not in adata.obsm and CLUSTER_KEY not in adata.obs
+
+
+def test_restarts_that_would_never_place_their_components_are_refused(adata):
+    """Every restart after the first starts from a new module, all components at one point,
+    even when the current module's are placed."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, **QUIET)
+    history = model.history["elbo_train"].copy()
+    with pytest.raises(ValueError, match=r"n_restarts=2 trains every restart .* one point"):
+        model.train(max_epochs=2, component_init_epochs=0, n_restarts=2, **QUIET)
+    assert model.history["elbo_train"].equals(history)  # the earlier fit kept, untouched
+    model.train(max_epochs=1, component_init_epochs=0, **QUIET)  # one fit: placed already

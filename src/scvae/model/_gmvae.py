@@ -277,9 +277,11 @@ class GMVAE(ClusterQueriesMixin, ClusterGenerationMixin, ScvaeModel):
         component_init_epochs
             After each of these epochs (counted from 1) the components are placed; ``0`` or
             ``()`` keeps the current placement (refused where all components still sit at
-            one point, as a new model's do by default). By default twice: a few epochs after the
+            one point, as a new model's do by default, and with ``n_restarts > 1``, whose
+            restarts start from new ones). By default twice: a few epochs after the
             warm-up, and again on the latent space the mixture has shaped (see
-            :class:`~scvae.model.GMVAESchedule`).
+            :class:`~scvae.model.GMVAESchedule`). Training that ends before the last
+            placement (a Lightning ``EarlyStopping`` among the ``callbacks``) is warned of.
         component_init_method
             ``"kmeans"`` (default) or ``"gaussian_mixture"``: how the latent means are
             clustered at each placement.

@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import numpy as np
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import EarlyStopping
 from scvi import settings
 
+from scvae._warnings import warn
 from scvae.train import ClusterConvergence, ComponentInitialization, as_callback_list
 
 from ._option_checks import check_cells_fill_clusters
@@ -24,13 +26,12 @@ def checked_schedule(
     trains; the fit's schedule. The arguments are :meth:`GMVAE.train`'s, ``options`` its
     other keywords (:func:`scvae.tl.compare_models` checks its GMVAEs' options so too)."""
     n_train = check_training_options(model, max_epochs, plan_kwargs, key_added, options)[2]
-    check_restart_options(
-        options.get("n_restarts", 1), options.get("restart_selection", "agreement")
-    )
+    n_restarts = options.get("n_restarts", 1)
+    check_restart_options(n_restarts, options.get("restart_selection", "agreement"))
     if not model.auto_clusters:
         cells = f"training cells (scvi-tools' split of the {model.adata.n_obs} cells)"
         check_cells_fill_clusters(model.module.n_components, n_train, cells)
-    return GMVAESchedule.default(
+    schedule = GMVAESchedule.default(
         model.adata.n_obs,
         max_epochs=max_epochs,
         warmup_epochs=warmup_epochs,
@@ -39,6 +40,9 @@ def checked_schedule(
         batch_size=options.get("batch_size", 128),
         plan_kwargs=plan_kwargs,
     )
+    user_callbacks = as_callback_list(options.get("callbacks"))
+    check_components_placed(model, schedule, user_callbacks, n_restarts)
+    return schedule
 
 
 def fit_gmvae(
@@ -66,7 +70,6 @@ def fit_gmvae(
     """
     kwargs = dict(kwargs)  # the caller's options stay as given
     user_callbacks = as_callback_list(kwargs.pop("callbacks", None))
-    check_components_placed(model.module, schedule, user_callbacks)
     as_given = copies_for_restarts(user_callbacks) if n_restarts > 1 else []
     own_callbacks: list[Callback] = []
     if schedule.placement_epochs:
@@ -100,6 +103,7 @@ def fit_gmvae(
             callbacks=[*callbacks, *own_callbacks],
             **options,
         )
+        warn_if_stopped_before_placement(model, first_epoch, last_placement(schedule, callbacks))
 
     if n_restarts == 1:
         fit()
@@ -108,23 +112,89 @@ def fit_gmvae(
 
 
 def check_components_placed(
-    module, schedule: GMVAESchedule, user_callbacks: list[Callback]
+    model, schedule: GMVAESchedule, user_callbacks: list[Callback], n_restarts: int = 1
 ) -> None:
-    """Refuse a fit that never places components which all sit at one point (a new model's
-    with ``component_spread=0``), unless a callback of the user's places them: every cell
-    would stay in one cluster."""
-    if schedule.placement_epochs or any(
-        isinstance(callback, ComponentInitialization) for callback in user_callbacks
-    ):
+    """Refuse a fit that never places components which all sit at one point, unless a
+    :class:`ComponentInitialization` of the user's places them within ``max_epochs``: every
+    cell would stay in one cluster. They sit so in a new model (with ``component_spread=0``),
+    and in every restart after the first (``n_restarts > 1``), which starts from a new
+    module."""
+    if last_placement(schedule, user_callbacks):
         return
-    means = module.prior.means
+    never = "component_init_epochs places the components never"
+    late = sorted(
+        {
+            epoch
+            for callback in user_callbacks
+            if isinstance(callback, ComponentInitialization)
+            for epoch in callback.epochs
+        }
+    )
+    if late:
+        never += (
+            f" (nor does the ComponentInitialization among the callbacks: its epochs {late} "
+            f"are beyond max_epochs={schedule.max_epochs})"
+        )
+    means = model.module.prior.means
     if bool((means == means[0]).all()):
         raise ValueError(
-            "component_init_epochs places the components never, and they all sit at one "
-            "point (a new model's, with component_spread=0): every cell would stay in one "
-            "cluster. Leave component_init_epochs at its default, or name the epochs after "
-            "which to place them."
+            f"{never}, and they all sit at one point (a new model's, with "
+            "component_spread=0): every cell would stay in one cluster. Leave "
+            "component_init_epochs at its default, or name the epochs after which to place "
+            "them."
         )
+    if n_restarts > 1 and not model._module_kwargs.get("component_spread"):
+        raise ValueError(
+            f"{never}, and n_restarts={n_restarts} trains every restart after the first "
+            "from a new module, whose components all sit at one point (component_spread=0): "
+            "every cell of those restarts would stay in one cluster. Leave "
+            "component_init_epochs at its default (or name the epochs after which to place "
+            "them), or train once (n_restarts=1)."
+        )
+
+
+def last_placement(schedule: GMVAESchedule, callbacks: list[Callback]) -> int:
+    """The epoch after which a fit on ``schedule`` places its components last (0: never): the
+    schedule's placements and those of any :class:`ComponentInitialization` among the
+    user's ``callbacks`` that come within its ``max_epochs``."""
+    placements = [
+        epoch
+        for callback in callbacks
+        if isinstance(callback, ComponentInitialization)
+        for epoch in callback.epochs
+        if epoch <= schedule.max_epochs
+    ]
+    return max((schedule.last_placement, *placements))
+
+
+def warn_if_stopped_before_placement(model, first_epoch: int, placement: int) -> None:
+    """Warn when the fit just made (its epochs in ``model.history_`` after ``first_epoch``)
+    ended before epoch ``placement``, after which its components are placed last: a
+    callback stopped it (a user's Lightning ``EarlyStopping``; scvae's own early stopping
+    waits for the placements) or it was interrupted, and the mixture never trained on its
+    final placement (before the first, every cell is in one cluster)."""
+    history = model.history_ or {}
+    if "elbo_train" not in history:
+        return
+    n_epochs = len(history["elbo_train"]) - first_epoch
+    if n_epochs >= placement:
+        return
+    trainer = getattr(model, "trainer", None)
+    stoppers = [
+        f"{type(callback).__name__}(monitor={callback.monitor!r})"
+        for callback in getattr(trainer, "callbacks", [])
+        if isinstance(callback, EarlyStopping)
+        and (callback.stopped_epoch or getattr(callback, "stopping_reason_message", None))
+    ]
+    cause = " and ".join(stoppers) or "a callback, or an interruption,"
+    warn(
+        f"Training ended after epoch {n_epochs}, before the components' last placement after "
+        f"epoch {placement}: {cause} stopped it. The clusters are those of a mixture that "
+        "never trained on its final placement (before the first placement, every cell is in "
+        "one cluster). Stop early with early_stopping=True instead, which scvae holds back "
+        f"until the placements are made, or pass the trainer option min_epochs well beyond "
+        f"{placement}."
+    )
 
 
 def copies_for_restarts(callbacks: list[Callback]) -> list[Callback]:
