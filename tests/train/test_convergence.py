@@ -97,3 +97,24 @@ def test_an_epoch_without_validation_is_not_counted():
         trainer.current_epoch = epoch
         convergence.on_train_epoch_end(trainer, module)
     assert len(convergence.changed) == 1
+
+
+@pytest.mark.parametrize("train_size", [1.0, None])
+def test_the_elbos_followed_are_those_of_their_epochs(adata, train_size):
+    """Without validation cells the training ELBO is followed, which the plan logs only
+    after the callbacks' end of the epoch: it must not be the previous epoch's."""
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=3, n_hidden=16)
+    convergence = ClusterConvergence(start_epoch=2, patience=50)
+    model.train(
+        6,
+        train_size=train_size,
+        warmup_epochs=1,
+        component_init_epochs=(2,),
+        stop_when_converged=False,
+        callbacks=[convergence],
+        **QUIET,
+    )
+    key = "elbo_train" if train_size == 1.0 else "elbo_validation"
+    logged = model.history[key][key].to_numpy(dtype=float)
+    np.testing.assert_allclose(convergence.elbos, logged[2:], rtol=1e-6)

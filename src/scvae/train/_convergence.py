@@ -127,15 +127,14 @@ class ClusterConvergence(Callback):
         clusters = self._validated  # this epoch's validation pass, if there was one
         if clusters is not None and clusters is self._previous:
             return  # no validation this epoch (check_val_every_n_epoch > 1): nothing new
-        if clusters is None or not len(clusters):
+        validated = clusters is not None and len(clusters) > 0
+        if not validated:
             clusters = self._training_clusters(pl_module.module, trainer.train_dataloader)
         self.changed.append(self._changed_share(trainer, clusters))
         self._previous = clusters
         if not np.isnan(self.changed[-1]):  # in the history, beside the ELBOs
             pl_module.log("clusters_changed", self.changed[-1], on_step=False, on_epoch=True)
-        metrics = trainer.callback_metrics
-        elbo = metrics.get("elbo_validation", metrics.get("elbo_train"))
-        self.elbos.append(np.nan if elbo is None else float(elbo))
+        self.elbos.append(_epoch_elbo(trainer, pl_module, validated))
         if self.settled():
             self.stopped_epoch = trainer.current_epoch + 1
             trainer.should_stop = True
@@ -185,3 +184,18 @@ class ClusterConvergence(Callback):
                 for chunk in np.array_split(positions, max(1, len(positions) // 1024))
             ]
         return torch.cat(clusters)
+
+
+def _epoch_elbo(trainer: Trainer, pl_module: LightningModule, validated: bool) -> float:
+    """This epoch's ELBO per cell: its validation pass's (``validated``), else its training
+    ELBO. Callbacks' ``on_train_epoch_end`` runs before the plan's, which logs the training
+    ELBO: ``trainer.callback_metrics`` still holds the previous epoch's, so the plan's own
+    means (:meth:`~scvae.train.ScvaeTrainingPlan.epoch_means`) are read instead."""
+    metrics = trainer.callback_metrics
+    if validated:  # the validation pass ran before the training epoch's end and is logged
+        elbo = metrics.get("elbo_validation")
+    elif hasattr(pl_module, "epoch_means"):
+        elbo = pl_module.epoch_means("train").get("elbo_train")
+    else:  # a plan of another kind: the last value logged
+        elbo = metrics.get("elbo_train")
+    return np.nan if elbo is None else float(elbo)

@@ -72,6 +72,7 @@ class EpochSums:
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
         self.n_obs = self.n_batches = 0
+        self._means: dict[str, torch.Tensor] | None = None
 
     def add(self, loss_output: LossOutput) -> None:
         """Add one minibatch's terms."""
@@ -89,14 +90,18 @@ class EpochSums:
             self.sums[key] = self.sums.get(key, 0) + torch.as_tensor(value).detach()
         self.n_obs += n_obs
         self.n_batches += 1
+        self._means = None
 
     def means(self, strategy, device: torch.device, n_obs_total: int) -> dict[str, torch.Tensor]:
         """Means per cell over every process (one collective sum), and the ELBO.
 
         ``elbo`` is minus the per-cell reconstruction loss and local KL and the per-minibatch
         global KL spread over ``n_obs_total`` cells, so that it has the sign of
-        :meth:`~scvae.model.ScvaeModel.get_elbo` (higher is better).
+        :meth:`~scvae.model.ScvaeModel.get_elbo` (higher is better). Computed once until
+        the next minibatch is added (every process must ask as often as the others).
         """
+        if self._means is not None:
+            return dict(self._means)
         totals = [total.float().reshape(1).to(device) for total in self.sums.values()]
         counts = torch.tensor([float(self.n_obs), float(self.n_batches)], device=device)
         reduced = strategy.reduce(torch.cat([*totals, counts]), reduce_op="sum")
@@ -110,7 +115,8 @@ class EpochSums:
             + means["kl_local"]
             + means["kl_global"] / max(n_obs_total, 1)
         )
-        return means
+        self._means = means
+        return dict(means)
 
 
 class ScvaeTrainingPlan(TrainingPlan):
@@ -221,7 +227,7 @@ class ScvaeTrainingPlan(TrainingPlan):
 
     def on_train_epoch_end(self) -> None:
         """Log the training epoch's means."""
-        logged = self._epoch_means("train")
+        logged = self.epoch_means("train")
         if "kl_weight" in self.loss_kwargs:
             logged["kl_weight"] = torch.as_tensor(float(self.kl_weight), device=self.device)
         self._log(logged)
@@ -229,9 +235,21 @@ class ScvaeTrainingPlan(TrainingPlan):
     def on_validation_epoch_end(self) -> None:
         """Log the validation pass's means (not during Lightning's sanity check)."""
         if not self.trainer.sanity_checking:
-            self._log(self._epoch_means("validation"))
+            self._log(self.epoch_means("validation"))
 
-    def _epoch_means(self, mode: str) -> dict[str, torch.Tensor]:
+    def epoch_means(self, mode: str) -> dict[str, torch.Tensor]:
+        """The means of the epoch's minibatches so far (``"train"``) or of the last validation
+        pass (``"validation"``), by the names they are logged under (``elbo_train``, ...):
+        what the plan logs when the epoch or pass ends. Callbacks' ``on_train_epoch_end``
+        runs before the plan's, when ``trainer.callback_metrics`` still holds the previous
+        epoch's training metrics; this holds the current one's. Every process must call it
+        (under DDP it sums across processes, once per epoch).
+
+        Parameters
+        ----------
+        mode
+            ``"train"`` or ``"validation"``.
+        """
         sums = self._sums[mode]
         if not sums.n_obs:
             return {}
