@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 import scvi
+import torch
 from sklearn.metrics import adjusted_rand_score
 
 import scvae
+from scvae.data import RegisteredTensors
 from scvae.train import ComponentInitialization
-from scvae.train._component_initialization import match_components
+from scvae.train._component_initialization import _fit_cluster_encoder, match_components
 from tests.helpers import QUIET
 
 
@@ -145,3 +147,21 @@ def test_refitting_q_y_leaves_out_a_last_minibatch_of_one_cell(inference):
     model = scvae.GMVAE(adata, n_clusters=3, inference=inference, n_latent=4, n_hidden=16)
     model.train(max_epochs=2, train_size=1.0, component_init_epochs=[1], **QUIET)
     assert model.is_trained_
+
+
+@pytest.mark.parametrize("inference", ["classifier", "per_component"])
+def test_a_refitted_q_y_agrees_with_the_placement_in_evaluation_mode(inference):
+    """q(y|x) is fitted with batch statistics; used, it normalises with running statistics,
+    which move by 1% a minibatch and must be re-estimated for the refitted weights."""
+    adata = scvae.datasets.synthetic_counts(n_cells=200, n_genes=30, n_clusters=3, seed=0)
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, inference=inference, n_latent=2, n_hidden=16)
+    dataset = RegisteredTensors(model.adata_manager, np.arange(adata.n_obs))
+    planted = np.asarray(adata.obs["cell_type"].cat.codes)
+    model.module.train()  # as during training
+    agreement = _fit_cluster_encoder(model.module, dataset, planted, 64, max_passes=30)
+    model.module.eval()
+    with torch.no_grad():
+        assigned = model.module.qy_logits(dataset[list(range(adata.n_obs))]).argmax(-1)
+    assert (assigned.numpy() == planted).mean() == pytest.approx(agreement)
+    assert agreement >= 0.95

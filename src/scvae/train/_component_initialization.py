@@ -17,6 +17,10 @@ from ._evaluating import evaluating
 
 #: How the latent means are clustered at a placement.
 PLACEMENT_METHODS = ("kmeans", "gaussian_mixture")
+#: Share of the cells on which a refitted q(y|x) must agree with the placement to stop early.
+AGREEMENT = 0.98
+#: Batch-norm layers, whose running statistics are re-estimated after a refit of q(y|x).
+BatchNorm = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 
 
 class ComponentInitialization(Callback):
@@ -38,7 +42,8 @@ class ComponentInitialization(Callback):
     component k becomes component k, by an optimal one-to-one assignment), so that what the
     networks learned for a component carries over to the cells it holds after the move. A
     q(y | x) with a network of its own (``cluster_encoder``) is then fitted to the assignment
-    by cross-entropy, for at most ``max_passes`` passes or until it agrees on 98% of the cells.
+    by cross-entropy, for at most ``max_passes`` passes or until it agrees on 98% of the cells
+    in evaluation mode, its batch-norm statistics re-estimated for its new weights.
 
     Parameters
     ----------
@@ -199,14 +204,20 @@ def latent_posteriors(
 
 def _fit_cluster_encoder(
     module, dataset, assignment: np.ndarray, batch_size: int, max_passes: int
-) -> None:
-    """Fit q(y|x) to each cell's assigned component by cross-entropy (shuffled minibatches)."""
+) -> float:
+    """Fit q(y|x) to each cell's assigned component by cross-entropy (shuffled minibatches in
+    training mode), for at most ``max_passes`` passes or until it agrees with the assignment
+    on :data:`AGREEMENT` of the cells in evaluation mode, as it is used. Its batch-norm
+    statistics are re-estimated before each such check (:func:`_reestimate_batch_norm`):
+    their running means move by 1% a minibatch and would otherwise lag behind the refitted
+    network. Returns that agreement (the share of cells)."""
     parameters = [*module.cluster_encoder.parameters(), *module.cluster_logits.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
     targets = torch.as_tensor(assignment, dtype=torch.long)
+    agreement = 0.0
     with evaluating(module):
-        module.cluster_encoder.train()
-        for _ in range(max_passes):
+        for done in range(1, max_passes + 1):
+            module.cluster_encoder.train()
             n_agree = 0
             for positions in dataset.minibatches(batch_size, shuffle=True):
                 if len(positions) < 2:  # batch norm needs two cells (another cell each pass)
@@ -218,8 +229,48 @@ def _fit_cluster_encoder(
                 loss.backward()
                 optimizer.step()
                 n_agree += int((logits.argmax(-1) == target).sum())
-            if n_agree >= 0.98 * len(dataset):
-                break
+            module.cluster_encoder.eval()
+            if n_agree >= AGREEMENT * len(dataset) or done == max_passes:
+                _reestimate_batch_norm(module, dataset, batch_size)
+                agreement = _agreement(module, dataset, targets, batch_size)
+                if agreement >= AGREEMENT:
+                    break
+    return agreement
+
+
+@torch.no_grad()
+def _reestimate_batch_norm(module, dataset, batch_size: int) -> None:
+    """Recompute the running statistics of q(y|x)'s batch norms from scratch: one pass over
+    ``dataset`` without dropout, each minibatch's statistics averaged with equal weight
+    (``momentum=None``), as for weights that changed faster than the running means follow."""
+    networks = (module.cluster_encoder, module.cluster_logits)
+    norms = [layer for net in networks for layer in net.modules() if isinstance(layer, BatchNorm)]
+    if not norms:
+        return
+    kept = [(norm.momentum, norm.training) for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    try:
+        for positions in dataset.minibatches(batch_size):
+            if len(positions) > 1:  # batch norm needs two cells
+                module.qy_logits(dataset[positions])
+    finally:
+        for norm, (momentum, training) in zip(norms, kept, strict=True):
+            norm.momentum = momentum
+            norm.train(training)
+
+
+@torch.no_grad()
+def _agreement(module, dataset, targets: torch.Tensor, batch_size: int) -> float:
+    """Share of the cells of ``dataset`` whose most likely component under q(y|x) (the module
+    as it is, in evaluation mode in practice) is their ``targets``."""
+    n_agree = 0
+    for positions in dataset.minibatches(batch_size):
+        logits = module.qy_logits(dataset[positions])
+        n_agree += int((logits.argmax(-1).cpu() == targets[positions]).sum())
+    return n_agree / max(len(dataset), 1)
 
 
 def _cluster_encoder_state(module) -> dict[str, torch.Tensor]:
