@@ -1,8 +1,12 @@
 """The GMVAE's schedule is set in optimisation steps, whatever the data size."""
 
+import warnings
+
 import numpy as np
 import pytest
 
+import scvae
+from scvae.datasets import synthetic_counts
 from scvae.model._schedule import (
     REPLACEMENT_STEPS,
     SETTLE_STEPS,
@@ -11,6 +15,7 @@ from scvae.model._schedule import (
     default_max_epochs,
     steps_per_epoch,
 )
+from tests.helpers import QUIET
 
 
 @pytest.mark.parametrize("n_obs", [2_000, 5_000, 50_000, 1_300_000])
@@ -102,3 +107,19 @@ def test_a_plan_without_its_warm_up_leaves_the_default():
     default = GMVAESchedule.default(1000, max_epochs=20)
     unset = GMVAESchedule.default(1000, max_epochs=20, plan_kwargs={"n_steps_kl_warmup": None})
     assert unset == default
+
+
+@pytest.mark.parametrize(
+    ("n_obs", "train_size", "batch_size"),
+    [(113, None, 100), (143, None, 128), (300, None, 64), (143, 1.0, 128)],
+)
+def test_the_steps_of_an_epoch_are_those_training_takes(n_obs, train_size, batch_size):
+    """scvi-tools moves a last minibatch of 1 or 2 cells out of the default split's training
+    cells (113 cells: 102 would train, 100 do, in one minibatch of 100)."""
+    adata = synthetic_counts(n_cells=n_obs, n_genes=10, seed=0)
+    scvae.setup_anndata(adata)
+    model = scvae.VAE(adata, n_latent=2, n_hidden=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scvi-tools announces the cells it moves
+        model.train(max_epochs=1, train_size=train_size, batch_size=batch_size, **QUIET)
+    assert steps_per_epoch(n_obs, train_size, batch_size) == model.trainer.num_training_batches

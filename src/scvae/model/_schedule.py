@@ -64,8 +64,9 @@ def plan_sets_warmup(plan_kwargs: dict) -> bool:
 
 
 def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
-    """Optimisation steps in one epoch over the training share of ``n_obs`` cells."""
-    return max(1, math.ceil(training_cells(n_obs, train_size) / batch_size))
+    """Optimisation steps in one epoch over the training cells of ``n_obs`` (scvi-tools'
+    split with minibatches of ``batch_size`` cells, :func:`training_cells`)."""
+    return max(1, math.ceil(training_cells(n_obs, train_size, batch_size) / batch_size))
 
 
 def epochs_for(steps: int, steps_in_epoch: int) -> int:
