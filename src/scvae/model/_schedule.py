@@ -66,7 +66,9 @@ def plan_sets_warmup(plan_kwargs: dict) -> bool:
 def steps_per_epoch(n_obs: int, train_size: float | None, batch_size: int) -> int:
     """Optimisation steps in one epoch over the training cells of ``n_obs`` (scvi-tools'
     split with minibatches of ``batch_size`` cells, :func:`training_cells`)."""
-    return max(1, math.ceil(training_cells(n_obs, train_size, batch_size) / batch_size))
+    full, rest = divmod(training_cells(n_obs, train_size, batch_size), batch_size)
+    # The splitter leaves out a last minibatch of one cell after full ones (TensorDataSplitter).
+    return max(1, full + (rest > 1 or (rest == 1 and full == 0)))
 
 
 def epochs_for(steps: int, steps_in_epoch: int) -> int:
