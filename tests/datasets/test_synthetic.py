@@ -24,9 +24,16 @@ def test_synthetic_counts_plant_the_types_and_batches_asked_for():
         ("inverse_dispersion", float("nan"), "inverse_dispersion must be positive"),
         ("marker_fraction", 1.5, r"marker_fraction must be in \[0, 1\]"),
         ("batch_effect", -1.0, "batch_effect must be at least 0"),
-        ("seed", -1, "seed must be an integer of at least 0"),
+        ("seed", -1, "seed must be an integer of at least 0, a numpy Generator or None"),
     ],
 )
 def test_an_argument_out_of_range_is_refused_by_name(argument, value, message):
     with pytest.raises(ValueError, match=message):
         synthetic_counts(**{"n_cells": 20, "n_genes": 10, argument: value})
+
+
+def test_a_generator_or_none_seeds_the_draws():
+    first = synthetic_counts(n_cells=20, n_genes=10, seed=np.random.default_rng(3))
+    again = synthetic_counts(n_cells=20, n_genes=10, seed=3)
+    np.testing.assert_array_equal(first.X.toarray(), again.X.toarray())
+    assert synthetic_counts(n_cells=20, n_genes=10, seed=None).shape == (20, 10)

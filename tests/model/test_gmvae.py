@@ -1,6 +1,8 @@
 """The GMVAE's training: it clusters planted cell types, warms up and places its mixture,
 refuses bad options, and reports the clusters it leaves empty."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scvi
@@ -108,6 +110,19 @@ def test_a_users_early_stopping_before_the_last_placement_is_reported(adata):
     assert "early_stopping=True" in str(warning.message)
     assert warning.filename == __file__
     assert len(model.history["elbo_train"]) == 2 < model.schedule_.last_placement
+
+
+def test_a_fit_that_ends_at_its_last_placement_is_reported_with_the_cause(adata):
+    scvae.setup_anndata(adata, layer="counts")
+    model = scvae.GMVAE(adata, n_clusters=3, n_latent=2, n_hidden=16)
+    with pytest.warns(
+        UserWarning, match=r"ended after epoch 6, at the components. last.*max_steps"
+    ):
+        model.train(max_epochs=8, component_init_epochs=(4, 6), max_steps=6 * 3, **QUIET)
+    assert len(model.history["elbo_train"]) == 6
+    with warnings.catch_warnings():  # a schedule compressed into one epoch places at its end
+        warnings.filterwarnings("error", message=".*last placement")
+        model.train(max_epochs=1, **QUIET)
 
 
 def test_bad_options_fail_before_training(adata):

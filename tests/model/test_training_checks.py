@@ -159,6 +159,10 @@ def test_shares_that_add_up_to_more_than_the_cells_are_refused(adata):
     with pytest.raises(ValueError, match=r"train_size=0.9 and validation_size=0.2 add up"):
         model.train(max_epochs=1, validation_size=0.2, **QUIET)
     assert not model.is_trained_
+    indices = [np.arange(250), np.arange(250, 300)]  # external indices set the split instead
+    splitter = {"external_indexing": indices}
+    model.train(max_epochs=1, validation_size=0.5, datasplitter_kwargs=splitter, **QUIET)
+    assert model.is_trained_
 
 
 @pytest.mark.parametrize("model_cls", [scvae.VAE, scvae.GMVAE])

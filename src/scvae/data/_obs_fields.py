@@ -91,12 +91,18 @@ class LabelsField(CategoricalObsField):
 
 class BatchField(CategoricalObsField):
     """scvi-tools' :class:`~scvi.data.fields.CategoricalObsField` for ``batch_key``,
-    registering only the batches that have cells.
+    registering only the batches that have cells, and registering them again by name.
 
     A categorical column may list categories that no cell has (set explicitly, or so read
     from a file); registered, such a batch would count
     towards the number of batches (which turns the encoders' batch input on) and be accepted
     in queries as a batch the model knows, though it never trained on a cell of it.
+
+    scvi-tools registers an AnnData again when another setup was made after this one (as
+    :func:`scvae.setup_anndata` does, once per model class). The column is then coded by the
+    batches first registered, by name, as a transfer to new data is: categories reordered in
+    the meantime (for a plot) keep their codes, and batches that were not registered are
+    refused, as the models take each cell's batch code as an input.
 
     Parameters
     ----------
@@ -109,30 +115,24 @@ class BatchField(CategoricalObsField):
     def __init__(self, registry_key: str, batch_key: str | None):
         super().__init__(registry_key, batch_key)
         self.batch_key = batch_key
-
-    @staticmethod
-    def batches_in(column: pd.Series) -> np.ndarray:
-        """The batches that registering ``column`` gives, in the order of their codes: its
-        categories (a column not categorical sorted, as scvi-tools makes it categorical)
-        that have cells.
-
-        Parameters
-        ----------
-        column
-            The ``adata.obs`` batch column.
-        """
-        categorical = column.astype("category")
-        codes = np.unique(categorical.cat.codes)
-        return categorical.cat.categories[codes[codes >= 0]].to_numpy()
+        self._batches: np.ndarray | None = None  # of the first registration
 
     def register_field(self, adata: AnnData) -> dict:
-        """Register the batches as scvi-tools does, then drop those without cells.
+        """Register the batches as scvi-tools does, then drop those without cells; registered
+        again, code them by the batches of the first registration.
 
         Parameters
         ----------
         adata
             AnnData to register.
+
+        Raises
+        ------
+        ValueError
+            Registered again, the column holds batches the first registration did not.
         """
+        if self.batch_key is not None and self._batches is not None:
+            return self._register_again(adata)
         state = super().register_field(adata)
         codes = adata.obs[self.attr_key].to_numpy()
         present = np.unique(codes)
@@ -140,7 +140,31 @@ class BatchField(CategoricalObsField):
         if self.batch_key is not None and len(present) < len(mapping):
             adata.obs[self.attr_key] = np.searchsorted(present, codes)
             state[self.CATEGORICAL_MAPPING_KEY] = mapping[present]
+        self._batches = state[self.CATEGORICAL_MAPPING_KEY]
         return state
+
+    def _register_again(self, adata: AnnData) -> dict:
+        column = adata.obs[self.batch_key]
+        codes = pd.Categorical(column.to_numpy(), categories=self._batches).codes
+        if (codes < 0).any():
+            unknown = pd.unique(column.to_numpy()[codes < 0])
+            raise ValueError(
+                f"adata.obs[{self.batch_key!r}] changed after setup: it holds batches that "
+                f"were not registered, {_plain(unknown[:3])} (registered: "
+                f"{_plain(self._batches[:10])}), and the models set up on it take each "
+                "cell's batch as an input. Restore the column, or run scvae.setup_anndata "
+                "again (and train new models)."
+            )
+        adata.obs[self.attr_key] = codes.astype(np.int64)
+        return {
+            self.CATEGORICAL_MAPPING_KEY: self._batches.copy(),
+            self.ORIGINAL_ATTR_KEY: self.batch_key,
+        }
+
+
+def _plain(values) -> list:
+    """``values`` as a list of Python scalars, for messages (``1``, not ``np.int64(1)``)."""
+    return [value.item() if isinstance(value, np.generic) else value for value in values]
 
 
 def count_fields(

@@ -156,7 +156,7 @@ def _warn_if_transposed(adata: AnnData, n_names: int = 100) -> None:
 def row_totals(matrix) -> np.ndarray:
     """Every row's total of a count matrix, in memory or backed (read in chunks of
     :data:`CHUNK_ROWS` rows, never whole), as float64."""
-    totals = [np.asarray(chunk.sum(axis=1), dtype=np.float64) for _, chunk in _row_chunks(matrix)]
+    totals = [np.asarray(chunk.sum(axis=1, dtype=np.float64)) for _, chunk in _row_chunks(matrix)]
     return np.concatenate(totals, axis=None) if totals else np.zeros(0)
 
 

@@ -19,7 +19,7 @@ def synthetic_counts(
     marker_fold_change: float = 8.0,
     mean_library_size: float = 2000.0,
     inverse_dispersion: float = 5.0,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> AnnData:
     """Negative binomial counts from ``n_clusters`` planted expression profiles.
 
@@ -46,7 +46,8 @@ def synthetic_counts(
     inverse_dispersion
         NB inverse dispersion theta of every gene.
     seed
-        Random seed.
+        Random seed, or a :class:`numpy.random.Generator` to draw from (``None``: fresh
+        entropy).
 
     Returns
     -------
@@ -108,5 +109,8 @@ def _check_arguments(arguments: dict) -> None:
         valid = is_real(value) and np.isfinite(value) and (value > low if strict else value >= low)
         if not valid or (name == "marker_fraction" and value > 1):
             raise ValueError(f"{name} must be {wanted}, got {value!r}.")
-    if not integer_at_least(arguments["seed"], 0):
-        raise ValueError(f"seed must be an integer of at least 0, got {arguments['seed']!r}.")
+    seed = arguments["seed"]
+    if not (seed is None or isinstance(seed, np.random.Generator) or integer_at_least(seed, 0)):
+        raise ValueError(
+            f"seed must be an integer of at least 0, a numpy Generator or None, got {seed!r}."
+        )

@@ -31,12 +31,7 @@ from scvae.train import (
 from ._failed_fit import earlier_fit_kept_on_failure
 from ._likelihood_queries import LikelihoodQueriesMixin
 from ._option_checks import check_piecewise_counts
-from ._query_checks import (
-    cell_positions,
-    check_batches_as_registered,
-    check_registered_batches,
-    check_same_genes,
-)
+from ._query_checks import cell_positions, check_registered_batches, check_same_genes
 from ._registration import register_counts
 from ._saved import backed_file_kept, check_attachable, migrated, read_saved_model, save_whole
 from ._schedule import kl_warmup_within
@@ -376,8 +371,9 @@ class ScvaeModel(
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         own = adata is None or adata is self.adata
-        if own and self.adata is not None:  # registered again below if another setup came after
-            check_batches_as_registered(self.adata, self.adata_manager)
+        if own and self.adata is not None:  # a batch column changed since: refused before
+            # scvi-tools registers it again (its fields are then coded by name, BatchField)
+            check_registered_batches(self.adata, self.adata_manager)
         if not own:  # also a copy or view of a registered AnnData (its uuid kept), to which
             # scvi-tools transfers the setup checking only the number of genes.
             check_same_genes(adata.var_names, self.adata.var_names)

@@ -103,7 +103,8 @@ def fit_gmvae(
             callbacks=[*callbacks, *own_callbacks],
             **options,
         )
-        warn_if_stopped_before_placement(model, first_epoch, last_placement(schedule, callbacks))
+        placement = last_placement(schedule, callbacks)
+        warn_if_stopped_before_placement(model, first_epoch, placement, schedule.max_epochs)
 
     if n_restarts == 1:
         fit()
@@ -167,17 +168,21 @@ def last_placement(schedule: GMVAESchedule, callbacks: list[Callback]) -> int:
     return max((schedule.last_placement, *placements))
 
 
-def warn_if_stopped_before_placement(model, first_epoch: int, placement: int) -> None:
+def warn_if_stopped_before_placement(
+    model, first_epoch: int, placement: int, max_epochs: int
+) -> None:
     """Warn when the fit just made (its epochs in ``model.history_`` after ``first_epoch``)
-    ended before epoch ``placement``, after which its components are placed last: a
+    ended by epoch ``placement``, after which its components are placed last, and before
+    ``max_epochs`` (a schedule compressed into one epoch places at its end by design): a
     callback stopped it (a user's Lightning ``EarlyStopping``; scvae's own early stopping
-    waits for the placements) or it was interrupted, and the mixture never trained on its
-    final placement (before the first, every cell is in one cluster)."""
+    waits for the placements), or ``max_steps``, ``max_time`` or an interruption did, and
+    the mixture never trained on its final placement (before the first, every cell is in
+    one cluster)."""
     history = model.history_ or {}
     if "elbo_train" not in history:
         return
     n_epochs = len(history["elbo_train"]) - first_epoch
-    if n_epochs >= placement:
+    if n_epochs > placement or n_epochs >= max_epochs:
         return
     trainer = getattr(model, "trainer", None)
     stoppers = [
@@ -186,9 +191,10 @@ def warn_if_stopped_before_placement(model, first_epoch: int, placement: int) ->
         if isinstance(callback, EarlyStopping)
         and (callback.stopped_epoch or getattr(callback, "stopping_reason_message", None))
     ]
-    cause = " and ".join(stoppers) or "a callback, or an interruption,"
+    cause = " and ".join(stoppers) or "a callback, max_steps, max_time or an interruption"
+    when = "at" if n_epochs == placement else "before"
     warn(
-        f"Training ended after epoch {n_epochs}, before the components' last placement after "
+        f"Training ended after epoch {n_epochs}, {when} the components' last placement after "
         f"epoch {placement}: {cause} stopped it. The clusters are those of a mixture that "
         "never trained on its final placement (before the first placement, every cell is in "
         "one cluster). Stop early with early_stopping=True instead, which scvae holds back "

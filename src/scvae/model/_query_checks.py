@@ -7,7 +7,7 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 
-from scvae.data import BatchField, check_obs_complete, check_obs_key
+from scvae.data import check_obs_complete, check_obs_key
 
 
 class GeneMismatchError(ValueError):
@@ -86,35 +86,6 @@ def check_registered_batches(adata: AnnData, adata_manager: AnnDataManager) -> N
     batch_key = adata_manager.registry["setup_args"].get("batch_key")
     state = adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
     check_known_batches(adata, batch_key, state.categorical_mapping)
-
-
-def check_batches_as_registered(adata: AnnData, adata_manager: AnnDataManager) -> None:
-    """Refuse the AnnData a model was set up with when its batch column now names or orders
-    its batches otherwise: registered again (as scvi-tools does when another setup came
-    after), the column would give the cells other batch codes than the model trained with."""
-    batch_key = adata_manager.registry["setup_args"].get("batch_key")
-    if batch_key is None:
-        return
-    check_obs_key(adata, batch_key, "batch_key")
-    check_obs_complete(adata, batch_key, "batch_key")
-    known = list(adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY).categorical_mapping)
-    now = list(BatchField.batches_in(adata.obs[batch_key]))
-    if now == known:
-        return
-    column = f"adata.obs[{batch_key!r}]"
-    if sorted(map(str, now)) == sorted(map(str, known)):
-        change = f"lists its batches in another order ({now}, at setup {known})"
-        fix = (
-            f"Restore the order, {column} = {column}.cat.set_categories({known}), and reorder "
-            "a copy for plots"
-        )
-    else:
-        change = f"holds other batches ({now}, at setup {known})"
-        fix = "Restore the column, or call scvae.setup_anndata again and train a new model"
-    raise ValueError(
-        f"{column} changed after setup: it {change}, and the model reads each cell's batch "
-        f"by its place in the batches registered at setup. {fix}."
-    )
 
 
 def check_known_batches(adata: AnnData, batch_key: str | None, known: Sequence) -> None:

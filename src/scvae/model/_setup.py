@@ -26,9 +26,9 @@ def setup_anndata(
     what they were trained on. A view is refused (register a copy). A copy of a registered
     AnnData (e.g. ``adata[:100].copy()``) is registered on its own, leaving the original's
     registration in place. Changing the registered counts in place afterwards (normalising
-    them, removing genes or cells), or the batches of the ``batch_key`` column (renaming or
-    reordering its categories), is refused when a model next reads them; register again
-    after such a change.
+    them, removing genes or cells), or renaming the batches of the ``batch_key`` column, is
+    refused when a model next reads them; register again after such a change. Reordering
+    the column's categories is harmless: the models read each cell's batch by name.
 
     Parameters
     ----------

@@ -163,7 +163,9 @@ def check_sizes(
             "validation_size is the share of cells held out for validation, in [0, 1); got "
             f"{validation_size!r}."
         )
-    if validation_size is not None and (train_size or DEFAULT_TRAIN_SIZE) + validation_size > 1:
+    external = (datasplitter_kwargs or {}).get("external_indexing") is not None
+    shares = (train_size or DEFAULT_TRAIN_SIZE) + (validation_size or 0)
+    if not external and shares > 1:  # external indices set the split instead of the shares
         raise ValueError(
             f"train_size={train_size or DEFAULT_TRAIN_SIZE} and validation_size="
             f"{validation_size} add up to more than all the cells: lower one of them."
@@ -173,8 +175,9 @@ def check_sizes(
     )[0]
     if n_train < 2:
         raise ValueError(
-            f"train_size={train_size} leaves {n_train} of the {n_cells} cells for training: "
-            "batch normalisation needs two per minibatch. Raise train_size."
+            f"The split leaves {n_train} of the {n_cells} cells for training (train_size="
+            f"{train_size or DEFAULT_TRAIN_SIZE}{', external_indexing' if external else ''}): "
+            "batch normalisation needs two per minibatch. Train on more cells."
         )
     return (None if max_epochs is None else int(max_epochs)), int(batch_size), n_train
 
