@@ -371,13 +371,13 @@ class ScvaeModel(
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         own = adata is None or adata is self.adata
-        if own and self.adata is not None:  # a batch column changed since: refused before
-            # scvi-tools registers it again (its fields are then coded by name, BatchField)
-            check_registered_batches(self.adata, self.adata_manager)
         if not own:  # also a copy or view of a registered AnnData (its uuid kept), to which
             # scvi-tools transfers the setup checking only the number of genes.
             check_same_genes(adata.var_names, self.adata.var_names)
-            check_registered_batches(adata, self.adata_manager)
+        target = self.adata if own else adata
+        if target is not None:  # batches the model lacks (the model's own AnnData: added
+            # since setup), refused before scvi-tools registers it again (BatchField)
+            check_registered_batches(target, self.adata_manager)
         # scvi-tools announces a transfer and repeats the warnings scvae gave at setup.
         with quiet_training(), without_scvi_setup_warnings():
             if own or self.get_anndata_manager(adata) is not None:

@@ -123,14 +123,7 @@ def check_components_placed(
     if last_placement(schedule, user_callbacks):
         return
     never = "component_init_epochs places the components never"
-    late = sorted(
-        {
-            epoch
-            for callback in user_callbacks
-            if isinstance(callback, ComponentInitialization)
-            for epoch in callback.epochs
-        }
-    )
+    late = sorted(set(_callback_placements(user_callbacks)))
     if late:
         never += (
             f" (nor does the ComponentInitialization among the callbacks: its epochs {late} "
@@ -158,14 +151,19 @@ def last_placement(schedule: GMVAESchedule, callbacks: list[Callback]) -> int:
     """The epoch after which a fit on ``schedule`` places its components last (0: never): the
     schedule's placements and those of any :class:`ComponentInitialization` among the
     user's ``callbacks`` that come within its ``max_epochs``."""
-    placements = [
+    placements = [e for e in _callback_placements(callbacks) if e <= schedule.max_epochs]
+    return max((schedule.last_placement, *placements))
+
+
+def _callback_placements(callbacks: list[Callback]) -> list[int]:
+    """The epochs after which the :class:`ComponentInitialization` callbacks among
+    ``callbacks`` place the components."""
+    return [
         epoch
         for callback in callbacks
         if isinstance(callback, ComponentInitialization)
         for epoch in callback.epochs
-        if epoch <= schedule.max_epochs
     ]
-    return max((schedule.last_placement, *placements))
 
 
 def warn_if_stopped_before_placement(
